@@ -1,0 +1,5 @@
+"""`python -m distbench` is the same as the `distbench` command."""
+
+from distbench.cli import main
+
+raise SystemExit(main())

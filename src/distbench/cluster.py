@@ -1,0 +1,88 @@
+"""Who am I: rank, world size, local rank and rendezvous address of this worker.
+
+Detection never starts processes (that is `distbench.launch`); it only reads what a launcher left
+in the environment. Sources are tried in this order, the first that applies wins:
+
+1. explicit flags (`--rank`, `--world-size`, ...): the user said so;
+2. torchrun / TorchElastic (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`), which is also what distbench's
+   own local launcher sets;
+3. Open MPI (`OMPI_COMM_WORLD_RANK`, `..._SIZE`, `..._LOCAL_RANK`);
+4. MPICH / Hydra (`PMI_RANK`, `PMI_SIZE`, `MPI_LOCALRANKID`);
+5. SLURM (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`).
+
+MPI comes before SLURM because `mpiexec` inside an allocation keeps the batch step's SLURM
+variables, which then describe the wrong process; under `srun` both agree. The rendezvous address
+is `MASTER_ADDR`/`MASTER_PORT` when set, else the first SLURM node, else 127.0.0.1:29500.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_PORT = 29500
+
+# (source name, rank, world size, local rank) variable names, in priority order.
+ENV_SOURCES = [
+    ("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
+    ("openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
+    ("mpich", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
+    ("slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+]
+
+
+@dataclass(frozen=True)
+class ClusterEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = DEFAULT_PORT
+    source: str = "none"
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """First host of a SLURM node list such as 'gpu[03-05,9],cpu1' (-> 'gpu03')."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not match:
+        return nodelist
+    prefix, ranges = match.groups()
+    if not ranges:
+        return prefix
+    return prefix + ranges.split(",")[0].split("-")[0]
+
+
+def detect(
+    environ: Mapping[str, str] | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    local_rank: int | None = None,
+    master_addr: str | None = None,
+    master_port: int | None = None,
+) -> ClusterEnv:
+    """The first source in the documented order that names a rank (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    source, values = "none", (0, 1, 0)
+    if rank is not None or world_size is not None:
+        r, w = rank or 0, world_size or 1
+        source, values = "flags", (r, w, local_rank if local_rank is not None else r)
+    else:
+        for name, rank_var, size_var, local_var in ENV_SOURCES:
+            if rank_var in env and size_var in env:
+                r = int(env[rank_var])
+                source, values = name, (r, int(env[size_var]), int(env.get(local_var, r)))
+                break
+    addr = master_addr or env.get("MASTER_ADDR")
+    if addr is None and source == "slurm" and "SLURM_JOB_NODELIST" in env:
+        addr = first_slurm_host(env["SLURM_JOB_NODELIST"])
+    port = master_port or int(env.get("MASTER_PORT", DEFAULT_PORT))
+    r, w, lr = values
+    if not 0 <= r < w:
+        raise ValueError(f"rank {r} from {source} is outside world size {w}")
+    return ClusterEnv(r, w, lr, addr or "127.0.0.1", port, source)

@@ -1,0 +1,122 @@
+"""Typed run configuration.
+
+One `RunConfig` describes a run completely; `asdict(config)` is stored with every result, and the
+local launcher hands it to workers as JSON, so a worker never re-derives a setting on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from distbench.errors import UsageError
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist-5k"
+    # Root holding per-dataset folders; None means: DISTBENCH_DATA, then the user cache.
+    data_dir: str | None = None
+    # CIFAR-10 with missing training batches is refused unless this is set (then recorded).
+    allow_partial: bool = False
+    # Only for the `synthetic` dataset.
+    synthetic_samples: int = 2048
+    synthetic_shape: tuple[int, int, int] = (1, 28, 28)
+    synthetic_classes: int = 10
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mlp-128"
+    pretrained: bool = False
+    # None keeps the dataset's native size.
+    image_size: int | None = None
+    compile: bool = False
+
+
+@dataclass
+class RunConfig:
+    strategy: str = "single"
+    workers: int = 1
+    # None: cores // workers for distributed strategies, all cores for the baseline.
+    threads_per_worker: int | None = None
+    backend: str | None = None  # None: gloo on CPU, nccl on CUDA
+    device: str = "cpu"  # cpu | cuda
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 3
+    batch_size: int = 64  # global batch under strong scaling, per worker under weak scaling
+    scaling: str = "strong"  # strong | weak
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    seed: int = 0
+    warmup_steps: int = 5  # run, then undone, before the clock starts
+    calibration_steps: int = 10  # for strategies whose sync time is measured by difference
+    target_accuracy: float | None = None
+    # Strategy-specific knobs.
+    bucket_mb: float = 25.0  # ddp and custom gradient buckets
+    overlap: bool = False  # custom: all_reduce each bucket from backward hooks
+    sync_every: int | None = None  # param-avg: steps between averages; None = once per epoch
+    average_optimizer_state: bool = False  # param-avg
+    # Output and control.
+    out: str | None = None
+    save_model: bool = False
+    timeout: float | None = None  # seconds for the whole run
+    progress: bool = True
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.workers if self.scaling == "weak" else self.batch_size
+
+    def validate(self) -> None:
+        """Reject impossible settings before any process starts."""
+        checks = [
+            (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
+            (self.scaling in ("strong", "weak"), f"--scaling must be strong or weak, got {self.scaling}"),
+            (self.optimizer in ("adam", "sgd"), f"--optimizer must be adam or sgd, got {self.optimizer}"),
+            (self.device in ("cpu", "cuda"), f"--device must be cpu or cuda, got {self.device}"),
+            (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
+            (self.threads_per_worker is None or self.threads_per_worker >= 1,
+             f"--threads-per-worker must be >= 1, got {self.threads_per_worker}"),
+            (self.sync_every is None or self.sync_every >= 1,
+             f"--sync-every must be >= 1, got {self.sync_every}"),
+            (self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+             f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
+            (self.timeout is None or self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
+            (self.data.synthetic_samples >= 1,
+             f"--synthetic-samples must be >= 1, got {self.data.synthetic_samples}"),
+            (self.data.synthetic_classes >= 2,
+             f"--synthetic-classes must be >= 2, got {self.data.synthetic_classes}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        if self.scaling == "strong" and self.batch_size % self.workers:
+            raise UsageError(
+                f"--batch-size {self.batch_size} is the global batch and must be a positive "
+                f"multiple of --workers {self.workers} (or use --scaling weak)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        data = dict(values.pop("data", {}))
+        if "synthetic_shape" in data:
+            data["synthetic_shape"] = tuple(data["synthetic_shape"])
+        values["data"] = DataConfig(**data)
+        values["model"] = ModelConfig(**values.pop("model", {}))
+        return cls(**values)

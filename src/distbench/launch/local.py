@@ -1,0 +1,167 @@
+"""Start N workers on this machine, watch them, and turn any failure into one clean exit.
+
+Command: distbench run --strategy ddp --workers 2 --dataset mnist-5k
+
+Workers run in their own process sessions so that a whole worker (and anything it started, such
+as MPI proxies) can be stopped with one signal. If any worker exits non-zero, the others are
+stopped within seconds, a `failed` record is written, and the failing rank's error is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distbench.cluster import ClusterEnv
+from distbench.config import RunConfig
+from distbench.errors import DistbenchError
+from distbench.results import append_record, make_record, utc_now
+from distbench.strategies import get_strategy
+from distbench.worker import LAUNCH_T0_VAR, run_worker
+
+POLL_S = 0.05
+GRACE_S = 3.0
+LOG_TAIL_LINES = 12
+
+
+class WorkerFailure(DistbenchError):
+    """A worker died or raised; the message is one block naming the rank and its error."""
+
+
+@dataclass
+class Worker:
+    rank: int | None  # None: one mpiexec process standing for all ranks
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def describe(self) -> str:
+        who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"{who} was killed by {signal.Signals(-code).name}"
+        lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+        return f"{who} exited with code {code}: {lines[-1].strip() if lines else 'no output'}"
+
+    def log_tail(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        return "\n".join("    " + ln for ln in lines)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mpiexec_path() -> str:
+    """mpiexec from this environment (the mpich wheel) first, then the system's."""
+    local = Path(sys.executable).parent / "mpiexec"
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if not found:
+        raise DistbenchError('no mpiexec found: pip install "distbench[mpi]" (the mpich wheel)')
+    return found
+
+
+def launch(cfg: RunConfig) -> dict | None:
+    """Run `cfg` on this machine; returns rank 0's record, raises on failure after recording it."""
+    strategy = get_strategy(cfg.strategy)
+    started_at = utc_now()
+    try:
+        if strategy.launcher == "inprocess":
+            return run_worker(cfg, ClusterEnv())
+        _launch_workers(cfg, strategy.launcher)
+        return None
+    except KeyboardInterrupt:
+        _record_failure(cfg, "interrupted by the user", started_at)
+        raise
+    except DistbenchError as exc:
+        _record_failure(cfg, str(exc).splitlines()[0], started_at)
+        raise
+    except Exception as exc:
+        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at)
+        raise
+
+
+def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
+    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
+
+
+def _launch_workers(cfg: RunConfig, how: str) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="distbench-"))
+    try:
+        config_file = tmp / "config.json"
+        config_file.write_text(json.dumps(cfg.to_dict()))
+        worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
+        threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
+        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": str(threads)}
+        if how == "mpiexec":
+            log = tmp / "mpiexec.log"
+            cmd = [mpiexec_path(), "-n", str(cfg.workers), *worker_cmd]
+            workers = [Worker(None, _start(cmd, env, log, show_stdout=True), log)]
+        else:
+            workers = []
+            for rank in range(cfg.workers):
+                rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(cfg.workers),
+                            "LOCAL_RANK": str(rank)}
+                log = tmp / f"rank{rank}.log"
+                workers.append(Worker(rank, _start(worker_cmd, rank_env, log, rank == 0), log))
+        _supervise(workers, cfg.timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool) -> subprocess.Popen[bytes]:
+    with log.open("wb") as fh:
+        return subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=None if show_stdout else fh,
+            stderr=fh, start_new_session=True,
+        )
+
+
+def _supervise(workers: list[Worker], timeout: float | None) -> None:
+    """Wait for all workers; on the first failure or the deadline, stop everyone and raise."""
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while True:
+            codes = [w.process.poll() for w in workers]
+            if all(c == 0 for c in codes):
+                return
+            failed = [w for w, c in zip(workers, codes) if c not in (None, 0)]
+            if failed:
+                # A signal death is the cause; peers failing on the broken connection are effects.
+                failed.sort(key=lambda w: (w.process.returncode >= 0, w.rank or 0))
+                _stop(workers)
+                first = failed[0]
+                raise WorkerFailure(f"{first.describe()}\n{first.log_tail()}")
+            if deadline is not None and time.monotonic() > deadline:
+                _stop(workers)
+                raise WorkerFailure(f"run timed out after {timeout:g} s (--timeout); workers stopped")
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        _stop(workers)
+        raise
+
+
+def _stop(workers: list[Worker]) -> None:
+    """SIGTERM every worker's process group, then SIGKILL what is left after a grace period."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for w in workers:
+            try:
+                os.killpg(w.process.pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + GRACE_S
+        while time.monotonic() < end and any(w.process.poll() is None for w in workers):
+            time.sleep(POLL_S)
+    for w in workers:
+        w.process.wait()

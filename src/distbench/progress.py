@@ -1,0 +1,60 @@
+"""The live progress bar of a run (rank 0 only): epoch, step, loss, samples/s.
+
+Updates are rate-limited to a few per second by step count, so the bar costs the timed loop one
+integer comparison per step.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+UPDATES_PER_EPOCH = 50
+
+
+class TrainProgress:
+    def __init__(self, enabled: bool, epochs: int, steps_per_epoch: int) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self.every = max(1, steps_per_epoch // UPDATES_PER_EPOCH)
+        self.console = Console(stderr=False)
+        self.bar = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:,.0f} samples/s"),
+            TimeElapsedColumn(),
+            console=self.console,
+            refresh_per_second=4,
+            disable=not enabled,
+        )
+        self.task = self.bar.add_task("train", total=steps_per_epoch, epoch=f"1/{epochs}",
+                                      loss=float("nan"), rate=0.0)
+
+    def __enter__(self) -> TrainProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.bar.__exit__(exc_type, exc, tb)
+
+    def due(self, step_in_epoch: int) -> bool:
+        return self.enabled and step_in_epoch % self.every == 0
+
+    def update(self, epoch: int, steps_done: int, loss: float, rate: float) -> None:
+        self.bar.update(self.task, completed=steps_done, epoch=f"{epoch + 1}/{self.epochs}",
+                        loss=loss, rate=rate)
+
+    def end_epoch(self, epoch: int, train_loss: float, accuracy: float) -> None:
+        if self.enabled:
+            self.bar.update(self.task, completed=self.bar.tasks[0].total, loss=train_loss)
+            self.bar.console.print(
+                f"epoch {epoch + 1}/{self.epochs}: train loss {train_loss:.4f}, "
+                f"test accuracy {accuracy:.2%}"
+            )
+            if epoch + 1 < self.epochs:
+                self.bar.reset(self.task)

@@ -1,0 +1,101 @@
+"""The small interface between a PyTorch strategy and the one training loop in `train.py`.
+
+The base class is the null object: one process, collectives that return their input. A
+distributed strategy overrides only what differs: how the process group starts, how the model is
+wrapped, how gradients or parameters are synchronised, and how scalars cross ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from distbench.cluster import ClusterEnv
+from distbench.config import RunConfig
+from distbench.timing import clock
+
+
+class Strategy:
+    name: ClassVar[str] = "single"
+    framework: ClassVar[str] = "pytorch"
+    # How the local launcher starts workers: "inprocess", "spawn" (torchrun-style env) or "mpiexec".
+    launcher: ClassVar[str] = "inprocess"
+    # How comm_s is obtained; stored in the record so readers know what the number means.
+    comm_method: ClassVar[str] = "none: one process"
+    # Synchronous strategies must match `single` weight for weight (the parity tests).
+    synchronous: ClassVar[bool] = True
+
+    def __init__(self, cfg: RunConfig, env: ClusterEnv) -> None:
+        self.cfg = cfg
+        self.env = env
+        self.comm_s = 0.0  # time inside this strategy's own collectives, timed steps only
+
+    @property
+    def rank(self) -> int:
+        return self.env.rank
+
+    @property
+    def world(self) -> int:
+        return self.env.world_size
+
+    @property
+    def backend(self) -> str | None:
+        return None
+
+    def device(self) -> torch.device:
+        if self.cfg.device == "cuda":
+            return torch.device("cuda", self.env.local_rank)
+        return torch.device("cpu")
+
+    # ---- lifecycle
+    def setup(self) -> None:
+        """Join the process group, if any."""
+
+    def teardown(self) -> None:
+        """Leave the process group, if any."""
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Make initial weights identical on all ranks and wrap the model if the strategy does."""
+        return model
+
+    def reset(self) -> None:
+        """Forget warm-up: counters and communication time start from zero."""
+        self.comm_s = 0.0
+
+    # ---- training hooks, called by the loop
+    def sync_gradients(self, model: nn.Module) -> None:
+        """After backward, before the optimizer step."""
+
+    def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """After the optimizer step; `step` counts timed steps from 0 across epochs."""
+
+    def end_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """At the end of an epoch's training, inside the timed region."""
+
+    def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+        """A context in which a step skips synchronisation (calibration of comm time)."""
+        return contextlib.nullcontext()
+
+    # ---- collectives on small host values, for metrics and timings
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return list(values)
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's picklable `obj`, in rank order (small objects only)."""
+        return [obj]
+
+    def barrier(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def timed_comm(self) -> Iterator[None]:
+        """Adds the enclosed time to `comm_s`: for strategies that issue their collectives."""
+        start = clock()
+        try:
+            yield
+        finally:
+            self.comm_s += clock() - start

@@ -1,0 +1,254 @@
+"""The one PyTorch training loop. Every PyTorch strategy runs through it; none copies it.
+
+Command: distbench run --strategy single --dataset mnist-5k --model mlp-128 --epochs 1
+
+Fairness rules it enforces (DESIGN §3): same seed and initial weights, one global permutation per
+epoch split into strided shards, the loss normalised by the global step's sample count (so the
+averaged gradient equals the single-process one), warm-up steps run and then undone before the
+clock starts, evaluation outside the timed region, and train time = the slowest rank's.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distbench.config import RunConfig
+from distbench.data import Dataset, step_batches
+from distbench.data.sharding import SHARDING_RULE
+from distbench.models.torch_models import build_model
+from distbench.progress import TrainProgress
+from distbench.strategies.base import Strategy
+from distbench.timing import clock, median, peak_rss_mb
+
+EVAL_BATCH = 1024
+
+
+@dataclass
+class Tensors:
+    """The dataset as tensors on the training device, converted once."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @classmethod
+    def of(cls, data: Dataset, device: torch.device) -> Tensors:
+        return cls(*(torch.from_numpy(a).to(device) for a in
+                     (data.train_x, data.train_y, data.test_x, data.test_y)))
+
+
+def make_optimizer(cfg: RunConfig, params: Any) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def maybe_compile(model: nn.Module, enabled: bool) -> tuple[nn.Module, str | None]:
+    """(model to train, note). torch.compile fails lazily, so it is tried on one batch here."""
+    if not enabled:
+        return model, None
+    try:
+        compiled = torch.compile(model)
+        return compiled, None
+    except Exception as exc:  # noqa: BLE001 - any backend failure means "eager instead"
+        return model, f"--compile unavailable here ({type(exc).__name__}: {exc}); ran eager"
+
+
+class Trainer:
+    """Holds what the steps share; `run()` is the whole measured training."""
+
+    def __init__(self, cfg: RunConfig, strategy: Strategy, data: Dataset) -> None:
+        self.cfg, self.strategy, self.data = cfg, strategy, data
+        self.device = strategy.device()
+        self.tensors = Tensors.of(data, self.device)
+        self.net = build_model(
+            cfg.model, data.input_shape, data.num_classes, data.mean, data.std, seed=cfg.seed
+        ).to(self.device)
+        self.model = strategy.prepare(self.net)
+        self.compile_note: str | None = None
+        if cfg.model.compile:
+            self.model, self.compile_note = maybe_compile(self.model, True)
+        self.optimizer = make_optimizer(cfg, self.net.parameters())
+        self.n_train = len(data.train_y)
+
+    # ---- one step, shared by warm-up, training and calibration
+    def batches(self, epoch: int):
+        s = self.strategy
+        for idx, count in step_batches(
+            self.n_train, self.cfg.seed, epoch, s.rank, s.world, self.cfg.global_batch
+        ):
+            index = torch.from_numpy(idx).to(self.device)
+            yield self.tensors.train_x[index], self.tensors.train_y[index], count
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, count: int) -> torch.Tensor:
+        loss_sum = F.cross_entropy(self.model(x), y, reduction="sum")
+        (loss_sum * (self.strategy.world / count)).backward()
+        return loss_sum.detach()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, count: int, step: int) -> torch.Tensor:
+        loss_sum = self.forward_backward(x, y, count)
+        self.strategy.sync_gradients(self.model)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.after_step(self.model, self.optimizer, step)
+        return loss_sum
+
+    def sync_device(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ---- phases
+    def warm_up(self) -> None:
+        """Run the first steps to warm caches, allocators and compilers, then undo them."""
+        steps = self.cfg.warmup_steps
+        if steps == 0:
+            return
+        weights = copy.deepcopy(self.net.state_dict())
+        opt_state = copy.deepcopy(self.optimizer.state_dict())
+        for i, (x, y, count) in enumerate(self.batches(epoch=0)):
+            if i == steps:
+                break
+            self.step(x, y, count, i)
+        self.sync_device()
+        self.net.load_state_dict(weights)
+        self.optimizer.load_state_dict(opt_state)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.reset()
+        torch.manual_seed(self.cfg.seed + self.strategy.rank)
+
+    def evaluate(self) -> tuple[float, float]:
+        """(accuracy, mean loss) on the whole test set, each rank scoring a strided part."""
+        s, t = self.strategy, self.tensors
+        self.net.eval()
+        loss = correct = 0.0
+        part = torch.arange(s.rank, len(t.test_y), s.world, device=self.device)
+        with torch.no_grad():
+            for start in range(0, len(part), EVAL_BATCH):
+                index = part[start : start + EVAL_BATCH]
+                logits = self.net(t.test_x[index])
+                loss += F.cross_entropy(logits, t.test_y[index], reduction="sum").item()
+                correct += (logits.argmax(1) == t.test_y[index]).sum().item()
+        self.net.train()
+        loss, correct, count = s.all_reduce_sum([loss, correct, float(len(part))])
+        return correct / count, loss / count
+
+    def calibrate(self) -> float | None:
+        """Per-step sync time as (synchronised - unsynchronised) forward+backward, for strategies
+        whose collectives run inside a wrapper we cannot time (DDP). Uses epoch-0 batches and
+        leaves gradients cleared; the weights do not change (no optimizer step)."""
+        if self.strategy.comm_method != "calibration" or self.cfg.calibration_steps == 0:
+            return None
+        synced, unsynced = [], []
+        batches = self.batches(epoch=0)
+        for _ in range(self.cfg.calibration_steps):
+            try:
+                x, y, count = next(batches)
+            except StopIteration:
+                batches = self.batches(epoch=0)
+                x, y, count = next(batches)
+            for times, ctx in ((synced, nullcontext()), (unsynced, self.strategy.unsynced(self.model))):
+                self.strategy.barrier()
+                start = clock()
+                with ctx:
+                    self.forward_backward(x, y, count)
+                    self.strategy.sync_gradients(self.model)
+                self.sync_device()
+                times.append(clock() - start)
+                self.optimizer.zero_grad(set_to_none=True)
+        return max(0.0, median(synced) - median(unsynced))
+
+    def run(self) -> dict[str, Any]:
+        cfg, s = self.cfg, self.strategy
+        self.warm_up()
+        progress = TrainProgress(
+            enabled=cfg.progress and s.rank == 0, epochs=cfg.epochs,
+            steps_per_epoch=-(-self.n_train // cfg.global_batch),
+        )
+        epoch_s: list[float] = []
+        history: list[dict[str, Any]] = []
+        step = 0
+        with progress:
+            for epoch in range(cfg.epochs):
+                loss_total = torch.zeros((), device=self.device)
+                s.barrier()
+                start = clock()
+                for i, (x, y, count) in enumerate(self.batches(epoch)):
+                    loss_total += self.step(x, y, count, step)
+                    step += 1
+                    if progress.due(i):
+                        progress.update(epoch, i + 1, float(loss_total) / max(1, (i + 1) * len(x)),
+                                        (i + 1) * cfg.global_batch / (clock() - start))
+                s.end_epoch(self.model, self.optimizer)
+                self.sync_device()
+                epoch_s.append(clock() - start)
+                train_loss = s.all_reduce_sum([float(loss_total)])[0] / self.n_train
+                accuracy, test_loss = self.evaluate()
+                history.append({"epoch": epoch + 1, "time_s": sum(epoch_s),
+                                "train_loss": train_loss, "test_accuracy": accuracy,
+                                "test_loss": test_loss})
+                progress.end_epoch(epoch, train_loss, accuracy)
+        step_sync = self.calibrate()
+        return self.measurements(epoch_s, history, step, step_sync)
+
+    def measurements(
+        self, epoch_s: list[float], history: list[dict[str, Any]], steps: int,
+        step_sync: float | None,
+    ) -> dict[str, Any]:
+        """Gather every rank's timings; the record keeps the slowest rank's train time."""
+        s, cfg = self.strategy, self.cfg
+        ranks = s.all_gather({
+            "rank": s.rank, "pid": os.getpid(), "host": socket.gethostname(),
+            "threads": torch.get_num_threads(), "train_s": sum(epoch_s), "epoch_s": epoch_s,
+            "comm_s": step_sync * steps if step_sync is not None else s.comm_s,
+            "peak_rss_mb": peak_rss_mb(),
+        })
+        train_s = max(r["train_s"] for r in ranks)
+        comm_s = float(np.mean([r["comm_s"] for r in ranks]))
+        final = history[-1]
+        target = cfg.target_accuracy
+        reached = [h["time_s"] for h in history
+                   if target is not None and h["test_accuracy"] >= target]
+        return {
+            "train_s": train_s,
+            "epoch_s": [max(r["epoch_s"][e] for r in ranks) for e in range(len(epoch_s))],
+            "per_rank_train_s": [r["train_s"] for r in ranks],
+            "per_rank_comm_s": [r["comm_s"] for r in ranks],
+            "peak_rss_mb": [r["peak_rss_mb"] for r in ranks],
+            "workers_info": [{k: r[k] for k in ("rank", "pid", "host", "threads")} for r in ranks],
+            "samples_per_s": self.n_train * cfg.epochs / train_s,
+            "steps": steps,
+            "comm_s": comm_s,
+            "comm_fraction": comm_s / train_s if train_s else None,
+            "comm_method": s.comm_method,
+            "test_accuracy": final["test_accuracy"],
+            "test_loss": final["test_loss"],
+            "history": history,
+            "time_to_target_s": reached[0] if reached else None,
+            "compile_note": self.compile_note,
+            "sharding": describe_sharding(self.n_train, cfg.global_batch),
+        }
+
+
+def set_threads(cfg: RunConfig, world: int, cores: int) -> int:
+    """The baseline gets every core; each of N workers gets cores // N (at least one)."""
+    threads = cfg.threads_per_worker or max(1, cores // world)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def describe_sharding(n_train: int, global_batch: int) -> dict[str, Any]:
+    remainder = n_train % global_batch
+    return {"rule": SHARDING_RULE, "train_samples": n_train,
+            "last_step_samples": remainder or global_batch, "remainder": remainder}
+

@@ -1,0 +1,76 @@
+"""What every worker process runs, whoever started it (distbench, torchrun, mpiexec, srun).
+
+Command: torchrun --nproc-per-node 2 -m distbench worker --strategy ddp --dataset mnist-5k
+
+Rank 0 alone prints the summary and appends the record; a failure raises, and the launcher (or the
+external one) reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from distbench.checkpoint import save_checkpoint
+from distbench.cluster import ClusterEnv
+from distbench.config import RunConfig
+from distbench.data import load_dataset
+from distbench.fingerprint import usable_cores
+from distbench.results import append_record, make_record, utc_now
+from distbench.strategies import get_strategy
+from distbench.timing import clock
+from distbench.train import Trainer, set_threads
+
+# Wall-clock time at which the launcher started, so start-up cost is measured from the user's view.
+LAUNCH_T0_VAR = "DISTBENCH_LAUNCH_T0"
+
+
+def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
+    """Train once; returns the record on rank 0, None elsewhere."""
+    started_at = utc_now()
+    launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
+    strategy = get_strategy(cfg.strategy)(cfg, env)
+    cfg.threads_per_worker = set_threads(cfg, env.world_size, usable_cores())
+    strategy.setup()
+    try:
+        startup_s = time.time() - launch_t0
+        t = clock()
+        data = load_dataset(cfg.data)
+        data_s = clock() - t
+        trainer = Trainer(cfg, strategy, data)
+        measured = trainer.run()
+        timings = strategy.all_gather((startup_s, data_s))
+        if not env.is_chief:
+            return None
+        measured.update(
+            startup_s=max(v[0] for v in timings), data_s=max(v[1] for v in timings),
+            backend=strategy.backend, cluster_source=env.source, data_note=data.note,
+            data_source=data.source,
+        )
+        record = make_record(cfg, measured=measured, started_at=started_at)
+        if cfg.save_model:
+            record["checkpoint"] = str(save_checkpoint(trainer.net, cfg, data, record))
+        append_record(cfg.out or ".", record)
+        print_summary(record, Path(cfg.out or "."))
+        return record
+    finally:
+        strategy.teardown()
+
+
+def print_summary(record: dict[str, Any], out: Path) -> None:
+    console = Console(soft_wrap=True)
+    comm = record["comm_fraction"]
+    console.print(
+        f"[bold]{record['strategy']}[/bold] x{record['workers']} on {record['dataset']}/"
+        f"{record['model']}: train {record['train_s']:.2f} s, "
+        f"{record['samples_per_s']:,.0f} samples/s, test accuracy {record['test_accuracy']:.2%}"
+        + (f", comm {comm:.1%}" if comm else "")
+    )
+    for note in (record.get("data_note"), record.get("compile_note")):
+        if note:
+            console.print(f"note: {note}")
+    console.print(f"record appended to {out / 'runs.jsonl'}")
