@@ -6,9 +6,10 @@ in the environment. Sources are tried in this order, the first that applies wins
 1. explicit flags (`--rank`, `--world-size`, ...): the user said so;
 2. torchrun / TorchElastic (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`), which is also what distbench's
    own local launcher sets;
-3. Open MPI (`OMPI_COMM_WORLD_RANK`, `..._SIZE`, `..._LOCAL_RANK`);
-4. MPICH / Hydra (`PMI_RANK`, `PMI_SIZE`, `MPI_LOCALRANKID`);
-5. SLURM (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`).
+3. TensorFlow's `TF_CONFIG` (`task.index` among `cluster.worker` [+ `chief`]);
+4. Open MPI (`OMPI_COMM_WORLD_RANK`, `..._SIZE`, `..._LOCAL_RANK`);
+5. MPICH / Hydra (`PMI_RANK`, `PMI_SIZE`, `MPI_LOCALRANKID`);
+6. SLURM (`SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`).
 
 MPI comes before SLURM because `mpiexec` inside an allocation keeps the batch step's SLURM
 variables, which then describe the wrong process; under `srun` both agree. The rendezvous address
@@ -17,6 +18,7 @@ is `MASTER_ADDR`/`MASTER_PORT` when set, else the first SLURM node, else 127.0.0
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -58,6 +60,26 @@ def first_slurm_host(nodelist: str) -> str:
     return prefix + ranges.split(",")[0].split("-")[0]
 
 
+def tf_config_task(tf_config: str) -> tuple[int, int]:
+    """(rank, world size) of a TF_CONFIG JSON; the chief, if listed, is rank 0."""
+    spec = json.loads(tf_config)
+    cluster, task = spec.get("cluster", {}), spec.get("task", {})
+    chief = len(cluster.get("chief", []))
+    world = chief + len(cluster.get("worker", []))
+    index = int(task.get("index", 0))
+    return (index if task.get("type") == "chief" else chief + index), world
+
+
+def _with_tf_config(env: Mapping[str, str], sources: list[tuple[str, str, str, str]]):
+    """ENV_SOURCES with TF_CONFIG spliced in as the third source, as plain variables."""
+    if "TF_CONFIG" in env:
+        rank, world = tf_config_task(env["TF_CONFIG"])
+        env = {**env, "_TF_RANK": str(rank), "_TF_WORLD": str(world)}
+        sources = [sources[0], ("tf_config", "_TF_RANK", "_TF_WORLD", "_TF_RANK"), *sources[1:]]
+    for name, rank_var, size_var, local_var in sources:
+        yield name, rank_var, size_var, local_var, env
+
+
 def detect(
     environ: Mapping[str, str] | None = None,
     rank: int | None = None,
@@ -73,10 +95,10 @@ def detect(
         r, w = rank or 0, world_size or 1
         source, values = "flags", (r, w, local_rank if local_rank is not None else r)
     else:
-        for name, rank_var, size_var, local_var in ENV_SOURCES:
-            if rank_var in env and size_var in env:
-                r = int(env[rank_var])
-                source, values = name, (r, int(env[size_var]), int(env.get(local_var, r)))
+        for name, rank_var, size_var, local_var, src in _with_tf_config(env, ENV_SOURCES):
+            if rank_var in src and size_var in src:
+                r = int(src[rank_var])
+                source, values = name, (r, int(src[size_var]), int(src.get(local_var, r)))
                 break
     addr = master_addr or env.get("MASTER_ADDR")
     if addr is None and source == "slurm" and "SLURM_JOB_NODELIST" in env:

@@ -15,6 +15,7 @@ import os
 import socket
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distbench.checkpoint import save_checkpoint
 from distbench.config import RunConfig
 from distbench.data import Dataset, step_batches
 from distbench.data.sharding import SHARDING_RULE
@@ -167,6 +169,9 @@ class Trainer:
                 times.append(clock() - start)
                 self.optimizer.zero_grad(set_to_none=True)
         return max(0.0, median(synced) - median(unsynced))
+
+    def save_checkpoint(self, record: dict[str, Any]) -> Path:
+        return save_checkpoint(self.net, self.cfg, self.data, record)
 
     def run(self) -> dict[str, Any]:
         cfg, s = self.cfg, self.strategy

@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.console import Console
 
-from distbench.checkpoint import save_checkpoint
 from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
 from distbench.data import load_dataset
@@ -23,7 +22,7 @@ from distbench.fingerprint import usable_cores
 from distbench.results import append_record, make_record, utc_now
 from distbench.strategies import get_strategy
 from distbench.timing import clock
-from distbench.train import Trainer, set_threads
+from distbench.train import set_threads
 
 # Wall-clock time at which the launcher started, so start-up cost is measured from the user's view.
 LAUNCH_T0_VAR = "DISTBENCH_LAUNCH_T0"
@@ -41,7 +40,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         t = clock()
         data = load_dataset(cfg.data)
         data_s = clock() - t
-        trainer = Trainer(cfg, strategy, data)
+        trainer = strategy.make_trainer(data)
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
         if not env.is_chief:
@@ -53,7 +52,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         )
         record = make_record(cfg, measured=measured, started_at=started_at)
         if cfg.save_model:
-            record["checkpoint"] = str(save_checkpoint(trainer.net, cfg, data, record))
+            record["checkpoint"] = str(trainer.save_checkpoint(record))
         append_record(cfg.out or ".", record)
         print_summary(record, Path(cfg.out or "."))
         return record

@@ -110,9 +110,14 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
             workers = [Worker(None, _start(cmd, env, log, show_stdout=True), log)]
         else:
             workers = []
+            tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(cfg.workers)]
             for rank in range(cfg.workers):
                 rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(cfg.workers),
                             "LOCAL_RANK": str(rank)}
+                if how == "tf-config":
+                    rank_env["TF_CONFIG"] = json.dumps({
+                        "cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}
+                    })
                 log = tmp / f"rank{rank}.log"
                 workers.append(Worker(rank, _start(worker_cmd, rank_env, log, rank == 0), log))
         _supervise(workers, cfg.timeout)

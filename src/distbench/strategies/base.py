@@ -22,7 +22,8 @@ from distbench.timing import clock
 class Strategy:
     name: ClassVar[str] = "single"
     framework: ClassVar[str] = "pytorch"
-    # How the local launcher starts workers: "inprocess", "spawn" (torchrun-style env) or "mpiexec".
+    # How the local launcher starts workers: "inprocess", "spawn" (torchrun-style env),
+    # "tf-config" (spawn, plus a TF_CONFIG per worker) or "mpiexec".
     launcher: ClassVar[str] = "inprocess"
     # How comm_s is obtained; stored in the record so readers know what the number means.
     comm_method: ClassVar[str] = "none: one process"
@@ -61,6 +62,13 @@ class Strategy:
     def prepare(self, model: nn.Module) -> nn.Module:
         """Make initial weights identical on all ranks and wrap the model if the strategy does."""
         return model
+
+    def make_trainer(self, data: Any) -> Any:
+        """The object whose `run()` trains and measures, and whose `save_checkpoint(record)`
+        keeps the model. All PyTorch strategies share `train.Trainer`."""
+        from distbench.train import Trainer
+
+        return Trainer(self.cfg, self, data)
 
     def reset(self) -> None:
         """Forget warm-up: counters and communication time start from zero."""
