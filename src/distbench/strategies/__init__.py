@@ -14,6 +14,10 @@ from distbench.errors import DistbenchError, unknown_name
 # name -> (module, class, pip extra that provides its framework or None, modules it needs)
 STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     "single": ("distbench.strategies.single", "SingleStrategy", None, ()),
+    "ddp": ("distbench.strategies.ddp", "DDPStrategy", None, ()),
+    "mpi": ("distbench.strategies.mpi", "MPIStrategy", "mpi", ("mpi4py",)),
+    "custom": ("distbench.strategies.custom", "CustomStrategy", None, ()),
+    "param-avg": ("distbench.strategies.param_avg", "ParamAvgStrategy", None, ()),
 }
 
 PYTORCH_STRATEGIES = [n for n in STRATEGIES if not n.startswith("tf-")]

@@ -1,0 +1,72 @@
+"""Flat buffers over groups of tensors: pack gradients or parameters, reduce once, scatter back.
+
+One collective over a contiguous buffer costs far less than one per tensor. `mpi` uses a single
+bucket of every gradient, `custom` buckets of `--bucket-mb`, `param-avg` one bucket of parameters
+(and optionally optimizer state).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FlatBucket:
+    """A reused contiguous buffer standing for `tensors`, in order."""
+
+    def __init__(self, tensors: list[torch.Tensor], device: torch.device | None = None) -> None:
+        self.tensors = tensors
+        self.buffer = torch.zeros(sum(t.numel() for t in tensors), dtype=tensors[0].dtype,
+                                  device=device or tensors[0].device)
+        self.views = []
+        offset = 0
+        for t in tensors:
+            self.views.append(self.buffer[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.numel() * self.buffer.element_size()
+
+    def pack(self, sources: list[torch.Tensor | None]) -> torch.Tensor:
+        """Copy `sources` (None counts as zeros) into the buffer and return it."""
+        for view, src in zip(self.views, sources):
+            if src is None:
+                view.zero_()
+            else:
+                view.copy_(src)
+        return self.buffer
+
+    def copy_back(self) -> None:
+        """Write the (reduced) buffer back into the tensors it stands for."""
+        for view, t in zip(self.views, self.tensors):
+            t.copy_(view)
+
+
+class GradBuckets:
+    """Gradients of `model` in buckets of at most `cap_bytes`, in reverse registration order
+    (roughly the order backward produces them, so early buckets can be reduced first)."""
+
+    def __init__(self, model: nn.Module, cap_bytes: float, device: torch.device | None = None):
+        params = [p for p in model.parameters() if p.requires_grad][::-1]
+        groups: list[list[nn.Parameter]] = [[]]
+        size = 0
+        for p in params:
+            nbytes = p.numel() * p.element_size()
+            if groups[-1] and size + nbytes > cap_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append(p)
+            size += nbytes
+        self.params = groups
+        self.buckets = [FlatBucket([p.detach() for p in g], device) for g in groups]
+
+    def pack(self, index: int) -> torch.Tensor:
+        return self.buckets[index].pack([p.grad for p in self.params[index]])
+
+    def finish(self, index: int, world: int) -> None:
+        """Average the reduced sum and hand the gradients back as views of the buffer (no copy)."""
+        bucket = self.buckets[index]
+        bucket.buffer.div_(world)
+        for p, view in zip(self.params[index], bucket.views):
+            p.grad = view if view.device == p.device else view.to(p.device)

@@ -1,0 +1,35 @@
+"""`ddp`: torch.nn.parallel.DistributedDataParallel (gloo on CPU, nccl on CUDA).
+
+Command: distbench run --strategy ddp --workers 2 --dataset mnist-5k
+Also:    torchrun --nproc-per-node 2 -m distbench worker --strategy ddp --dataset mnist-5k
+         mpiexec -n 2 distbench worker --strategy ddp ...   (ranks from MPI, collectives from gloo)
+
+DDP all-reduces gradient buckets from inside backward, where they cannot be timed directly, so the
+communication share comes from calibration steps: forward+backward with and without `no_sync()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from distbench.strategies.torch_dist import TorchDistStrategy
+
+
+class DDPStrategy(TorchDistStrategy):
+    name = "ddp"
+    comm_method = "calibration"
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        # DDP broadcasts parameters and buffers from rank 0 in its constructor.
+        return DistributedDataParallel(
+            model,
+            device_ids=[self.env.local_rank] if self.cfg.device == "cuda" else None,
+            bucket_cap_mb=self.cfg.bucket_mb,
+            gradient_as_bucket_view=True,
+        )
+
+    def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
+        return model.no_sync()  # type: ignore[operator]

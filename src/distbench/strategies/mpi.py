@@ -1,0 +1,66 @@
+"""`mpi`: data parallelism over mpi4py, with no torch.distributed process group.
+
+Command: distbench run --strategy mpi --workers 2    (distbench starts `mpiexec -n 2` itself)
+Also:    mpiexec -n 2 distbench worker --strategy mpi --dataset mnist-5k
+
+Every step packs all gradients into one reused buffer, sums it with one in-place
+`MPI.Allreduce`, and divides by the world size. Initial weights are broadcast with `MPI.Bcast`.
+comm_s is the time of pack + Allreduce + scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from distbench.errors import DistbenchError
+from distbench.strategies.base import Strategy
+from distbench.strategies.buckets import GradBuckets
+
+
+class MPIStrategy(Strategy):
+    name = "mpi"
+    launcher = "mpiexec"
+    comm_method = "timed: MPI.Allreduce of one flattened gradient buffer, pack and average included"
+
+    @property
+    def backend(self) -> str:
+        return "mpi"
+
+    def setup(self) -> None:
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        if self.comm.Get_size() != self.world or self.comm.Get_rank() != self.rank:
+            raise DistbenchError(
+                f"MPI says rank {self.comm.Get_rank()} of {self.comm.Get_size()} but the "
+                f"environment says {self.rank} of {self.world}; start mpi workers with mpiexec"
+            )
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        for tensor in [*model.parameters(), *model.buffers()]:
+            host = tensor.data.cpu()
+            self.comm.Bcast(host.numpy(), root=0)
+            tensor.data.copy_(host)
+        # One bucket holding every gradient, on the host where MPI reads it.
+        self.grads = GradBuckets(model, float("inf"), torch.device("cpu"))
+        return model
+
+    def sync_gradients(self, model: nn.Module) -> None:
+        with self.timed_comm():
+            buffer = self.grads.pack(0)
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
+            self.grads.finish(0, self.world)
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return self.comm.allreduce(np.asarray(values, dtype=np.float64), op=self.MPI.SUM).tolist()
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()

@@ -1,0 +1,63 @@
+"""Synchronous strategies end with the same weights as `single` on the same global batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import TINY, train_and_load
+
+# (strategy flags, training flags): each must match single trained with the same training flags.
+CASES = [
+    (["--strategy", "ddp"], []),
+    (["--strategy", "mpi"], []),
+    (["--strategy", "custom"], []),
+    (["--strategy", "custom", "--overlap", "--bucket-mb", "0.01"], []),
+    (["--strategy", "param-avg", "--sync-every", "1"], ["--optimizer", "sgd", "--momentum", "0",
+                                                        "--lr", "0.1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], dict]:
+    cache: dict[tuple[str, ...], dict] = {}
+    for _, train_flags in CASES:
+        key = tuple(train_flags)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("single")
+            cache[key] = train_and_load(out, *TINY, *train_flags, "--strategy", "single")[1]
+    return cache
+
+
+@pytest.mark.parametrize("strategy_flags,train_flags", CASES, ids=lambda v: " ".join(v) or "-")
+def test_matches_single(tmp_path, baselines, strategy_flags, train_flags):
+    record, weights = train_and_load(tmp_path, *TINY, *train_flags, *strategy_flags,
+                                     "--workers", "2")
+    assert record["workers"] == 2
+    assert len({w["pid"] for w in record["workers_info"]}) == 2
+    expected = baselines[tuple(train_flags)]
+    assert weights.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(weights[name], expected[name], rtol=1e-4, atol=1e-5,
+                                   msg=f"{name} differs from single")
+
+
+def test_uneven_shards_match_single(tmp_path):
+    """3 workers, 100 samples, global batch 30: the last step has 10 samples split 4/3/3."""
+    flags = [*TINY, "--synthetic-samples", "100", "--batch-size", "30"]
+    _, expected = train_and_load(tmp_path / "single", *flags, "--strategy", "single")
+    record, weights = train_and_load(tmp_path / "ddp", *flags, "--strategy", "ddp",
+                                     "--workers", "3")
+    assert record["sharding"]["remainder"] == 10
+    assert "smaller" in record["sharding"]["rule"]
+    for name in expected:
+        torch.testing.assert_close(weights[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+def test_param_avg_with_long_interval_differs(tmp_path, baselines):
+    """Local SGD with K > 1 is not synchronous: it must not silently equal the baseline."""
+    train_flags = ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.1"]
+    _, weights = train_and_load(tmp_path, *TINY, *train_flags, "--strategy", "param-avg",
+                                "--workers", "2", "--sync-every", "4")
+    expected = baselines[tuple(train_flags)]
+    assert any(not torch.allclose(weights[k], expected[k], atol=1e-5) for k in expected)
