@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -124,16 +125,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from distbench.launch.local import launch
     from distbench.results import default_out_dir
 
+    from distbench.worker import print_summary
+
     cfg = config_from_args(args)
     cfg.out = cfg.out or default_out_dir()
-    launch(cfg)
+    print_summary(launch(cfg), cfg.out)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.cluster import detect
-    from distbench.worker import run_worker
+    from distbench.worker import RUN_DIR_VAR, print_summary, run_worker
 
     if args.config:
         cfg = RunConfig.from_dict(json.loads(Path(args.config).read_text()))
@@ -148,9 +151,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         cfg.out = default_out_dir()
     try:
-        run_worker(cfg, env)
+        record = run_worker(cfg, env)
     except DistbenchError as exc:
         raise DistbenchError(f"rank {env.rank}: {exc}") from None
+    if record is not None and RUN_DIR_VAR not in os.environ:
+        print_summary(record, cfg.out)
     return 0
 
 
@@ -193,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DistbenchError as exc:
-        print(f"distbench: error: {exc}", file=sys.stderr)
+        # One write, so lines from several ranks sharing a stream never interleave mid-line.
+        sys.stderr.write(f"distbench: error: {exc}\n")
+        sys.stderr.flush()
         return exc.exit_code
     except KeyboardInterrupt:
         print("distbench: interrupted", file=sys.stderr)

@@ -26,11 +26,17 @@ from distbench.train import set_threads
 
 # Wall-clock time at which the launcher started, so start-up cost is measured from the user's view.
 LAUNCH_T0_VAR = "DISTBENCH_LAUNCH_T0"
+# Set for workers that distbench's launcher started: each leaves its PID there (so a rank killed
+# under mpiexec can be named), and the launcher, not rank 0, prints the summary.
+RUN_DIR_VAR = "DISTBENCH_RUN_DIR"
 
 
 def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     """Train once; returns the record on rank 0, None elsewhere."""
     started_at = utc_now()
+    run_dir = os.environ.get(RUN_DIR_VAR)
+    if run_dir:
+        Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
     launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
     strategy = get_strategy(cfg.strategy)(cfg, env)
     cfg.threads_per_worker = set_threads(cfg, env.world_size, usable_cores())
@@ -54,13 +60,12 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         if cfg.save_model:
             record["checkpoint"] = str(trainer.save_checkpoint(record))
         append_record(cfg.out or ".", record)
-        print_summary(record, Path(cfg.out or "."))
         return record
     finally:
         strategy.teardown()
 
 
-def print_summary(record: dict[str, Any], out: Path) -> None:
+def print_summary(record: dict[str, Any], out: str | Path) -> None:
     console = Console(soft_wrap=True)
     comm = record["comm_fraction"]
     console.print(
@@ -72,4 +77,4 @@ def print_summary(record: dict[str, Any], out: Path) -> None:
     for note in (record.get("data_note"), record.get("compile_note")):
         if note:
             console.print(f"note: {note}")
-    console.print(f"record appended to {out / 'runs.jsonl'}")
+    console.print(f"record appended to {Path(out) / 'runs.jsonl'}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,13 +25,17 @@ from pathlib import Path
 from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
 from distbench.errors import DistbenchError
-from distbench.results import append_record, make_record, utc_now
+from distbench.results import append_record, load_records, make_record, utc_now
 from distbench.strategies import get_strategy
-from distbench.worker import LAUNCH_T0_VAR, run_worker
+from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR, run_worker
 
 POLL_S = 0.05
 GRACE_S = 3.0
 LOG_TAIL_LINES = 12
+ERROR_PREFIX = "distbench: error: "
+# How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
+HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
+SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
 
 
 class WorkerFailure(DistbenchError):
@@ -43,17 +48,39 @@ class Worker:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def describe(self) -> str:
+    def lines(self) -> list[str]:
+        return [ln.rstrip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+
+    def reason(self) -> str:
+        """One line: the signal that killed it, or its own error line (which names its rank)."""
         who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
         code = self.process.returncode
         if code is not None and code < 0:
             return f"{who} was killed by {signal.Signals(-code).name}"
-        lines = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
-        return f"{who} exited with code {code}: {lines[-1].strip() if lines else 'no output'}"
+        killed = self.rank_killed_under_mpiexec()
+        if killed:
+            return killed
+        lines = self.lines()
+        errors = [ln.removeprefix(ERROR_PREFIX) for ln in lines if ln.startswith(ERROR_PREFIX)]
+        if errors:
+            return errors[-1]
+        return f"{who} exited with code {code}: {lines[-1] if lines else 'no output'}"
 
-    def log_tail(self) -> str:
-        lines = self.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        return "\n".join("    " + ln for ln in lines)
+    def rank_killed_under_mpiexec(self) -> str | None:
+        """Hydra reports a dead rank by PID and code; workers left their PIDs in the run dir."""
+        match = HYDRA_DEATH.search(self.log.read_text(errors="replace"))
+        if self.rank is not None or not match or int(match[2]) not in SIGNAL_CODES:
+            return None
+        pid = match[1]
+        ranks = {f.read_text().strip(): f.stem.removeprefix("rank")
+                 for f in self.log.parent.glob("rank*.pid")}
+        return f"rank {ranks.get(pid, '?')} was killed by {signal.Signals(int(match[2])).name}"
+
+    def report(self) -> str:
+        """The reason, then the end of the log when there is more to it (a traceback)."""
+        reason = self.reason()
+        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if ERROR_PREFIX + reason != ln]
+        return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
 def free_port() -> int:
@@ -71,7 +98,7 @@ def mpiexec_path() -> str:
     return found
 
 
-def launch(cfg: RunConfig) -> dict | None:
+def launch(cfg: RunConfig) -> dict:
     """Run `cfg` on this machine; returns rank 0's record, raises on failure after recording it."""
     strategy = get_strategy(cfg.strategy)
     started_at = utc_now()
@@ -79,7 +106,7 @@ def launch(cfg: RunConfig) -> dict | None:
         if strategy.launcher == "inprocess":
             return run_worker(cfg, ClusterEnv())
         _launch_workers(cfg, strategy.launcher)
-        return None
+        return load_records(cfg.out or ".")[-1]
     except KeyboardInterrupt:
         _record_failure(cfg, "interrupted by the user", started_at)
         raise
@@ -102,12 +129,13 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         config_file.write_text(json.dumps(cfg.to_dict()))
         worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
         threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
-        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "MASTER_ADDR": "127.0.0.1",
+        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), RUN_DIR_VAR: str(tmp),
+               "MASTER_ADDR": "127.0.0.1",
                "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": str(threads)}
         if how == "mpiexec":
             log = tmp / "mpiexec.log"
             cmd = [mpiexec_path(), "-n", str(cfg.workers), *worker_cmd]
-            workers = [Worker(None, _start(cmd, env, log, show_stdout=True), log)]
+            workers = [Worker(None, _start(cmd, env, log, show_stdout=False), log)]
         else:
             workers = []
             tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(cfg.workers)]
@@ -147,7 +175,7 @@ def _supervise(workers: list[Worker], timeout: float | None) -> None:
                 failed.sort(key=lambda w: (w.process.returncode >= 0, w.rank or 0))
                 _stop(workers)
                 first = failed[0]
-                raise WorkerFailure(f"{first.describe()}\n{first.log_tail()}")
+                raise WorkerFailure(first.report())
             if deadline is not None and time.monotonic() > deadline:
                 _stop(workers)
                 raise WorkerFailure(f"run timed out after {timeout:g} s (--timeout); workers stopped")

@@ -1,0 +1,101 @@
+"""A worker that dies takes the whole run down quickly and cleanly: non-zero exit, a `failed`
+record, the failing rank named, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from distbench.results import load_records
+
+LONG = ["--dataset", "synthetic", "--synthetic-samples", "20000", "--model", "mlp-25",
+        "--batch-size", "8", "--epochs", "50", "--no-progress"]
+
+
+def marked_processes(marker: str) -> dict[int, dict[str, str]]:
+    """pid -> environment of every live process that carries `marker`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if marker.encode() in raw and state != "Z":
+            env = dict(v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v)
+            found[int(entry.name)] = env
+    return found
+
+
+def rank_pid(marker: str, rank: int, deadline: float) -> int:
+    while time.monotonic() < deadline:
+        for pid, env in marked_processes(marker).items():
+            # Workers carry RANK (distbench's launcher) or PMI_RANK (mpiexec); mpiexec and its
+            # proxies carry neither.
+            if env.get("RANK", env.get("PMI_RANK")) == str(rank):
+                return pid
+        time.sleep(0.2)
+    raise AssertionError(f"rank {rank} never started")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "mpi"])
+def test_sigkill_one_worker(tmp_path, strategy):
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distbench", "run", "--strategy", strategy, "--workers", "2",
+         *LONG, "--out", str(tmp_path)],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        victim = rank_pid(marker, 1, time.monotonic() + 60)
+        time.sleep(4)  # let training begin
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert elapsed < 30
+    assert "SIGKILL" in stderr or "rank 1" in stderr or "exited" in stderr, stderr
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed" and record["error"]
+    time.sleep(0.5)
+    assert marked_processes(marker) == {}, "processes left behind"
+
+
+def test_timeout_stops_the_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "distbench", "run", "--strategy", "ddp", "--workers", "2", *LONG,
+         "--out", str(tmp_path), "--timeout", "8"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "timed out" in proc.stderr
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed" and "timed out" in record["error"]
+
+
+def test_worker_error_is_reported_with_its_rank(tmp_path):
+    """A worker that raises (here: data it cannot find) fails the run with its message."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "distbench", "run", "--strategy", "ddp", "--workers", "2",
+         "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--no-progress",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "DISTBENCH_DATA": ""},
+    )
+    assert proc.returncode != 0
+    assert "rank" in proc.stderr and "not found" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed"
