@@ -18,6 +18,12 @@ STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     "mpi": ("distbench.strategies.mpi", "MPIStrategy", "mpi", ("mpi4py",)),
     "custom": ("distbench.strategies.custom", "CustomStrategy", None, ()),
     "param-avg": ("distbench.strategies.param_avg", "ParamAvgStrategy", None, ()),
+    "tf-single": ("distbench.strategies.tf_single", "TFSingleStrategy", "tf", ("tensorflow",)),
+    "tf-mirrored": ("distbench.strategies.tf_mirrored", "TFMirroredStrategy", "tf",
+                    ("tensorflow",)),
+    "tf-custom": ("distbench.strategies.tf_custom", "TFCustomStrategy", "tf", ("tensorflow",)),
+    "tf-multiworker": ("distbench.strategies.tf_multiworker", "TFMultiWorkerStrategy", "tf",
+                       ("tensorflow",)),
 }
 
 PYTORCH_STRATEGIES = [n for n in STRATEGIES if not n.startswith("tf-")]

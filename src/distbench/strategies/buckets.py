@@ -1,6 +1,7 @@
 """Flat buffers over groups of tensors: pack gradients or parameters, reduce once, scatter back.
 
-One collective over a contiguous buffer costs far less than one per tensor. `mpi` uses a single
+One collective over a contiguous buffer costs far less than one per tensor. Gradients are scaled
+by 1/world as they are packed, so a summing all-reduce leaves their average. `mpi` uses a single
 bucket of every gradient, `custom` buckets of `--bucket-mb`, `param-avg` one bucket of parameters
 (and optionally optimizer state).
 """
@@ -28,13 +29,18 @@ class FlatBucket:
     def nbytes(self) -> int:
         return self.buffer.numel() * self.buffer.element_size()
 
-    def pack(self, sources: list[torch.Tensor | None]) -> torch.Tensor:
-        """Copy `sources` (None counts as zeros) into the buffer and return it."""
+    def pack(self, sources: list[torch.Tensor | None], scale: float = 1.0) -> torch.Tensor:
+        """Copy `scale * sources` (None counts as zeros) into the buffer and return it.
+
+        Scaling by 1/world while packing makes the summing collective yield the average with no
+        extra pass over the buffer afterwards."""
         for view, src in zip(self.views, sources):
             if src is None:
                 view.zero_()
-            else:
+            elif scale == 1.0:
                 view.copy_(src)
+            else:
+                torch.mul(src, scale, out=view)
         return self.buffer
 
     def copy_back(self) -> None:
@@ -61,12 +67,12 @@ class GradBuckets:
         self.params = groups
         self.buckets = [FlatBucket([p.detach() for p in g], device) for g in groups]
 
-    def pack(self, index: int) -> torch.Tensor:
-        return self.buckets[index].pack([p.grad for p in self.params[index]])
+    def pack(self, index: int, world: int) -> torch.Tensor:
+        """Bucket `index` holding this rank's gradients / world: summing it averages them."""
+        return self.buckets[index].pack([p.grad for p in self.params[index]], 1.0 / world)
 
-    def finish(self, index: int, world: int) -> None:
-        """Average the reduced sum and hand the gradients back as views of the buffer (no copy)."""
+    def finish(self, index: int) -> None:
+        """Hand the reduced gradients back as views of the buffer (no copy)."""
         bucket = self.buckets[index]
-        bucket.buffer.div_(world)
         for p, view in zip(self.params[index], bucket.views):
             p.grad = view if view.device == p.device else view.to(p.device)

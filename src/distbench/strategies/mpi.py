@@ -3,9 +3,10 @@
 Command: distbench run --strategy mpi --workers 2    (distbench starts `mpiexec -n 2` itself)
 Also:    mpiexec -n 2 distbench worker --strategy mpi --dataset mnist-5k
 
-Every step packs all gradients into one reused buffer, sums it with one in-place
-`MPI.Allreduce`, and divides by the world size. Initial weights are broadcast with `MPI.Bcast`.
-comm_s is the time of pack + Allreduce + scale.
+Every step packs all gradients into one reused buffer, scaled by 1/world as they are copied in
+(one pass instead of copy-then-divide), and sums it with one in-place `MPI.Allreduce`, which
+leaves the average. Initial weights are broadcast with `MPI.Bcast`.
+comm_s is the time of pack (with scaling) + Allreduce.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class MPIStrategy(Strategy):
 
     def sync_gradients(self, model: nn.Module) -> None:
         with self.timed_comm():
-            buffer = self.grads.pack(0)
+            buffer = self.grads.pack(0, self.world)
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
-            self.grads.finish(0, self.world)
+            self.grads.finish(0)
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
         return self.comm.allreduce(np.asarray(values, dtype=np.float64), op=self.MPI.SUM).tolist()

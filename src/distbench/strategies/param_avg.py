@@ -48,8 +48,6 @@ class ParamAvgStrategy(TorchDistStrategy):
                 if state:
                     buckets.append(FlatBucket(state, self._comm_device()))
             for bucket in buckets:
-                buffer = bucket.pack(bucket.tensors)
-                dist.all_reduce(buffer)
-                buffer.div_(self.world)
+                dist.all_reduce(bucket.pack(bucket.tensors, 1.0 / self.world))
                 bucket.copy_back()
         self.dirty = False

@@ -1,0 +1,121 @@
+"""Gradient synchronisation of each strategy against the raw collective for the same bytes.
+
+Command: python benchmarks/comm.py [--repeats 200]
+
+Starts 2 ranks under mpiexec; each rank joins both MPI and a gloo process group. For the gradient
+sizes of mlp-128 (~407 KB) and cnn (~1.7 MB) it times, in one run and interleaved:
+  raw gloo   torch.distributed.all_reduce of one flat buffer of that size
+  raw MPI    mpi4py Allreduce(IN_PLACE) of the same buffer
+  custom     CustomStrategy.sync_gradients (pack + all_reduce per bucket + average)
+  mpi        MPIStrategy.sync_gradients (pack + Allreduce + average)
+  ddp        DDP forward+backward with sync minus the same under no_sync() (calibration)
+and prints `ratio_<strategy>=<strategy median / raw median>`. Target: <= 1.25 for mpi and custom.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from distbench.cluster import detect
+from distbench.config import ModelConfig, RunConfig
+from distbench.launch.local import free_port, mpiexec_path
+from distbench.models.torch_models import build_model
+from distbench.strategies import get_strategy
+from distbench.timing import clock, median
+
+
+def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        barrier()
+        start = clock()
+        fn()
+        times.append(clock() - start)
+    return times
+
+
+def worker(repeats: int) -> None:
+    env = detect()
+    torch.set_num_threads(1)
+    results = []
+    cfg = RunConfig(workers=env.world_size)
+    strategies = {n: get_strategy(n)(cfg, env) for n in ("custom", "mpi", "ddp")}
+    for s in strategies.values():
+        s.setup()
+    comm = strategies["mpi"].comm
+    for model_name in ("mlp-128", "cnn"):
+        cfg.model = ModelConfig(model_name)
+        models = {}
+        for name, s in strategies.items():
+            net = build_model(cfg.model, (1, 28, 28), 10, [0.5], [0.25], seed=0)
+            models[name] = (net, s.prepare(net))
+        x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+
+        def backward(name: str) -> None:
+            F.cross_entropy(models[name][1](x), y).backward()
+
+        for name in ("custom", "mpi"):
+            backward(name)
+        numel = sum(p.numel() for p in models["mpi"][0].parameters())
+        flat = torch.zeros(numel)
+        ddp = models["ddp"][1]
+
+        def ddp_synced() -> None:
+            backward("ddp")
+
+        def ddp_unsynced() -> None:
+            with ddp.no_sync():
+                backward("ddp")
+
+        cases = {
+            "raw_gloo": lambda: dist.all_reduce(flat),
+            "raw_mpi": lambda: comm.Allreduce(strategies["mpi"].MPI.IN_PLACE, flat.numpy()),
+            "custom": lambda: strategies["custom"].sync_gradients(models["custom"][1]),
+            "mpi": lambda: strategies["mpi"].sync_gradients(models["mpi"][1]),
+            "ddp_synced": ddp_synced,
+            "ddp_unsynced": ddp_unsynced,
+        }
+        samples: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(5):  # interleave rounds so drift hits every case alike
+            for key, fn in cases.items():
+                samples[key] += timed(fn, comm.Barrier, repeats // 5)
+        m = {k: median(v) for k, v in samples.items()}
+        m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
+        results.append((model_name, numel * 4, m))
+    for s in strategies.values():
+        s.teardown()
+    if env.rank == 0:
+        for model_name, nbytes, m in results:
+            print(f"\n{model_name}: {nbytes / 1e3:.0f} KB of gradients, 2 ranks, medians")
+            for key in ("raw_gloo", "custom", "ddp", "raw_mpi", "mpi"):
+                print(f"  {key:9s} {m[key] * 1e6:9.1f} us")
+            print(f"  ratio_custom={m['custom'] / m['raw_gloo']:.3f}  (vs raw gloo all_reduce)")
+            print(f"  ratio_ddp={m['ddp'] / m['raw_gloo']:.3f}  (calibrated sync vs raw gloo)")
+            print(f"  ratio_mpi={m['mpi'] / m['raw_mpi']:.3f}  (vs raw MPI Allreduce)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.repeats)
+        return
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [mpiexec_path(), "-n", "2", sys.executable, __file__, "--worker",
+           "--repeats", str(args.repeats)]
+    raise SystemExit(subprocess.call(cmd, env=env))
+
+
+if __name__ == "__main__":
+    main()

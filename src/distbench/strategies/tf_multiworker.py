@@ -1,0 +1,104 @@
+"""`tf-multiworker`: MultiWorkerMirroredStrategy over N processes wired by TF_CONFIG.
+
+Command: distbench run --strategy tf-multiworker --workers 2 --dataset fashion-mnist --model mlp-128
+
+distbench's launcher starts N `distbench worker` processes, each with a TF_CONFIG naming every
+worker on a free 127.0.0.1 port; started by anything else (docker compose, SLURM) the worker reads
+the TF_CONFIG it was given. Each worker is one replica. It reads its own disjoint strided shard
+(the PyTorch rows' rule, `distbench.data.sharding`) through `distribute_datasets_from_function`,
+so TensorFlow's auto-sharding never splits the data a second time. Gradients are all-reduced by
+TensorFlow's ring collectives over gRPC.
+
+Why a custom loop and not `model.fit`: with Keras 3, `model.fit` under this strategy fails with
+`ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported type`
+(keras-team/keras#20585, still so with TensorFlow 2.21 / Keras 3.15;
+`benchmarks/tf_fit_multiworker_pitfall.py` reproduces it). The `strategy.run` loop shared with
+`tf-custom` trains the same model with the same optimizer and works.
+
+Failure handling: every collective has a timeout (`--tf-collective-timeout`, through
+`CommunicationOptions`), and TensorFlow's coordination service aborts the collectives when a
+peer stops sending heartbeats, so a dead worker makes the others fail instead of hanging; the
+launcher then stops the rest and records the run as failed.
+
+Host-side collectives (barrier, timings, evaluation counts) ride on the same TensorFlow
+collectives: a pickled object travels as an int32 tensor through `strategy.gather`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from typing import Any
+
+import numpy as np
+
+from distbench.errors import DistbenchError
+from distbench.strategies.tf_base import TFStrategy
+
+
+class TFMultiWorkerStrategy(TFStrategy):
+    name = "tf-multiworker"
+    launcher = "tf-config"
+    loop = "custom"
+    # One extra cross-process all-reduce per step would be paid for the loss alone; the loss is
+    # summed locally instead and reduced once per epoch, outside the step.
+    reduce_loss_every_step = False
+
+    def device_layout(self) -> dict[str, int]:
+        if self.cfg.device == "cuda":
+            return {"gpus": 1, "gpu_offset": self.env.local_rank}
+        return {"gpus": 0}
+
+    def make_distribution(self) -> Any:
+        tf = self.tf
+        tf_config = os.environ.get("TF_CONFIG")
+        if tf_config is None and self.world > 1:
+            raise DistbenchError(
+                "tf-multiworker needs TF_CONFIG in each worker's environment (distbench run sets "
+                "it; external launchers must too)"
+            )
+        if tf_config is not None:
+            spec = json.loads(tf_config)
+            workers = len(spec.get("cluster", {}).get("worker", [])) + len(
+                spec.get("cluster", {}).get("chief", []))
+            if workers != self.world:
+                raise DistbenchError(f"TF_CONFIG lists {workers} workers, but this is rank "
+                                     f"{self.rank} of {self.world}")
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING,
+            timeout_seconds=self.cfg.tf_collective_timeout,
+        )
+        self.cross_device = "tf-collective-ring (gRPC)"
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        if strategy.num_replicas_in_sync != self.world:
+            raise DistbenchError(f"MultiWorkerMirroredStrategy has {strategy.num_replicas_in_sync} "
+                                 f"replicas, expected one per worker ({self.world})")
+        return strategy
+
+    def distribute(self, dataset: Any) -> Any:
+        """This worker's own shard, batched per replica: no automatic re-sharding."""
+        return self.tf_strategy.distribute_datasets_from_function(lambda _ctx: dataset)
+
+    # ---- host collectives over TensorFlow's
+    def _gather_rows(self, row: np.ndarray) -> np.ndarray:
+        """Every worker's equally long int32 row, stacked in rank order."""
+        tf = self.tf
+        value = tf.constant(row[None, :], dtype=tf.int32)
+        per_replica = self.tf_strategy.run(lambda: tf.identity(value))
+        return self.tf_strategy.gather(per_replica, axis=0).numpy()
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        payload = np.frombuffer(pickle.dumps(obj), dtype=np.uint8).astype(np.int32)
+        sizes = self._gather_rows(np.array([payload.size], dtype=np.int32))[:, 0]
+        row = np.zeros(int(sizes.max()), dtype=np.int32)
+        row[: payload.size] = payload
+        rows = self._gather_rows(row)
+        return [pickle.loads(rows[i, : sizes[i]].astype(np.uint8).tobytes())
+                for i in range(self.world)]
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return [float(sum(column)) for column in zip(*self.all_gather(list(values)), strict=True)]
+
+    def barrier(self) -> None:
+        self._gather_rows(np.zeros(1, dtype=np.int32))
