@@ -57,3 +57,13 @@ def test_rank_outside_world_is_an_error():
 ])
 def test_slurm_nodelist(nodelist, first):
     assert first_slurm_host(nodelist) == first
+
+
+@pytest.mark.parametrize("env,local", [
+    ({"RANK": "0", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}, 4),
+    ({"PMI_RANK": "0", "PMI_SIZE": "4", "MPI_LOCALNRANKS": "2"}, 2),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "6", "SLURM_NTASKS_PER_NODE": "3(x2)"}, 3),
+    ({"RANK": "0", "WORLD_SIZE": "2"}, 2),
+])
+def test_workers_per_node_share_its_cores(env, local):
+    assert detect(env).local_world_size == local

@@ -33,6 +33,9 @@ ENV_SOURCES = [
     ("mpich", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
     ("slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
 ]
+# Workers on this node, which share its cores; the first variable present is used.
+LOCAL_SIZE_VARS = ["LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                   "SLURM_NTASKS_PER_NODE"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ClusterEnv:
     master_addr: str = "127.0.0.1"
     master_port: int = DEFAULT_PORT
     source: str = "none"
+    local_world_size: int = 1
 
     @property
     def is_chief(self) -> bool:
@@ -107,4 +111,6 @@ def detect(
     r, w, lr = values
     if not 0 <= r < w:
         raise ValueError(f"rank {r} from {source} is outside world size {w}")
-    return ClusterEnv(r, w, lr, addr or "127.0.0.1", port, source)
+    local_size = next((env[v] for v in LOCAL_SIZE_VARS if v in env), str(w))
+    local = int(re.match(r"\d+", local_size)[0]) if re.match(r"\d+", local_size) else w
+    return ClusterEnv(r, w, lr, addr or "127.0.0.1", port, source, min(local, w))

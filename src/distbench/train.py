@@ -245,9 +245,9 @@ class Trainer:
         }
 
 
-def set_threads(cfg: RunConfig, world: int, cores: int) -> int:
-    """The baseline gets every core; each of N workers gets cores // N (at least one)."""
-    threads = cfg.threads_per_worker or max(1, cores // world)
+def set_threads(cfg: RunConfig, local_workers: int, cores: int) -> int:
+    """The baseline gets every core; each of N workers on a node gets cores // N (at least 1)."""
+    threads = cfg.threads_per_worker or max(1, cores // local_workers)
     torch.set_num_threads(threads)
     return threads
 

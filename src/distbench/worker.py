@@ -39,7 +39,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
     launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
     strategy = get_strategy(cfg.strategy)(cfg, env)
-    cfg.threads_per_worker = set_threads(cfg, env.world_size, usable_cores())
+    cfg.threads_per_worker = set_threads(cfg, env.local_world_size, usable_cores())
     strategy.setup()
     try:
         startup_s = time.time() - launch_t0
