@@ -1,0 +1,137 @@
+"""What the harness costs: `single` against a minimal hand-written PyTorch loop.
+
+Command: DISTBENCH_DATA=../shared/data python benchmarks/overhead.py [--repeats 3]
+
+Workload: mlp-128 on Fashion-MNIST, Adam, all cores, one epoch, at batch 32 and 128. Both loops
+use the same model object layout, data tensors, sample order, optimizer and threads; they run
+interleaved (minimal, distbench, minimal, ...) in this one process and the medians are compared.
+Prints, per batch size:
+  overhead_ratio=<distbench epoch / minimal epoch>      (target <= 1.05)
+  keras_ratio=<distbench epoch / Keras model.fit epoch> (where TensorFlow is installed)
+  the compute-bound limit (training FLOPs / measured matmul FLOP/s) and the eager and
+  --compile epoch times as multiples of it (aim: --compile within 3x at batch 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distbench.cluster import ClusterEnv
+from distbench.config import DataConfig, ModelConfig, RunConfig
+from distbench.data import load_dataset
+from distbench.fingerprint import usable_cores
+from distbench.models.torch_models import build_model
+from distbench.strategies.single import SingleStrategy
+from distbench.timing import clock, median
+from distbench.train import Trainer
+
+
+def minimal_epoch(data, batch: int, seed: int) -> float:
+    """The loop a careful user would write by hand: index in-memory tensors, step, repeat."""
+    model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std, seed)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x_all, y_all = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
+    perm = torch.from_numpy(np.random.default_rng([seed, 0]).permutation(len(y_all)))
+    for k in range(5):  # the same warm-up distbench does
+        idx = perm[k * batch : (k + 1) * batch]
+        F.cross_entropy(model(x_all[idx]), y_all[idx]).backward()
+    opt.zero_grad(set_to_none=True)
+    start = clock()
+    for k in range(0, len(perm), batch):
+        idx = perm[k : k + batch]
+        loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return clock() - start
+
+
+def distbench_epoch(data, batch: int, seed: int, compile: bool = False) -> float:
+    cfg = RunConfig(epochs=1, batch_size=batch, seed=seed,
+                    data=DataConfig("fashion-mnist"), model=ModelConfig("mlp-128", compile=compile))
+    with contextlib.redirect_stdout(io.StringIO()):  # the progress bar runs, unseen
+        return Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data).run()["train_s"]
+
+
+def keras_epoch(data, batch: int) -> float | None:
+    try:
+        from distbench.models.keras_models import build_keras_model  # noqa: F401
+        import tensorflow as tf
+    except ImportError:
+        return None
+    import time
+
+    model = build_keras_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.transpose(data.train_x, (0, 2, 3, 1))
+    model.fit(x[: batch * 5], data.train_y[: batch * 5], batch_size=batch, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(x, data.train_y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+    return time.perf_counter() - start
+
+
+def matmul_flops() -> float:
+    """Sustained float32 matmul FLOP/s with all threads: the machine's practical peak."""
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        start = clock()
+        a @ b
+        times.append(clock() - start)
+    return 2 * 2048**3 / median(times)
+
+
+def training_flops_per_sample(model: nn.Module) -> float:
+    """Forward multiply-adds of the dense layers x2 FLOPs, x3 for forward + backward."""
+    return 3 * sum(2 * m.in_features * m.out_features for m in model.modules()
+                   if isinstance(m, nn.Linear))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(usable_cores())
+    data = load_dataset("fashion-mnist")
+    peak = matmul_flops()
+    flops = training_flops_per_sample(
+        build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
+    ) * len(data.train_y)
+    limit = flops / peak
+    print(f"machine: {usable_cores()} threads, matmul {peak / 1e9:.1f} GFLOP/s; "
+          f"mlp-128 epoch = {flops / 1e9:.2f} GFLOP -> compute-bound limit {limit * 1e3:.1f} ms")
+    for batch in (32, 128):
+        minimal, ours = [], []
+        for r in range(args.repeats):
+            minimal.append(minimal_epoch(data, batch, seed=r))
+            ours.append(distbench_epoch(data, batch, seed=r))
+        m, d = median(minimal), median(ours)
+        print(f"\nbatch {batch}: minimal {m:.3f} s, distbench {d:.3f} s per epoch "
+              f"(medians of {args.repeats})")
+        print(f"  overhead_ratio={d / m:.3f}  (target <= 1.05)")
+        keras = keras_epoch(data, batch)
+        if keras is not None:
+            print(f"  keras_ratio={d / keras:.3f}  (Keras model.fit epoch {keras:.3f} s)")
+        else:
+            print("  keras_ratio: skipped (TensorFlow not installed)")
+        print(f"  eager epoch = {d / limit:.1f} x compute-bound limit")
+        if not args.no_compile:
+            compiled = median([distbench_epoch(data, batch, seed=r, compile=True)
+                               for r in range(args.repeats)])
+            print(f"  --compile epoch {compiled:.3f} s = {compiled / limit:.1f} x limit"
+                  + ("  (aim <= 3x)" if batch == 32 else ""))
+
+
+if __name__ == "__main__":
+    main()
