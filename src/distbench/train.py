@@ -56,17 +56,6 @@ def make_optimizer(cfg: RunConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def maybe_compile(model: nn.Module, enabled: bool) -> tuple[nn.Module, str | None]:
-    """(model to train, note). torch.compile fails lazily, so it is tried on one batch here."""
-    if not enabled:
-        return model, None
-    try:
-        compiled = torch.compile(model)
-        return compiled, None
-    except Exception as exc:  # noqa: BLE001 - any backend failure means "eager instead"
-        return model, f"--compile unavailable here ({type(exc).__name__}: {exc}); ran eager"
-
-
 class Trainer:
     """Holds what the steps share; `run()` is the whole measured training."""
 
@@ -79,8 +68,6 @@ class Trainer:
         ).to(self.device)
         self.model = strategy.prepare(self.net)
         self.compile_note: str | None = None
-        if cfg.model.compile:
-            self.model, self.compile_note = maybe_compile(self.model, True)
         self.optimizer = make_optimizer(cfg, self.net.parameters())
         self.n_train = len(data.train_y)
 
@@ -113,7 +100,7 @@ class Trainer:
     # ---- phases
     def warm_up(self) -> None:
         """Run the first steps to warm caches, allocators and compilers, then undo them."""
-        steps = self.cfg.warmup_steps
+        steps = max(self.cfg.warmup_steps, 1 if self.cfg.model.compile else 0)
         if steps == 0:
             return
         weights = copy.deepcopy(self.net.state_dict())
@@ -121,13 +108,31 @@ class Trainer:
         for i, (x, y, count) in enumerate(self.batches(epoch=0)):
             if i == steps:
                 break
-            self.step(x, y, count, i)
+            if i == 0 and self.cfg.model.compile:
+                self.compile_first_step(x, y, count)
+            else:
+                self.step(x, y, count, i)
         self.sync_device()
         self.net.load_state_dict(weights)
         self.optimizer.load_state_dict(opt_state)
         self.optimizer.zero_grad(set_to_none=True)
         self.strategy.reset()
         torch.manual_seed(self.cfg.seed + self.strategy.rank)
+
+    def compile_first_step(self, x: torch.Tensor, y: torch.Tensor, count: int) -> None:
+        """torch.compile fails lazily, at the first call: try it there, fall back to eager."""
+        eager = self.model
+        # dynamic: the last, smaller step of an epoch must not recompile inside the clock.
+        self.model = torch.compile(eager, dynamic=True)
+        try:
+            self.step(x, y, count, 0)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means "run eager"
+            self.model = eager
+            self.optimizer.zero_grad(set_to_none=True)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.compile_note = (f"--compile is unavailable here ({type(exc).__name__}: "
+                                 f"{reason[:200]}); this run is eager")
+            self.step(x, y, count, 0)
 
     def evaluate(self) -> tuple[float, float]:
         """(accuracy, mean loss) on the whole test set, each rank scoring a strided part."""
