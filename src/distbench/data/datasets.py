@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import importlib.util
 import os
 import pickle
@@ -19,6 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +83,7 @@ def _read_bytes(path: Path) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt or truncated gzip file ({exc})") from None
 
 
@@ -136,10 +138,13 @@ def parse_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = pickle.load(fh, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (pickle.UnpicklingError, EOFError, ImportError, AttributeError, IndexError, KeyError,
+            TypeError, ValueError) as exc:
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__})") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path}: data shape {data.shape}, expected (N, 3072) with N labels")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < 10:
+        raise DataError(f"{path}: labels outside 0..9 (corrupt file)")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -181,8 +186,8 @@ def download(urls: list[str], dest: Path, md5: str) -> Path:
                 continue
             os.replace(tmp, dest)
             return dest
-        except OSError as exc:
-            errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{url}: {getattr(exc, 'reason', exc) or type(exc).__name__}")
         finally:
             tmp.unlink(missing_ok=True)
     raise DataError(
@@ -220,7 +225,13 @@ def resolve_files(
                             )
                 return found  # type: ignore[return-value]
     if os.environ.get("DISTBENCH_OFFLINE") == "1":
-        missing = files[0].name
+        # Name a file that is really absent: the first one missing from the root that holds
+        # most of them (the earliest root on a tie).
+        absent = [
+            [f.name for f in files if not (_present(r / subdir, f.name) or _present(r, f.name))]
+            for r in search_roots(data_dir)
+        ]
+        missing = min((a for a in absent if a), key=len, default=[files[0].name])[0]
         raise DataError(
             f"{subdir}/{missing} not found under {', '.join(map(str, search_roots(data_dir)))} "
             f"and downloads are off (DISTBENCH_OFFLINE=1); supply it with --data-dir DIR or "

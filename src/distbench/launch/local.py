@@ -24,7 +24,7 @@ from pathlib import Path
 
 from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
-from distbench.errors import DistbenchError
+from distbench.errors import DistbenchError, UsageError
 from distbench.results import append_record, load_records, make_record, utc_now
 from distbench.strategies import get_strategy
 from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR, run_worker
@@ -101,6 +101,8 @@ def mpiexec_path() -> str:
 def launch(cfg: RunConfig) -> dict:
     """Run `cfg` on this machine; returns rank 0's record, raises on failure after recording it."""
     strategy = get_strategy(cfg.strategy)
+    if getattr(strategy, "single_worker", False) and cfg.workers != 1:
+        raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use --workers 1")
     started_at = utc_now()
     try:
         if strategy.launcher == "inprocess":

@@ -160,6 +160,8 @@ def build_model(
     size = cfg.image_size or height
     if cfg.image_size is None and height != width:
         raise DistbenchError(f"model {cfg.name} needs square images, got {height}x{width}")
+    if cfg.name == "cnn" and size < 4:
+        raise DistbenchError(f"cnn pools twice by 2 and needs images of at least 4x4, got {size}")
     if cfg.pretrained and cfg.name != "mobilenet_v2":
         raise DistbenchError(f"--pretrained is only available for mobilenet_v2, not {cfg.name}")
     torch.manual_seed(seed)

@@ -29,6 +29,8 @@ class Strategy:
     comm_method: ClassVar[str] = "none: one process"
     # Synchronous strategies must match `single` weight for weight (the parity tests).
     synchronous: ClassVar[bool] = True
+    # One worker by definition (the baselines): --workers other than 1 is a usage error.
+    single_worker: ClassVar[bool] = True
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv) -> None:
         self.cfg = cfg

@@ -25,6 +25,7 @@ from distbench.strategies.buckets import GradBuckets
 class MPIStrategy(Strategy):
     name = "mpi"
     launcher = "mpiexec"
+    single_worker = False
     comm_method = "timed: MPI.Allreduce of one flattened gradient buffer, pack and average included"
 
     @property
