@@ -53,15 +53,27 @@ class ClusterEnv:
         return self.rank == 0
 
 
+def expand_slurm_nodelist(nodelist: str) -> list[str]:
+    """Hosts of a SLURM node list: 'gpu[03-05,9],cpu1' -> gpu03 gpu04 gpu05 gpu9 cpu1."""
+    hosts = []
+    for prefix, ranges, plain in re.findall(r"([^,\[]+)\[([^\]]+)\]|([^,\[\]]+)", nodelist):
+        if plain:
+            hosts.append(plain.strip())
+            continue
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            if not hi:
+                hosts.append(prefix + lo)
+                continue
+            width = len(lo)
+            hosts += [f"{prefix}{i:0{width}d}" for i in range(int(lo), int(hi) + 1)]
+    return hosts
+
+
 def first_slurm_host(nodelist: str) -> str:
     """First host of a SLURM node list such as 'gpu[03-05,9],cpu1' (-> 'gpu03')."""
-    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
-    if not match:
-        return nodelist
-    prefix, ranges = match.groups()
-    if not ranges:
-        return prefix
-    return prefix + ranges.split(",")[0].split("-")[0]
+    hosts = expand_slurm_nodelist(nodelist)
+    return hosts[0] if hosts else nodelist
 
 
 def tf_config_task(tf_config: str) -> tuple[int, int]:

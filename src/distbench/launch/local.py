@@ -137,7 +137,7 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         if how == "mpiexec":
             log = tmp / "mpiexec.log"
             cmd = [mpiexec_path(), "-n", str(cfg.workers), *worker_cmd]
-            workers = [Worker(None, _start(cmd, env, log, show_stdout=False), log)]
+            workers = [Worker(None, start_process(cmd, env, log, show_stdout=False), log)]
         else:
             workers = []
             tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(cfg.workers)]
@@ -149,13 +149,13 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
                         "cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}
                     })
                 log = tmp / f"rank{rank}.log"
-                workers.append(Worker(rank, _start(worker_cmd, rank_env, log, rank == 0), log))
-        _supervise(workers, cfg.timeout)
+                workers.append(Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log))
+        supervise(workers, cfg.timeout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _start(cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool) -> subprocess.Popen[bytes]:
+def start_process(cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=None if show_stdout else fh,
@@ -163,7 +163,7 @@ def _start(cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool) ->
         )
 
 
-def _supervise(workers: list[Worker], timeout: float | None) -> None:
+def supervise(workers: list[Worker], timeout: float | None) -> None:
     """Wait for all workers; on the first failure or the deadline, stop everyone and raise."""
     deadline = time.monotonic() + timeout if timeout else None
     try:

@@ -1,0 +1,122 @@
+"""Write a Dockerfile and docker-compose.yml with one container per worker.
+
+Command: distbench launch compose --workers 3 --strategy tf-multiworker -- --dataset mnist-5k
+
+Containers find each other by service name: torch strategies through MASTER_ADDR=worker0 and a
+RANK per container, tf-multiworker through a TF_CONFIG per container naming every worker. Rank 0
+writes the results into ./results, mounted from the host. Every value is written as a JSON string,
+which YAML reads verbatim, with `$` doubled against Compose's interpolation, so user input cannot
+change the file's structure or pull in host variables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import distbench
+from distbench.errors import UsageError
+from distbench.launch.scripts import TORCHRUN_STRATEGIES, quote, worker_args
+
+TF_PORT = 2222
+TORCH_PORT = 29500
+
+
+@dataclass
+class ComposeJob:
+    strategy: str
+    workers: int
+    run_args: list[str]
+    image: str = "distbench:latest"
+
+    def validate(self) -> None:
+        if self.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {self.workers}")
+        if self.strategy not in (*TORCHRUN_STRATEGIES, "tf-multiworker"):
+            raise UsageError(f"compose runs {', '.join(TORCHRUN_STRATEGIES)} and tf-multiworker, "
+                             f"not {self.strategy} (mpi needs an MPI launcher across containers: "
+                             "use `distbench launch slurm` or `mpiexec`)")
+
+    def environment(self, rank: int) -> dict[str, str]:
+        if self.strategy == "tf-multiworker":
+            hosts = [f"worker{i}:{TF_PORT}" for i in range(self.workers)]
+            return {"TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
+                                             "task": {"type": "worker", "index": rank}})}
+        return {"MASTER_ADDR": "worker0", "MASTER_PORT": str(TORCH_PORT), "RANK": str(rank),
+                "WORLD_SIZE": str(self.workers), "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}
+
+    def command(self) -> list[str]:
+        return ["python", *worker_args(self.strategy, self.run_args), "--out", "/results"]
+
+
+def project_root() -> Path | None:
+    """The source tree this distbench runs from, to build the image from; None if installed."""
+    root = Path(distbench.__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def compose_yaml(job: ComposeJob, build_context: str, dockerfile: str) -> str:
+    def q(value: str) -> str:
+        # JSON strings are YAML scalars read verbatim; Compose then interpolates `$`, so `$$`.
+        return json.dumps(value.replace("$", "$$"))
+
+    lines = ["services:"]
+    for rank in range(job.workers):
+        lines += [
+            f"  worker{rank}:",
+            f"    image: {q(job.image)}",
+            "    build:",
+            f"      context: {q(build_context)}",
+            f"      dockerfile: {q(dockerfile)}",
+            f"    hostname: {q(f'worker{rank}')}",
+            "    environment:",
+            *(f"      {k}: {q(v)}" for k, v in job.environment(rank).items()),
+            f"    command: [{', '.join(q(a) for a in job.command())}]",
+            "    volumes:",
+            f"      - {q('./results:/results')}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+DOCKERFILE = """\
+FROM python:3.11-slim
+WORKDIR /app
+COPY . /app
+RUN pip install --no-cache-dir -c constraints.txt -e ".[{extras}]"
+"""
+
+README = """\
+# distbench on Docker Compose: {workers} x {strategy}
+
+One container per worker, built from the distbench source tree at `{context}`.
+
+```bash
+docker compose up --build --abort-on-container-exit   # or: docker-compose up ...
+cat results/runs.jsonl                                 # rank 0's record
+```
+
+Worker command (each container): `{command}`
+`--abort-on-container-exit` stops every worker when one fails, as the local launcher does.
+"""
+
+
+def write_compose(job: ComposeJob, out_dir: Path) -> list[Path]:
+    """Write Dockerfile, docker-compose.yml and README.md into `out_dir`; the image is built from
+    the project root (the build context), with the Dockerfile named by its absolute path."""
+    job.validate()
+    root = project_root()
+    if root is None:
+        raise UsageError("compose builds the image from a distbench source checkout; run it from "
+                         "one (pip install -e .)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    extras = "tf" if job.strategy == "tf-multiworker" else "mpi"
+    dockerfile = out_dir.resolve() / "Dockerfile"
+    dockerfile.write_text(DOCKERFILE.format(extras=extras))
+    context = str(root)
+    compose = out_dir / "docker-compose.yml"
+    compose.write_text(compose_yaml(job, context, str(dockerfile)))
+    readme = out_dir / "README.md"
+    readme.write_text(README.format(workers=job.workers, strategy=job.strategy, context=context,
+                                    command=quote(job.command())))
+    return [compose, dockerfile, readme]

@@ -1,0 +1,100 @@
+"""torchrun and mpiexec across several nodes: print each node's command, or run them all when
+every node named is this machine (a multi-node rehearsal on one box).
+
+Command: distbench launch torchrun --nodes 2 --hostfile hosts.txt --strategy ddp -- --dataset mnist-5k
+         distbench launch mpiexec --nodes 2 --hostfile hosts.txt --strategy mpi -- --dataset mnist-5k
+
+The hostfile lists one host per line (`host` or mpich's `host:slots`; `#` comments). The first
+host is the rendezvous point. torchrun uses its static rendezvous (`--rdzv-endpoint` with an
+explicit `--node-rank` per node); mpiexec (Hydra) gets the hostfile itself with `-f`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distbench.errors import UsageError
+from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+from distbench.launch.scripts import TORCHRUN_STRATEGIES, default_python, quote, worker_args
+from distbench.worker import LAUNCH_T0_VAR
+
+LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def read_hostfile(path: str, nodes: int) -> list[str]:
+    """The first `nodes` hosts of a hostfile; too few is a usage error."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"hostfile {path} not found")
+    hosts = [ln.split("#")[0].strip().split(":")[0].split()[0]
+             for ln in p.read_text().splitlines() if ln.split("#")[0].strip()]
+    if len(hosts) < nodes:
+        raise UsageError(f"--nodes {nodes} but hostfile {path} lists {len(hosts)} host(s)")
+    return hosts[:nodes]
+
+
+def is_local(host: str) -> bool:
+    return host in LOCAL_NAMES or host in (socket.gethostname(), socket.getfqdn())
+
+
+@dataclass
+class MultiNode:
+    launcher: str  # torchrun | mpiexec
+    strategy: str
+    hosts: list[str]
+    nproc_per_node: int
+    run_args: list[str]
+    port: int = 29500
+    python: str = ""
+    hostfile: str = ""
+
+    def validate(self) -> None:
+        if self.nproc_per_node < 1:
+            raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+        allowed = TORCHRUN_STRATEGIES if self.launcher == "torchrun" else ("mpi", *TORCHRUN_STRATEGIES)
+        if self.strategy not in allowed:
+            raise UsageError(f"{self.launcher} launches {', '.join(allowed)}, not {self.strategy}")
+
+    def commands(self) -> list[list[str]]:
+        """One command per node (torchrun) or one for all (mpiexec, which reaches every node)."""
+        py = self.python or default_python()
+        worker = worker_args(self.strategy, self.run_args)
+        if self.launcher == "mpiexec":
+            return [[mpiexec_path(), "-f", self.hostfile, "-n",
+                     str(len(self.hosts) * self.nproc_per_node), "-ppn", str(self.nproc_per_node),
+                     "-genv", "MASTER_ADDR", self.hosts[0], "-genv", "MASTER_PORT", str(self.port),
+                     py, *worker]]
+        return [[py, "-m", "torch.distributed.run", f"--nnodes={len(self.hosts)}",
+                 f"--node-rank={rank}", f"--nproc-per-node={self.nproc_per_node}",
+                 "--rdzv-backend=static", f"--rdzv-endpoint={self.hosts[0]}:{self.port}", *worker]
+                for rank in range(len(self.hosts))]
+
+    def describe(self) -> str:
+        cmds = self.commands()
+        if self.launcher == "mpiexec":
+            return f"on {self.hosts[0]} (mpiexec reaches the other hosts itself):\n  {quote(cmds[0])}"
+        return "\n".join(f"on {host}:\n  {quote(cmd)}" for host, cmd in zip(self.hosts, cmds))
+
+    def run_here(self, timeout: float | None) -> None:
+        """All nodes are this machine: start every node's command and watch them as one run."""
+        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time())}
+        with tempfile.TemporaryDirectory(prefix="distbench-nodes-") as tmp:
+            workers = []
+            for rank, cmd in enumerate(self.commands()):
+                log = Path(tmp) / f"node{rank}.log"
+                workers.append(Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log))
+            supervise(workers, timeout)
+
+
+def pick_port(hosts: list[str]) -> int:
+    return free_port() if all(is_local(h) for h in hosts) else 29500
+
+
+def rehearsal_possible(hosts: list[str]) -> bool:
+    return all(is_local(h) for h in hosts)
+

@@ -1,0 +1,32 @@
+"""What the cluster script writers share: the worker command line, quoted for a shell.
+
+Every user value goes through `shlex.quote`; only the variables the scheduler sets at run time
+(`$SLURM_JOB_ID`, ...) are left for the shell to expand, and those are written by us.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+
+# Strategies whose workers torchrun starts (one torch.distributed process group).
+TORCHRUN_STRATEGIES = ("ddp", "custom", "param-avg")
+
+
+def quote(args: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def worker_args(strategy: str, run_args: Sequence[str]) -> list[str]:
+    """`-m distbench worker --strategy S <run flags>`, the part after the interpreter."""
+    return ["-m", "distbench", "worker", "--strategy", strategy, *run_args]
+
+
+def default_python() -> str:
+    """The interpreter of this environment: the same distbench on every node of a shared FS."""
+    return sys.executable
+
+
+def has_flag(args: Sequence[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in args)

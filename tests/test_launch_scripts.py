@@ -1,0 +1,172 @@
+"""Cluster launchers: generated scripts are valid and quoted, bad input is one line, and the real
+engines run them: a one-node Slurm, and multi-node torchrun/mpiexec rehearsed on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distbench.launch.compose import ComposeJob, compose_yaml, write_compose
+from distbench.launch.slurm import SlurmJob, sbatch_script, tf_config_from_slurm
+from distbench.results import load_records
+from helpers import run_cli
+
+RUN = ["--dataset", "mnist-5k", "--epochs", "1", "--no-progress"]
+EVIL = "x'; rm -rf / #$(touch /tmp/pwned)"
+
+
+def launch_line(script: str) -> list[str]:
+    (line,) = [ln for ln in script.splitlines() if ln.startswith(("srun", "mpiexec"))]
+    return shlex.split(line)
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "custom", "param-avg", "mpi", "tf-multiworker",
+                                      "single"])
+def test_sbatch_scripts_parse(tmp_path, strategy):
+    multi = strategy != "single"
+    job = SlurmJob(strategy, [*RUN, "--model", EVIL], nodes=4 if multi else 1,
+                   tasks_per_node=8 if multi else 1, gpus_per_node=8, time="01:00:00",
+                   partition="gpu", account="proj-1")
+    job.validate()
+    script = sbatch_script(job)
+    path = tmp_path / "job.sbatch"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    assert "#SBATCH --nodes=" in script and "#SBATCH --partition=gpu" in script
+    argv = launch_line(script)
+    assert argv[0] == "srun"
+    if strategy in ("ddp", "custom", "param-avg"):
+        assert "--ntasks-per-node=1" in argv and "torch.distributed.run" in argv
+        assert "--nnodes=4" in argv and "--nproc-per-node=8" in argv
+        assert "--rdzv-backend=c10d" in argv
+        assert any(a.startswith("--rdzv-endpoint=$head_node:") for a in argv)
+    if strategy == "mpi":
+        assert "--mpi=pmix" in argv
+    if strategy == "tf-multiworker":
+        assert "TF_CONFIG" in argv[3] and "launch tf-config --tasks-per-node 8" in argv[3]
+    # The hostile value reaches the worker as one argument, unchanged.
+    if strategy == "tf-multiworker":
+        assert shlex.split(argv[3].split("exec ", 1)[1]).count(EVIL) == 1
+    else:
+        assert argv.count(EVIL) == 1
+    assert strategy == "tf-multiworker" or argv[argv.index("--strategy") + 1] == strategy
+
+
+def test_mpiexec_inside_allocation():
+    job = SlurmJob("mpi", RUN, nodes=2, tasks_per_node=4, mpi_launcher="mpiexec")
+    argv = launch_line(sbatch_script(job))
+    assert argv[:5] == ["mpiexec", "-n", "$SLURM_NTASKS", "-ppn", "4"]
+
+
+def test_tf_config_from_slurm():
+    env = {"SLURM_JOB_NODELIST": "n[1-2]", "SLURM_PROCID": "3"}
+    spec = json.loads(tf_config_from_slurm(env, 2))
+    assert spec["cluster"]["worker"] == ["n1:23456", "n1:23457", "n2:23456", "n2:23457"]
+    assert spec["task"] == {"type": "worker", "index": 3}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["slurm", "--strategy", "ddp", "--nodes", "0"], "--nodes must be >= 1"),
+    (["slurm", "--strategy", "nope"], "unknown strategy 'nope'"),
+    (["slurm", "--strategy", "ddp", "--partition", "a b"], "--partition"),
+    (["slurm", "--strategy", "ddp", "--time", "soon"], "--time"),
+    (["slurm", "--strategy", "single", "--tasks-per-node", "2"], "one process"),
+    (["torchrun", "--strategy", "ddp", "--nodes", "2", "--hostfile", "/no/such/file"],
+     "hostfile /no/such/file not found"),
+    (["compose", "--strategy", "mpi"], "not mpi"),
+    (["slurm", "--strategy", "ddp", "--", "--epochs", "0"], "--epochs must be >= 1"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    proc = run_cli("launch", *args, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_unknown_partition_against_the_cluster():
+    job = SlurmJob("ddp", RUN, partition="nope")
+    with pytest.raises(Exception, match="unknown partition 'nope'; this cluster has: debug"):
+        job.validate(known_partitions=["debug"])
+
+
+@pytest.mark.parametrize("strategy", ["tf-multiworker", "ddp"])
+def test_compose_file(tmp_path, strategy):
+    yaml = pytest.importorskip("yaml")
+    paths = write_compose(ComposeJob(strategy, 3, [*RUN, "--model", EVIL]), tmp_path)
+    assert {p.name for p in paths} == {"docker-compose.yml", "Dockerfile", "README.md"}
+    spec = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
+    services = spec["services"]
+    assert list(services) == ["worker0", "worker1", "worker2"]
+    for rank, (name, svc) in enumerate(services.items()):
+        assert set(svc) == {"image", "build", "hostname", "environment", "command", "volumes"}
+        assert svc["hostname"] == name and Path(svc["build"]["dockerfile"]).is_file()
+        assert svc["command"][:5] == ["python", "-m", "distbench", "worker", "--strategy"]
+        assert EVIL.replace("$", "$$") in svc["command"]  # Compose turns $$ back into $
+        env = svc["environment"]
+        if strategy == "tf-multiworker":
+            tf = json.loads(env["TF_CONFIG"])
+            assert tf["task"]["index"] == rank and len(tf["cluster"]["worker"]) == 3
+        else:
+            assert env["RANK"] == str(rank) and env["MASTER_ADDR"] == "worker0"
+    compose = shutil.which("docker-compose")
+    if compose:  # the real parser, which needs no Docker engine for `config`
+        out = subprocess.run([compose, "-f", str(tmp_path / "docker-compose.yml"), "config"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        # `config` prints a compose file again, so the escape is kept: $$ still means one $.
+        resolved = yaml.safe_load(out.stdout)["services"]
+        assert EVIL.replace("$", "$$") in resolved["worker1"]["command"]
+
+
+def test_compose_yaml_quotes_every_value():
+    text = compose_yaml(ComposeJob("ddp", 1, ["--model", 'a"b: c\n- d']), "/ctx", "/ctx/Dockerfile")
+    yaml = pytest.importorskip("yaml")
+    assert 'a"b: c\n- d' in yaml.safe_load(text)["services"]["worker0"]["command"]
+
+
+@pytest.mark.parametrize("launcher,strategy,host", [
+    ("torchrun", "ddp", "127.0.0.1"), ("mpiexec", "mpi", "localhost"),
+])
+def test_multinode_rehearsal(tmp_path, launcher, strategy, host):
+    """Two "nodes" that are both this machine: the multi-node code path, end to end."""
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text(f"{host}\n{host}\n")
+    out = tmp_path / "out"
+    proc = run_cli("launch", launcher, "--nodes", "2", "--hostfile", str(hostfile),
+                   "--strategy", strategy, "--timeout", "150", "--", *RUN, "--out", str(out),
+                   timeout=200)
+    assert proc.returncode == 0, proc.stderr
+    assert "--nnodes=2" in proc.stdout or " -f " in proc.stdout
+    (record,) = load_records(out)
+    assert record["status"] == "ok" and record["workers"] == 2
+    assert len({w["pid"] for w in record["workers_info"]}) == 2
+
+
+def slurm_up() -> bool:
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not slurm_up(), reason="no Slurm cluster answers here (scripts/slurm-local.sh "
+                    "starts a one-node one as root; .ci/run does)")
+def test_real_slurm_job(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "distbench", "launch", "slurm", "--nodes", "1",
+         "--tasks-per-node", "2", "--strategy", "ddp", "--time", "00:10:00", "--wait",
+         "--script", str(tmp_path / "job.sbatch"), "--", *RUN, "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = load_records(out)
+    assert record["status"] == "ok" and record["workers"] == 2
+    assert record["cluster_source"] == "torchrun"
+    assert len({w["pid"] for w in record["workers_info"]}) == 2
