@@ -1,0 +1,340 @@
+"""Classify image files with a saved checkpoint, feeding them exactly as training fed its data.
+
+Command: distbench predict results/<timestamp>/model.safetensors digit.png [more.png] [--json]
+
+A checkpoint is a weights file, `model.safetensors` (PyTorch) or `model.keras` (TensorFlow), and
+the JSON sidecar beside it with the same stem (`model.json`), written by `distbench run
+--save-model`. The sidecar names the architecture, input shape, classes and normalisation; the
+weights hold the numbers. Loading rebuilds the named architecture from the sidecar and checks
+every tensor's name and shape against the file, so a sidecar that belongs to other weights is
+reported instead of producing confident nonsense.
+
+Images become model input the way the datasets do: grayscale or RGB as the model expects,
+resized to its input size, pixels scaled to [0, 1]. The model normalises internally (its first
+layer), so nothing else is applied here. Every problem a user can cause (a file that is not an
+image, an empty file, a corrupt or mismatched checkpoint, an unknown model name) is a
+`DistbenchError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distbench.config import ModelConfig
+from distbench.errors import DistbenchError
+from distbench.models import MODEL_NAMES
+
+WEIGHT_SUFFIXES = {".safetensors": "pytorch", ".keras": "tensorflow"}
+REQUIRED_KEYS = ("framework", "model", "classes", "input_shape", "normalisation")
+TOP_K = 3
+
+
+class CheckpointError(DistbenchError):
+    """The checkpoint cannot be used: missing, corrupt, or its two files disagree."""
+
+
+class ImageError(DistbenchError):
+    """An input file cannot be read as an image."""
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model plus its sidecar; `probabilities` maps NCHW [0, 1] pixels to softmax."""
+
+    weights: Path
+    meta: dict[str, Any]
+    probabilities: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.meta["classes"]]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(v) for v in self.meta["input_shape"])  # type: ignore[return-value]
+
+    def describe(self) -> dict[str, Any]:
+        """What a reader needs to judge the predictions: which run, how it was trained, how good."""
+        keys = ("model", "dataset", "framework", "strategy", "workers", "run_id",
+                "test_accuracy", "input_shape")
+        return {"checkpoint": str(self.weights), **{k: self.meta.get(k) for k in keys}}
+
+
+def resolve(path: str | Path) -> tuple[Path, Path]:
+    """(weights, sidecar) from the weights file, the sidecar, or the folder holding them."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / f"model{s}" for s in WEIGHT_SUFFIXES if (path / f"model{s}").is_file()]
+        if not found:
+            raise CheckpointError(f"{path} holds no model.safetensors or model.keras; save one "
+                                  "with distbench run --save-model")
+        path = found[0]
+    elif path.suffix == ".json":
+        found = [path.with_suffix(s) for s in WEIGHT_SUFFIXES if path.with_suffix(s).is_file()]
+        if not found:
+            raise CheckpointError(f"{path}: no {path.stem}.safetensors or {path.stem}.keras "
+                                  "beside this sidecar")
+        path = found[0]
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file() or path.suffix not in WEIGHT_SUFFIXES:
+        raise CheckpointError(f"{path}: not a checkpoint (expected a .safetensors or .keras "
+                              "weights file, its .json sidecar, or their folder)")
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise CheckpointError(f"{path}: its sidecar {sidecar.name} is missing; the weights alone "
+                              "do not say which model, classes or input they belong to")
+    return path, sidecar
+
+
+def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
+    """The sidecar as a dict, with every key that loading relies on present and plausible."""
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{sidecar}: not a readable JSON sidecar ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{sidecar}: expected a JSON object, got {type(meta).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(f"{sidecar}: sidecar lacks {', '.join(missing)}")
+    if meta["model"] not in MODEL_NAMES:
+        raise CheckpointError(f"{sidecar}: unknown model '{meta['model']}' in the sidecar; this "
+                              f"distbench knows: {', '.join(MODEL_NAMES)}")
+    if meta["framework"] != framework:
+        raise CheckpointError(f"{sidecar}: says framework '{meta['framework']}' but the weights "
+                              f"file is a {framework} one")
+    shape, classes = meta["input_shape"], meta["classes"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0
+                                                                 for v in shape)):
+        raise CheckpointError(f"{sidecar}: input_shape must be [C, H, W], got {shape}")
+    if not (isinstance(classes, list) and len(classes) >= 2):
+        raise CheckpointError(f"{sidecar}: classes must list at least 2 names, got {classes}")
+    norm = meta["normalisation"]
+    if not (isinstance(norm, dict) and len(norm.get("mean", [])) == shape[0]
+            and len(norm.get("std", [])) == shape[0]):
+        raise CheckpointError(f"{sidecar}: normalisation needs one mean and std per channel")
+    return meta
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and verify a checkpoint; any problem is a one-line `CheckpointError`."""
+    weights, sidecar = resolve(path)
+    framework = WEIGHT_SUFFIXES[weights.suffix]
+    meta = read_sidecar(sidecar, framework)
+    if weights.stat().st_size == 0:
+        raise CheckpointError(f"{weights}: empty file (0 bytes); save the model again")
+    loader = _load_torch if framework == "pytorch" else _load_keras
+    return Checkpoint(weights, meta, loader(weights, sidecar, meta))
+
+
+def _model_config(meta: dict[str, Any]) -> ModelConfig:
+    return ModelConfig(name=meta["model"], image_size=meta.get("image_size"))
+
+
+def _mismatch(weights: Path, sidecar: Path, meta: dict[str, Any], what: str) -> CheckpointError:
+    c, h, w = meta["input_shape"]
+    return CheckpointError(
+        f"{weights} does not match its sidecar {sidecar.name} ({meta['model']}, {c}x{h}x{w} "
+        f"input, {len(meta['classes'])} classes): {what}"
+    )
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
+def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from distbench.models.torch_models import build_model
+
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}); the file is "
+                              "corrupt or truncated, save the model again") from None
+    listed = meta.get("tensors")
+    if listed is not None and sorted(listed) != sorted(state):
+        extra, absent = sorted(set(state) - set(listed)), sorted(set(listed) - set(state))
+        raise _mismatch(weights, sidecar, meta,
+                        f"tensors {extra or absent} are {'not listed' if extra else 'missing'}")
+    try:
+        net = build_model(_model_config(meta), tuple(meta["input_shape"]), len(meta["classes"]),
+                          meta["normalisation"]["mean"], meta["normalisation"]["std"])
+    except DistbenchError as exc:
+        raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
+    expected = net.state_dict()
+    for name, tensor in expected.items():
+        if name not in state:
+            raise _mismatch(weights, sidecar, meta, f"tensor '{name}' is missing")
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise _mismatch(weights, sidecar, meta,
+                            f"tensor '{name}' is {_shape(state[name].shape)} in the weights, "
+                            f"{_shape(tensor.shape)} in the model")
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise _mismatch(weights, sidecar, meta, f"unexpected tensors {unexpected}")
+    net.load_state_dict(state)
+    net.eval()
+
+    def probabilities(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
+
+    return probabilities
+
+
+def _load_keras(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
+    try:
+        from distbench.models.keras_models import build_keras_model, keras
+    except ImportError:
+        raise CheckpointError(f"{weights}: a TensorFlow checkpoint needs TensorFlow: "
+                              "pip install 'distbench[tf]'") from None
+    try:
+        model = keras.models.load_model(weights, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{weights}: not a readable .keras file ({reason}); the file is "
+                              "corrupt or truncated, save the model again") from None
+    c, h, w = meta["input_shape"]
+    try:
+        expected = build_keras_model(_model_config(meta), (c, h, w), len(meta["classes"]),
+                                     meta["normalisation"]["mean"], meta["normalisation"]["std"])
+    except DistbenchError as exc:
+        raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
+    if tuple(model.input_shape[1:]) != (h, w, c):
+        raise _mismatch(weights, sidecar, meta, f"the saved model takes {model.input_shape[1:]} "
+                                                f"(NHWC) input")
+    got = [tuple(v.shape) for v in model.weights]
+    want = [tuple(v.shape) for v in expected.weights]
+    if len(got) != len(want):
+        raise _mismatch(weights, sidecar, meta, f"{len(got)} weight tensors, expected {len(want)}")
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        if a != b:
+            raise _mismatch(weights, sidecar, meta,
+                            f"weight {i} ({model.weights[i].path}) is {_shape(a)} in the file, "
+                            f"{_shape(b)} in the model")
+
+    def probabilities(x: np.ndarray) -> np.ndarray:
+        logits = model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=1))
+
+    return probabilities
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _pil() -> Any:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DistbenchError("reading images needs Pillow: pip install 'distbench[serve]'"
+                             ) from None
+    return Image
+
+
+def image_to_input(image: Any, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """A PIL image as one (C, H, W) float32 sample in [0, 1], the datasets' own form."""
+    from PIL import ImageOps
+
+    Image = _pil()
+    channels, height, width = input_shape
+    if channels not in (1, 3):
+        raise ImageError(f"the model takes {channels}-channel input; only grayscale (1) and RGB "
+                         "(3) models can classify image files")
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16"):
+        # 16-bit grayscale: PIL's own conversion to 8 bits clips instead of scaling.
+        scaled = np.asarray(image, dtype=np.float32) / 257.0
+        image = Image.fromarray(scaled.round().astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparent pixels become black: the background of the MNIST-style datasets.
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> np.ndarray:
+    """Read an image file as model input; a file that is no image is a one-line `ImageError`."""
+    Image = _pil()
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes), not an image")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image_to_input(image, input_shape)
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (Pillow cannot identify its format)") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: unreadable image ({exc})") from None
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def top_k(ckpt: Checkpoint, batch: np.ndarray, k: int = TOP_K) -> list[list[tuple[str, float]]]:
+    """For each sample, the k most probable (class, probability) pairs, most probable first."""
+    probs = ckpt.probabilities(batch.astype(np.float32))
+    k = min(k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(ckpt.classes[j], float(p[j])) for j in row]
+            for row, p in zip(order, probs, strict=True)]
+
+
+def format_top(top: list[tuple[str, float]]) -> str:
+    return ", ".join(f"{name} ({p:.1%})" for name, p in top)
+
+
+def predict_files(ckpt: Checkpoint, paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One result per path, in order: {"image", "top": [{"class", "probability"}]} or
+    {"image", "error"}; one bad file does not stop the others."""
+    results: list[dict[str, Any]] = [{"image": str(p)} for p in paths]
+    good: list[tuple[int, np.ndarray]] = []
+    for i, path in enumerate(paths):
+        try:
+            good.append((i, load_image(path, ckpt.input_shape)))
+        except DistbenchError as exc:
+            results[i]["error"] = str(exc)
+    if good:
+        tops = top_k(ckpt, np.stack([x for _, x in good]))
+        for (i, _), top in zip(good, tops, strict=True):
+            results[i]["top"] = [{"class": c, "probability": p} for c, p in top]
+    return results
+
+
+def run_predict(checkpoint: str, images: Sequence[str], as_json: bool, out: Any, err: Any) -> int:
+    """The `distbench predict` command: one line per image (or one JSON object); exit 1 if any
+    image failed, after printing the others."""
+    ckpt = load_checkpoint(checkpoint)
+    results = predict_files(ckpt, images)
+    if as_json:
+        out.write(json.dumps({**ckpt.describe(), "predictions": results}, indent=2) + "\n")
+    for r in results:
+        if "error" in r:
+            out.flush()
+            err.write(f"distbench: error: {r['error']}\n")
+            err.flush()
+        elif not as_json:
+            top = [(t["class"], t["probability"]) for t in r["top"]]
+            out.write(f"{r['image']}: {format_top(top)}\n")
+    return 1 if any("error" in r for r in results) else 0

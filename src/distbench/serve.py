@@ -1,0 +1,232 @@
+"""A Gradio page for one checkpoint: upload an image (or pick a test-set sample), see the top 3.
+
+Command: distbench serve results/<timestamp>/model.safetensors [--host 127.0.0.1] [--port 7860]
+
+The page binds to 127.0.0.1 unless `--host` says otherwise, opens no public link unless
+`--share` is given, and sends no analytics. Every bad input (a file that is not an image, an
+empty file, a corrupt or mismatched checkpoint, an unknown model name) is shown on the page as
+one line while the server keeps running. The checkpoint is re-read whenever its files change,
+so a checkpoint replaced by a later run, or fixed after an error, is served without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distbench.errors import DistbenchError
+from distbench.predict import Checkpoint, CheckpointError, load_checkpoint, load_image, resolve
+from distbench.predict import top_k as top_classes
+
+SAMPLES = 10  # sample images from the test set, one per class while classes last
+MAX_UPLOAD = "20mb"
+
+
+class LiveCheckpoint:
+    """The checkpoint, loaded again when its files change (path, inode, size or mtime).
+
+    A failed load is remembered with its message, so every request answers with that one line
+    until the files change, instead of stopping the server.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: object = None
+        self._ckpt: Checkpoint | None = None
+        self._error: str | None = None
+
+    def _signature(self) -> object:
+        try:
+            stats = [(str(p), os.stat(p)) for p in resolve(self.path)]
+        except (CheckpointError, OSError) as exc:  # OSError: replaced between resolve and stat
+            return str(exc)
+        return tuple((p, s.st_ino, s.st_size, s.st_mtime_ns) for p, s in stats)
+
+    def get(self) -> Checkpoint:
+        """The current checkpoint, or a `CheckpointError` saying why there is none."""
+        with self._lock:
+            stamp = self._signature()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._ckpt, self._error = load_checkpoint(self.path), None
+                except DistbenchError as exc:
+                    self._ckpt, self._error = None, str(exc)
+            if self._ckpt is None:
+                raise CheckpointError(self._error or f"{self.path}: not loaded")
+            return self._ckpt
+
+
+def info_markdown(ckpt: Checkpoint) -> str:
+    """The run behind the model: which strategy trained it, and how accurate it was on test."""
+    m = ckpt.meta
+    acc = m.get("test_accuracy")
+    acc_text = f"{acc:.2%}" if isinstance(acc, (int, float)) else "unknown"
+    shape = "×".join(str(v) for v in ckpt.input_shape)
+    return (
+        f"**{m['model']}** on **{m.get('dataset', '?')}**, trained with "
+        f"**{m.get('strategy', '?')} ×{m.get('workers', '?')}** ({m['framework']}); "
+        f"test accuracy **{acc_text}**  \n"
+        f"run `{m.get('run_id', '?')}` · input {shape} · {len(ckpt.classes)} classes · "
+        f"checkpoint `{ckpt.weights}`"
+    )
+
+
+def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
+                  ) -> tuple[dict[Path, str], str]:
+    """PNG files of test-set images, the first of each class in class order; never downloads.
+
+    Returns ({file: true class}, note); the note says why there are none when the dataset is not
+    at hand (samples are a convenience: the page works without them).
+    """
+    from PIL import Image
+
+    from distbench.config import DataConfig
+    from distbench.data import load_dataset
+
+    name = str(ckpt.meta.get("dataset"))
+    previous = os.environ.get("DISTBENCH_OFFLINE")
+    os.environ["DISTBENCH_OFFLINE"] = "1"  # samples are a convenience, not worth a download
+    try:
+        data = load_dataset(DataConfig(name=name))
+    except DistbenchError as exc:
+        return {}, f"No samples: dataset {name} is not available here ({exc})"
+    finally:
+        if previous is None:
+            os.environ.pop("DISTBENCH_OFFLINE", None)
+        else:
+            os.environ["DISTBENCH_OFFLINE"] = previous
+    if data.input_shape != ckpt.input_shape:
+        return {}, f"No samples: {name} here has shape {data.input_shape}, not {ckpt.input_shape}"
+    picked: list[int] = []
+    for round_ in range(count):
+        for k in range(data.num_classes):
+            hits = np.flatnonzero(data.test_y == k)
+            if round_ < len(hits) and len(picked) < count:
+                picked.append(int(hits[round_]))
+    files: dict[Path, str] = {}
+    for index in picked:
+        pixels = (data.test_x[index] * 255).round().astype(np.uint8)
+        image = (Image.fromarray(pixels[0], "L") if pixels.shape[0] == 1
+                 else Image.fromarray(pixels.transpose(1, 2, 0), "RGB"))
+        truth = data.classes[data.test_y[index]]
+        path = folder / f"{name}-test{index}-{re.sub(r'[^A-Za-z0-9]+', '_', truth)}.png"
+        image.save(path)
+        files[path] = truth
+    return files, f"Samples from the {name} test set: click one"
+
+
+def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
+    """The Gradio Blocks app; nothing is started until `launch`. Samples go to `samples_dir`."""
+    import gradio as gr
+
+    try:
+        ckpt: Checkpoint | None = live.get()
+    except DistbenchError:
+        ckpt = None
+    samples, note = write_samples(ckpt, samples_dir) if ckpt else ({}, "")
+    # Gradio hands a picked sample over as a copy with the same file name.
+    truth = {path.name: true_class for path, true_class in samples.items()}
+
+    def info() -> str:
+        try:
+            return info_markdown(live.get())
+        except DistbenchError as exc:
+            return f"**Checkpoint unusable:** {exc}"
+
+    def classify(upload: dict[str, Any] | None) -> tuple[dict[str, float] | None, str, str]:
+        """`upload` is the Image component's raw file record (the event skips Gradio's own
+        decoding), so a file that is not an image reaches `load_image` and its one-line message
+        instead of failing inside Gradio. Gradio has already checked the file is an upload."""
+        if not upload:
+            return None, "", info()
+        path = upload.get("path")
+        if not path:
+            return None, "**Error:** no file received; upload the image again", info()
+        try:
+            current = live.get()
+            (top,) = top_classes(current, load_image(path, current.input_shape)[None])
+            known = truth.get(Path(path).name)
+            note = f"Test-set sample; true class: **{known}**" if known else ""
+            return dict(top), note, info_markdown(current)
+        except DistbenchError as exc:
+            message = str(exc).replace(str(path), Path(path).name)
+            return None, f"**Error:** {message}", info()
+
+    with gr.Blocks(title="distbench serve", analytics_enabled=False) as app:
+        gr.Markdown("## distbench: classify an image with a trained model")
+        info_box = gr.Markdown(info(), elem_id="model-info")
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(label="Image (any size, grayscale or colour)", type="filepath",
+                                 sources=["upload", "clipboard"], height=300, elem_id="image")
+                if samples:
+                    gr.Examples([[str(p)] for p in samples], inputs=image, label=note)
+                elif note:
+                    gr.Markdown(note)
+            with gr.Column():
+                label = gr.Label(num_top_classes=3, label="Top 3", elem_id="prediction")
+                status = gr.Markdown(elem_id="status")
+        image.change(classify, inputs=image, outputs=[label, status, info_box],
+                     api_name="predict", preprocess=False)
+        app.load(info, outputs=info_box, api_name="info")
+    return app
+
+
+def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
+          share: bool = False) -> None:
+    """Build the page and serve it until Ctrl-C."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no phoning home
+    if not Path(checkpoint).exists():
+        raise DistbenchError(f"{checkpoint}: no such checkpoint file")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise DistbenchError("distbench serve needs Gradio: pip install 'distbench[serve]'"
+                             ) from None
+    samples_dir = Path(tempfile.mkdtemp(prefix="distbench-serve-"))
+    try:
+        _serve(LiveCheckpoint(checkpoint), samples_dir, host, port, share)
+    finally:
+        shutil.rmtree(samples_dir, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(live: LiveCheckpoint, samples_dir: Path, host: str, port: int, share: bool) -> None:
+    """Launch and block; a bad checkpoint is reported but does not stop the page."""
+    try:
+        live.get()
+    except DistbenchError as exc:
+        # Still serve: the page shows the same line, and picks up a fixed checkpoint by itself.
+        sys.stderr.write(f"distbench: error: {exc} (the page shows this until it is fixed)\n")
+    app = build_app(live, samples_dir)
+    try:
+        app.queue(default_concurrency_limit=2).launch(
+            server_name=host, server_port=port, share=share, inbrowser=False, quiet=True,
+            allowed_paths=[str(samples_dir)], max_file_size=MAX_UPLOAD, ssr_mode=False,
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:
+        reason = ("the port is in use" if "Cannot find empty port" in str(exc)
+                  else str(exc).splitlines()[0])
+        raise DistbenchError(f"cannot serve on {host}:{port}: {reason}; choose another --port"
+                             ) from None
+    print(f"distbench serve: {app.local_url} (Ctrl-C to stop)", flush=True)
+    if share:
+        print(f"public link (--share): {app.share_url}", flush=True)
+    # SIGTERM (a service manager, a test) stops the server like Ctrl-C, so cleanup runs.
+    signal.signal(signal.SIGTERM, _interrupt)
+    app.block_thread()
