@@ -52,6 +52,8 @@ def configure_runtime(intra: int, inter: int, logical_cpus: int = 1, gpus: int =
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
         found = tf.config.list_physical_devices("GPU")
+        if found:  # a local rank beyond this host's GPUs (TF_CONFIG across hosts) wraps around
+            gpu_offset %= len(found)
         if gpus > len(found) - gpu_offset:
             raise DistbenchError(f"asked for {gpus} GPU(s) from index {gpu_offset}, "
                                  f"TensorFlow sees {len(found)}")
@@ -79,6 +81,8 @@ class TFStrategy:
     launcher: ClassVar[str] = "inprocess"
     comm_method: ClassVar[str] = REPLICA_CALIBRATION
     synchronous: ClassVar[bool] = True
+    # One worker by definition (tf-single): the launcher refuses other --workers values.
+    single_worker: ClassVar[bool] = False
     # "fit": Keras' model.fit distributes the steps; "custom": distbench's strategy.run loop.
     loop: ClassVar[str] = "fit"
     # Custom loop only: reduce the loss across replicas every step (strategy.reduce), or sum it

@@ -15,13 +15,14 @@ Why a custom loop and not `model.fit`: with Keras 3, `model.fit` under this stra
 `benchmarks/tf_fit_multiworker_pitfall.py` reproduces it). The `strategy.run` loop shared with
 `tf-custom` trains the same model with the same optimizer and works.
 
-Failure handling: every collective has a timeout (`--tf-collective-timeout`, through
-`CommunicationOptions`), and TensorFlow's coordination service aborts the collectives when a
-peer stops sending heartbeats, so a dead worker makes the others fail instead of hanging; the
-launcher then stops the rest and records the run as failed.
+Failure handling: TensorFlow's coordination service aborts the collectives when a peer stops
+sending heartbeats (about 10 s), and the host-side collectives (barriers, per-epoch sums, the
+record's gathers) also time out after `--tf-collective-timeout` seconds, so a dead or stuck
+worker makes the others fail instead of hanging; distbench's launcher notices the death at once,
+stops the rest and records the run as failed.
 
 Host-side collectives (barrier, timings, evaluation counts) ride on the same TensorFlow
-collectives: a pickled object travels as an int32 tensor through `strategy.gather`.
+collectives: a pickled object travels as an int32 tensor through `all_gather`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class TFMultiWorkerStrategy(TFStrategy):
     # summed locally instead and reduced once per epoch, outside the step.
     reduce_loss_every_step = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gather: Any = None
+        self.host_options: Any = None
+
     def device_layout(self) -> dict[str, int]:
         if self.cfg.device == "cuda":
             return {"gpus": 1, "gpu_offset": self.env.local_rank}
@@ -65,10 +71,14 @@ class TFMultiWorkerStrategy(TFStrategy):
             if workers != self.world:
                 raise DistbenchError(f"TF_CONFIG lists {workers} workers, but this is rank "
                                      f"{self.rank} of {self.world}")
+        # No timeout on the training collectives: TensorFlow implements a collective timeout
+        # with one waiting thread per collective (about 12,000 live threads per worker for
+        # mlp-128 at 60 s; one run with it failed on a timed-out barrier). A dead peer
+        # still fails them (connection reset, or the coordination service's heartbeats).
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.RING,
-            timeout_seconds=self.cfg.tf_collective_timeout,
-        )
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        self.host_options = tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=self.cfg.tf_collective_timeout)
         self.cross_device = "tf-collective-ring (gRPC)"
         strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         if strategy.num_replicas_in_sync != self.world:
@@ -83,10 +93,18 @@ class TFMultiWorkerStrategy(TFStrategy):
     # ---- host collectives over TensorFlow's
     def _gather_rows(self, row: np.ndarray) -> np.ndarray:
         """Every worker's equally long int32 row, stacked in rank order."""
-        tf = self.tf
-        value = tf.constant(row[None, :], dtype=tf.int32)
-        per_replica = self.tf_strategy.run(lambda: tf.identity(value))
-        return self.tf_strategy.gather(per_replica, axis=0).numpy()
+        if self._gather is None:
+            tf, dist = self.tf, self.tf_strategy
+
+            def gather(rows: Any) -> Any:
+                replica = dist.run(lambda: tf.distribute.get_replica_context().all_gather(
+                    rows + 0, axis=0, options=self.host_options))
+                return dist.experimental_local_results(replica)[0]
+
+            # Traced once for every row length: no retracing, no eager collectives.
+            self._gather = tf.function(gather,
+                                       input_signature=[tf.TensorSpec([1, None], tf.int32)])
+        return self._gather(row[None, :].astype(np.int32)).numpy()
 
     def all_gather(self, obj: Any) -> list[Any]:
         payload = np.frombuffer(pickle.dumps(obj), dtype=np.uint8).astype(np.int32)

@@ -1,0 +1,116 @@
+"""The `tf.data` input pipeline of the TensorFlow rows, from the same in-memory arrays.
+
+Command: python -c "from distbench.tf_data import demo; demo()"
+
+One epoch is: order -> shard -> batch -> gather pixels -> prefetch.
+
+- order: by default the shared permutation of `distbench.data.sharding`, drawn from (seed, epoch),
+  so a TF row sees exactly the batches a PyTorch row sees. `--tf-shuffle-buffer N` switches to
+  tf.data's own `shuffle(N)` seeded per epoch (the setting seed studies vary; N >= the training
+  set is a full shuffle, small N a local one).
+- shard: rank r of W processes takes every W-th sample of that order (the PyTorch rows' strided
+  rule). In-process strategies are one process: the whole order; MirroredStrategy then splits
+  each global batch between its replicas.
+- batch: the process's batch (global batch / W), the last step smaller; a rank whose last slice
+  is empty gets an empty batch, so every worker runs the same number of steps and the
+  collectives stay matched.
+- gather: images are indexed per batch from one constant tensor, not copied per epoch.
+- prefetch: `--tf-prefetch N` batches (default `tf.data.AUTOTUNE`; 0 turns it off).
+
+Auto-sharding is switched off: this module's shard is the only split of the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distbench.data.sharding import epoch_permutation, shard_indices
+from distbench.strategies.tf_base import import_tensorflow
+
+
+def nhwc(images: np.ndarray) -> np.ndarray:
+    """NCHW float32 (the datasets' layout) to NHWC (Keras'), converted once per run."""
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def shuffle_seed(seed: int, epoch: int) -> int:
+    """tf.data's shuffle seed for one epoch: same in every process, different every epoch."""
+    return int(np.random.default_rng([seed, epoch, 1]).integers(2**31 - 1))
+
+
+class InputPipeline:
+    """Per-epoch `tf.data.Dataset`s of (images NHWC, labels) for one process."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, seed: int, rank: int,
+                 world: int, global_batch: int, shuffle_buffer: int | None = None,
+                 prefetch: int | None = None) -> None:
+        self.tf = import_tensorflow()
+        self.n = len(labels)
+        self.seed, self.rank, self.world = seed, rank, world
+        self.global_batch = global_batch
+        self.local_batch = global_batch // world
+        self.steps = -(-self.n // global_batch)
+        self.shuffle_buffer = shuffle_buffer
+        self.prefetch = prefetch
+        with self.tf.device("/cpu:0"):
+            self.images = self.tf.constant(images)
+            self.labels = self.tf.constant(labels)
+
+    def counts(self) -> list[int]:
+        """Samples in each global step: the divisor of the summed loss (same on every rank)."""
+        return [min(self.global_batch, self.n - k * self.global_batch) for k in range(self.steps)]
+
+    def index_batches(self, epoch: int) -> Any:
+        """This rank's sample indices for one epoch, batched and padded to `steps` batches."""
+        tf = self.tf
+        if self.shuffle_buffer is None:
+            order = shard_indices(self.n, self.seed, epoch, self.rank, self.world)
+            ds = tf.data.Dataset.from_tensor_slices(order)
+            mine = len(order)
+        else:
+            ds = (tf.data.Dataset.range(self.n)
+                  .shuffle(self.shuffle_buffer, seed=shuffle_seed(self.seed, epoch),
+                           reshuffle_each_iteration=False)
+                  .shard(self.world, self.rank))
+            mine = len(range(self.rank, self.n, self.world))
+        ds = ds.batch(self.local_batch)
+        missing = self.steps - -(-mine // self.local_batch)
+        if missing:
+            empty = tf.data.Dataset.from_tensors(tf.zeros([0], tf.int64)).repeat(missing)
+            ds = ds.concatenate(empty)
+        return ds
+
+    def dataset(self, epoch: int) -> Any:
+        """(images, labels) batches of this rank for one epoch, ready for a strategy."""
+        tf = self.tf
+        images, labels = self.images, self.labels
+        ds = self.index_batches(epoch).map(
+            lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+        if self.prefetch != 0:
+            ds = ds.prefetch(tf.data.AUTOTUNE if self.prefetch is None else self.prefetch)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings, for the run record."""
+        return {
+            "order": ("shared per-epoch permutation (distbench.data.sharding)"
+                      if self.shuffle_buffer is None
+                      else f"tf.data shuffle, buffer {self.shuffle_buffer}, seeded per epoch"),
+            "shard": f"rank {self.rank} of {self.world}, strided",
+            "batch_per_process": self.local_batch,
+            "prefetch": "AUTOTUNE" if self.prefetch is None else self.prefetch,
+            "steps_per_epoch": self.steps,
+        }
+
+
+def demo() -> None:
+    """Print the first batches' indices of two ranks, to see the shard rule at work."""
+    for rank in range(2):
+        pipe = InputPipeline(np.zeros((10, 1, 1, 1), np.float32), np.arange(10), seed=0,
+                             rank=rank, world=2, global_batch=4)
+        batches = [b.numpy().tolist() for b in pipe.index_batches(0)]
+        print(f"rank {rank}: {batches} (permutation {epoch_permutation(10, 0, 0).tolist()})")
