@@ -32,9 +32,12 @@ from distbench.strategies import get_strategy
 from distbench.timing import clock, median
 
 
-def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int) -> list[float]:
+def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int,
+          setup: Callable[[], object] | None = None) -> list[float]:
     times = []
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         barrier()
         start = clock()
         fn()
@@ -42,54 +45,59 @@ def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int)
     return times
 
 
+def measure(model_name: str, strategies: dict, repeats: int) -> tuple[int, dict[str, float]]:
+    """Median seconds per case for one model's gradients; every rank runs the same cases."""
+    cfg = strategies["mpi"].cfg
+    cfg.model = ModelConfig(model_name)
+    comm, mpi = strategies["mpi"].comm, strategies["mpi"].MPI
+    models = {}
+    for name, s in strategies.items():
+        net = build_model(cfg.model, (1, 28, 28), 10, [0.5], [0.25], seed=0)
+        models[name] = (net, s.prepare(net))
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+
+    def backward(name: str) -> None:
+        F.cross_entropy(models[name][1](x), y).backward()
+
+    def ddp_unsynced() -> None:
+        with models["ddp"][1].no_sync():
+            backward("ddp")
+
+    def fresh_grads() -> None:
+        # Real steps sync new gradients; syncing the same buffer again would keep halving it
+        # into denormal numbers, which are slow to compute with.
+        for name in ("custom", "mpi"):
+            models[name][1].zero_grad(set_to_none=True)
+            backward(name)
+
+    numel = sum(p.numel() for p in models["mpi"][0].parameters())
+    flat = torch.zeros(numel)
+    cases = {
+        "raw_gloo": lambda: dist.all_reduce(flat),
+        "raw_mpi": lambda: comm.Allreduce(mpi.IN_PLACE, flat.numpy()),
+        "custom": lambda: strategies["custom"].sync_gradients(models["custom"][1]),
+        "mpi": lambda: strategies["mpi"].sync_gradients(models["mpi"][1]),
+        "ddp_synced": lambda: backward("ddp"),
+        "ddp_unsynced": ddp_unsynced,
+    }
+    samples: dict[str, list[float]] = {k: [] for k in cases}
+    setups = {"custom": fresh_grads, "mpi": fresh_grads}
+    for _ in range(5):  # interleave rounds so drift hits every case alike
+        for key, fn in cases.items():
+            samples[key] += timed(fn, comm.Barrier, repeats // 5, setups.get(key))
+    m = {k: median(v) for k, v in samples.items()}
+    m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
+    return numel * 4, m
+
+
 def worker(repeats: int) -> None:
     env = detect()
     torch.set_num_threads(1)
-    results = []
     cfg = RunConfig(workers=env.world_size)
     strategies = {n: get_strategy(n)(cfg, env) for n in ("custom", "mpi", "ddp")}
     for s in strategies.values():
         s.setup()
-    comm = strategies["mpi"].comm
-    for model_name in ("mlp-128", "cnn"):
-        cfg.model = ModelConfig(model_name)
-        models = {}
-        for name, s in strategies.items():
-            net = build_model(cfg.model, (1, 28, 28), 10, [0.5], [0.25], seed=0)
-            models[name] = (net, s.prepare(net))
-        x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
-
-        def backward(name: str) -> None:
-            F.cross_entropy(models[name][1](x), y).backward()
-
-        for name in ("custom", "mpi"):
-            backward(name)
-        numel = sum(p.numel() for p in models["mpi"][0].parameters())
-        flat = torch.zeros(numel)
-        ddp = models["ddp"][1]
-
-        def ddp_synced() -> None:
-            backward("ddp")
-
-        def ddp_unsynced() -> None:
-            with ddp.no_sync():
-                backward("ddp")
-
-        cases = {
-            "raw_gloo": lambda: dist.all_reduce(flat),
-            "raw_mpi": lambda: comm.Allreduce(strategies["mpi"].MPI.IN_PLACE, flat.numpy()),
-            "custom": lambda: strategies["custom"].sync_gradients(models["custom"][1]),
-            "mpi": lambda: strategies["mpi"].sync_gradients(models["mpi"][1]),
-            "ddp_synced": ddp_synced,
-            "ddp_unsynced": ddp_unsynced,
-        }
-        samples: dict[str, list[float]] = {k: [] for k in cases}
-        for _ in range(5):  # interleave rounds so drift hits every case alike
-            for key, fn in cases.items():
-                samples[key] += timed(fn, comm.Barrier, repeats // 5)
-        m = {k: median(v) for k, v in samples.items()}
-        m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
-        results.append((model_name, numel * 4, m))
+    results = [(name, *measure(name, strategies, repeats)) for name in ("mlp-128", "cnn")]
     for s in strategies.values():
         s.teardown()
     if env.rank == 0:
