@@ -62,8 +62,9 @@ def distbench_epoch(data, batch: int, seed: int, compile: bool = False) -> float
 
 def keras_epoch(data, batch: int) -> float | None:
     try:
-        from distbench.models.keras_models import build_keras_model  # noqa: F401
         import tensorflow as tf
+
+        from distbench.models.keras_models import build_keras_model  # noqa: F401
     except ImportError:
         return None
     import time

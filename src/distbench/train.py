@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from distbench.checkpoint import save_checkpoint
 from distbench.config import RunConfig
@@ -238,6 +237,7 @@ class Trainer:
             "workers_info": [{k: r[k] for k in ("rank", "pid", "host", "threads")} for r in ranks],
             "samples_per_s": self.n_train * cfg.epochs / train_s,
             "steps": steps,
+            "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
             "comm_s": comm_s,
             "comm_fraction": comm_s / train_s if train_s else None,
             "comm_method": s.comm_method,

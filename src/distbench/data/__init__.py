@@ -1,6 +1,6 @@
 """Datasets and sharding: the same arrays and the same split rule for every strategy."""
 
-from distbench.data.datasets import DATASETS, Dataset, DataError, load_dataset
+from distbench.data.datasets import DATASETS, DataError, Dataset, load_dataset
 from distbench.data.sharding import SHARDING_RULE, shard_indices, step_batches
 
 __all__ = [

@@ -1,0 +1,365 @@
+"""Allreduce micro-benchmark: latency and bandwidth per message size, one line per backend.
+
+Command: distbench bench-comm --backends gloo,mpi --workers 2 --sizes 1KB:64MB
+
+Each backend gets its own real worker processes, started and watched by distbench's launcher
+(`distbench.launch.local`): gloo and nccl ranks are N processes that meet over
+MASTER_ADDR/MASTER_PORT (torch.distributed), mpi ranks run under `mpiexec -n N` (mpi4py). Every
+rank runs the same loop for each size: `--warmup` allreduces that are not timed, then `--repeats`
+timed ones, each started after a barrier, of a float32 buffer of zeros (zeros never overflow and
+never turn denormal, so every repeat does the same work). An iteration's latency is the mean of
+the ranks' own times (the OSU micro-benchmarks' convention); the report gives the median and IQR
+over iterations, the algorithm bandwidth bytes / median time, and the bus bandwidth under the
+nccl-tests definition busbw = algbw · 2(n-1)/n.
+
+Writes bench_comm.json and bench_comm.png to --out and prints a table. A backend that is not
+available here (nccl without CUDA GPUs, mpi without mpi4py) is skipped with the reason recorded.
+The same file also runs one worker: `python -m distbench.bench_comm --worker CONFIG.json`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distbench.cost_model import bus_bandwidth, bus_factor, format_bytes
+from distbench.errors import DistbenchError, UsageError
+from distbench.fingerprint import fingerprint, usable_cores
+from distbench.results import utc_now
+
+BACKENDS = ("gloo", "mpi", "nccl")
+JSON_NAME = "bench_comm.json"
+PNG_NAME = "bench_comm.png"
+TIMING_RULE = ("per size: warm-up allreduces untimed; then each repeat = barrier, one in-place "
+               "float32 allreduce (sum), timed on every rank; iteration latency = mean over ranks")
+# Launcher variables a parent (torchrun, mpiexec) may have left; workers must not inherit them.
+RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
+             "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "TF_CONFIG")
+
+
+@dataclass
+class BenchSpec:
+    """What to measure. Defaults keep a full 1KB:64MB sweep of two backends around a minute."""
+
+    backends: list[str]
+    sizes: list[int]
+    workers: int = 2
+    repeats: int = 20
+    warmup: int = 5
+    threads_per_worker: int | None = None  # None: cores // workers, as for training runs
+    timeout: float = 600.0
+
+    def validate(self) -> None:
+        unknown = [b for b in self.backends if b not in BACKENDS]
+        if unknown:
+            raise UsageError(f"unknown backend '{unknown[0]}'; choose from: {', '.join(BACKENDS)}")
+        if self.workers < 2:
+            raise UsageError(f"--workers must be >= 2 for an allreduce, got {self.workers}")
+        if self.repeats < 1 or self.warmup < 0:
+            raise UsageError("--repeats must be >= 1 and --warmup >= 0")
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def unavailable(backend: str, workers: int) -> str | None:
+    """Why `backend` cannot run `workers` ranks here, or None when it can."""
+    from distbench.launch.local import mpiexec_path
+
+    if backend == "mpi":
+        if importlib.util.find_spec("mpi4py") is None:
+            return 'mpi4py is not installed: pip install "distbench[mpi]"'
+        try:
+            mpiexec_path()
+        except DistbenchError as exc:
+            return str(exc)
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return "this torch build has no torch.distributed"
+    if backend == "gloo":
+        return None if dist.is_gloo_available() else "this torch build has no gloo"
+    if not torch.cuda.is_available():
+        return "no CUDA device here (torch.cuda.is_available() is False)"
+    if not dist.is_nccl_available():
+        return "this torch build has no nccl"
+    if torch.cuda.device_count() < workers:
+        return (f"nccl needs one GPU per worker: {torch.cuda.device_count()} GPU(s) for "
+                f"{workers} workers")
+    return None
+
+
+def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]]:
+    """Start `spec.workers` ranks of one backend, wait for them, return rank 0's rows.
+
+    The launcher's own start/supervise helpers do the work, so a dead rank stops its peers and
+    is reported the same way as in a training run."""
+    from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+
+    result_file = tmp / f"{backend}-result.json"
+    config_file = tmp / f"{backend}-config.json"
+    config_file.write_text(json.dumps({
+        "backend": backend, "sizes": spec.sizes, "repeats": spec.repeats,
+        "warmup": spec.warmup, "result": str(result_file),
+    }))
+    threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
+    cmd = [sys.executable, "-m", "distbench.bench_comm", "--worker", str(config_file)]
+    env = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
+    env.update(OMP_NUM_THREADS=str(threads), MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(free_port()))
+    if backend == "mpi":
+        log = tmp / "mpi.log"
+        mpi_cmd = [mpiexec_path(), "-n", str(spec.workers), *cmd]
+        workers = [Worker(None, start_process(mpi_cmd, env, log, show_stdout=False), log)]
+    else:
+        workers = []
+        for rank in range(spec.workers):
+            rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(spec.workers),
+                        "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(spec.workers)}
+            log = tmp / f"{backend}-rank{rank}.log"
+            workers.append(Worker(rank, start_process(cmd, rank_env, log, show_stdout=False), log))
+    supervise(workers, spec.timeout)
+    return json.loads(result_file.read_text())
+
+
+def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> dict[str, Any]:
+    """Measure every backend in turn; write the JSON and the plot; return the JSON object."""
+    from distbench.launch.local import WorkerFailure
+
+    spec.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
+    result: dict[str, Any] = {
+        "kind": "bench-comm", "schema_version": 1, "started_at": utc_now(),
+        "workers": spec.workers, "threads_per_worker": threads, "warmup": spec.warmup,
+        "repeats": spec.repeats, "sizes": spec.sizes, "timing": TIMING_RULE,
+        "busbw_definition": "busbw = algbw * 2(n-1)/n (nccl-tests); algbw = bytes / median time",
+        "bus_factor": bus_factor(spec.workers), "results": [], "skipped": [], "failed": [],
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="distbench-comm-"))
+    try:
+        for backend in spec.backends:
+            reason = unavailable(backend, spec.workers)
+            if reason:
+                result["skipped"].append({"backend": backend, "reason": reason})
+                log(f"skipping {backend}: {reason}")
+                continue
+            log(f"measuring {backend}: {spec.workers} workers x {len(spec.sizes)} sizes")
+            try:
+                result["results"] += run_backend(backend, spec, tmp)
+            except WorkerFailure as exc:
+                reason = str(exc).splitlines()[0]
+                result["failed"].append({"backend": backend, "reason": reason})
+                log(f"{backend} failed: {reason}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["env"] = fingerprint()
+    (out / JSON_NAME).write_text(json.dumps(result, indent=1))
+    if result["results"]:
+        plot_bench_comm(result, out / PNG_NAME)
+    return result
+
+
+def load_bench_comm(path: str | Path) -> dict[str, Any]:
+    """A bench-comm JSON, from the file or the directory holding it."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / JSON_NAME
+    if not p.is_file():
+        raise UsageError(f"no bench-comm results at {path}")
+    data = json.loads(p.read_text())
+    if data.get("kind") != "bench-comm":
+        raise UsageError(f"{p} is not a bench-comm result (no \"kind\": \"bench-comm\")")
+    return data
+
+
+def print_bench_table(result: dict[str, Any], console: Any = None) -> None:
+    """The rows as a rich table: latency median [IQR], algbw and busbw in GB/s (1e9 B/s)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"allreduce, {result['workers']} workers, "
+                        f"{result['threads_per_worker']} thread(s) each, median of "
+                        f"{result['repeats']} (warm-up {result['warmup']} excluded)")
+    for name in ("backend", "size", "latency us", "IQR us", "algbw GB/s", "busbw GB/s"):
+        table.add_column(name, justify="left" if name in ("backend", "size") else "right")
+    for row in result["results"]:
+        table.add_row(
+            row["backend"], format_bytes(row["size_bytes"]), f"{row['latency_median_s'] * 1e6:.1f}",
+            f"{row['latency_q1_s'] * 1e6:.1f}–{row['latency_q3_s'] * 1e6:.1f}",
+            f"{row['algbw_Bps'] / 1e9:.3f}", f"{row['busbw_Bps'] / 1e9:.3f}",
+        )
+    console.print(table)
+    for item in result["skipped"] + result["failed"]:
+        console.print(f"{item['backend']}: not measured ({item['reason']})")
+
+
+def plot_bench_comm(result: dict[str, Any], path: Path) -> None:
+    """Latency and bus bandwidth against size, log-log, one line per backend, IQR shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    fig, (ax_lat, ax_bw) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for backend in dict.fromkeys(r["backend"] for r in result["results"]):
+        rows = [r for r in result["results"] if r["backend"] == backend]
+        sizes = [r["size_bytes"] for r in rows]
+        (line,) = ax_lat.loglog(sizes, [r["latency_median_s"] * 1e6 for r in rows], marker="o",
+                                markersize=3, label=backend)
+        ax_lat.fill_between(sizes, [r["latency_q1_s"] * 1e6 for r in rows],
+                            [r["latency_q3_s"] * 1e6 for r in rows], alpha=0.2,
+                            color=line.get_color())
+        ax_bw.loglog(sizes, [r["busbw_Bps"] / 1e9 for r in rows], marker="o", markersize=3,
+                     label=backend, color=line.get_color())
+    size_fmt = FuncFormatter(lambda v, _pos: format_bytes(v).replace(" ", ""))
+    for ax, ylabel in ((ax_lat, "latency, median (us); band = IQR"),
+                       (ax_bw, "bus bandwidth (GB/s) = algbw · 2(n−1)/n")):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(size_fmt)
+        ax.set_xlabel("message size")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"allreduce, {result['workers']} workers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class _TorchCollectives:
+    """gloo or nccl through torch.distributed; buffers live where the backend reads them."""
+
+    def __init__(self, backend: str) -> None:
+        from datetime import timedelta
+
+        import torch
+        import torch.distributed as dist
+
+        from distbench.cluster import detect
+
+        self.torch, self.dist, self.env = torch, dist, detect()
+        self.device = torch.device("cpu")
+        if backend == "nccl":
+            torch.cuda.set_device(self.env.local_rank)
+            self.device = torch.device("cuda", self.env.local_rank)
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        dist.init_process_group(
+            backend, init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
+            rank=self.env.rank, world_size=self.env.world_size, timeout=timedelta(seconds=120),
+        )
+        self.rank, self.world = self.env.rank, self.env.world_size
+
+    def buffer(self, numel: int) -> Any:
+        return self.torch.zeros(numel, dtype=self.torch.float32, device=self.device)
+
+    def allreduce(self, buf: Any) -> None:
+        self.dist.all_reduce(buf)
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def barrier(self) -> None:
+        if self.device.type == "cuda":
+            self.dist.barrier(device_ids=[self.env.local_rank])
+        else:
+            self.dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        out: list[Any] = [None] * self.world
+        self.dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        self.dist.destroy_process_group()
+
+
+class _MPICollectives:
+    """mpi4py on numpy buffers, as the `mpi` strategy calls it (in-place Allreduce, SUM)."""
+
+    def __init__(self) -> None:
+        import numpy as np
+        from mpi4py import MPI
+
+        self.np, self.MPI, self.comm = np, MPI, MPI.COMM_WORLD
+        self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
+
+    def buffer(self, numel: int) -> Any:
+        return self.np.zeros(numel, dtype=self.np.float32)
+
+    def allreduce(self, buf: Any) -> None:
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        return self.comm.allgather(obj)
+
+    def close(self) -> None:
+        pass
+
+
+def summarize(backend: str, nbytes: int, world: int,
+              per_rank: list[list[float]]) -> dict[str, Any]:
+    """One row: per-iteration latency = mean over ranks; median, IQR, algbw, busbw."""
+    import numpy as np
+
+    from distbench.timing import iqr, median
+
+    per_iter = np.mean(np.asarray(per_rank, dtype=float), axis=0)
+    mid = median(per_iter)
+    q1, q3 = iqr(per_iter)
+    return {"backend": backend, "size_bytes": nbytes, "workers": world,
+            "latency_median_s": mid, "latency_q1_s": q1, "latency_q3_s": q3,
+            "algbw_Bps": nbytes / mid, "busbw_Bps": bus_bandwidth(nbytes, mid, world),
+            "times_s": per_iter.tolist()}
+
+
+def worker_main(config_path: str) -> None:
+    """One rank: time every size, then rank 0 writes the rows to the result file."""
+    from distbench.timing import clock
+
+    cfg = json.loads(Path(config_path).read_text())
+    coll = _MPICollectives() if cfg["backend"] == "mpi" else _TorchCollectives(cfg["backend"])
+    rows = []
+    try:
+        for size in cfg["sizes"]:
+            numel = max(1, size // 4)
+            buf = coll.buffer(numel)
+            for _ in range(cfg["warmup"]):
+                coll.allreduce(buf)
+            times = []
+            for _ in range(cfg["repeats"]):
+                coll.barrier()
+                start = clock()
+                coll.allreduce(buf)
+                times.append(clock() - start)
+            per_rank = coll.gather(times)
+            rows.append(summarize(cfg["backend"], numel * 4, coll.world, per_rank))
+        coll.barrier()
+    finally:
+        coll.close()
+    if coll.rank == 0:
+        Path(cfg["result"]).write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "--worker":
+        sys.exit("usage: python -m distbench.bench_comm --worker CONFIG.json "
+                 "(started by `distbench bench-comm`)")
+    worker_main(sys.argv[2])

@@ -1,0 +1,535 @@
+"""`distbench compare`: every strategy × worker count × repeat, run one at a time, then reported.
+
+Command: distbench compare --strategies single,ddp --workers 1,2 --repeats 3 --dataset mnist-5k
+
+Each run is a fresh `python -m distbench run ... --out DIR --no-progress` process, so TensorFlow,
+torch thread settings and memory never leak from one cell into the next, and each record in
+`DIR/runs.jsonl` is exactly what that run wrote. Runs are interleaved (A B C A B C ...) so that
+drift of the machine hits every strategy alike.
+
+The baselines `single` and `tf-single` are one-process strategies: they run at 1 worker only,
+whatever `--workers` says, and are added to the study when a strategy of their framework is in it
+(unless `--no-baseline`), so speedups are always against a baseline measured in the same study.
+
+A run that fails is recorded as failed with its one-line reason (by the run itself, or by compare
+when the process died without writing one) and the study goes on. Ctrl-C stops the current run
+(it records itself as interrupted) and leaves every finished record intact; `--resume DIR` runs
+only what is missing. The plan and the commands are kept in DIR/compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from distbench.best_model import describe as describe_best
+from distbench.best_model import keep_best
+from distbench.config import RunConfig
+from distbench.errors import UsageError, unknown_name
+from distbench.report import COMPARE_FILE
+from distbench.report.analysis import (
+    FRAMEWORK_BASELINES,
+    ONE_WORKER_STRATEGIES,
+    is_complete,
+    setup_of,
+    setup_of_config,
+)
+from distbench.results import RUNS_FILE, append_record, framework_of, load_records, utc_now
+
+# Flags that the matrix sets per run, or that belong to compare itself.
+MATRIX_DESTS = frozenset({"strategy", "strategies", "workers", "out", "no_progress"})
+# A run that neither finishes nor fails within this long is stopped (unless --timeout is given).
+CELL_TIMEOUT_S = 3600.0
+# After a forwarded Ctrl-C, how long a run may take to stop its workers and record itself.
+STOP_GRACE_S = 20.0
+LOGS_DIR = "logs"
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Cell:
+    strategy: str
+    workers: int
+
+    def label(self) -> str:
+        return f"{self.strategy} ×{self.workers}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    cell: Cell
+    repeat: int  # 0-based
+
+
+def run_flag_actions() -> list[argparse.Action]:
+    """The options of `distbench run`, read from the parser itself so new flags pass through."""
+    from distbench.cli import Parser, add_run_flags
+
+    parser = Parser(add_help=False)
+    add_run_flags(parser)
+    return [a for a in parser._actions if a.option_strings]
+
+
+def _flag(action: argparse.Action) -> str:
+    return max(action.option_strings, key=len)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Plan:
+    """What to run: saved in compare.json so that `--resume` continues the same study."""
+
+    strategies: list[str]
+    workers: list[int]
+    repeats: int
+    run_args: dict[str, Any] = field(default_factory=dict)  # run flag dest -> value
+
+    def cells(self) -> list[Cell]:
+        cells = []
+        for s in self.strategies:
+            counts = [1] if s in ONE_WORKER_STRATEGIES else self.workers
+            cells += [Cell(s, w) for w in counts]
+        return cells
+
+    def slots(self) -> list[Slot]:
+        """Interleaved: one run of every cell, then the next repeat of every cell, ..."""
+        return [Slot(c, r) for r in range(self.repeats) for c in self.cells()]
+
+    def run_argv(self, everything: bool = False) -> list[str]:
+        """The shared `distbench run` flags; defaults are left out unless `everything`."""
+        argv: list[str] = []
+        for action in run_flag_actions():
+            if action.dest in MATRIX_DESTS:
+                continue
+            value = self.run_args.get(action.dest, action.default)
+            if isinstance(value, list):
+                value = tuple(value)
+            if isinstance(action, argparse._StoreTrueAction):
+                argv += [_flag(action)] if value else []
+            elif value is None or (value == action.default and not everything):
+                continue
+            else:
+                argv += [_flag(action), _text(value)]
+        return argv
+
+    def child_argv(self, cell: Cell, out: Path) -> list[str]:
+        """Arguments after `distbench`: the run of one cell, exactly as a user would type it."""
+        return ["run", *self.run_argv(), "--strategy", cell.strategy, "--workers",
+                str(cell.workers), "--out", str(out), "--no-progress"]
+
+    def config(self, cell: Cell, out: Path) -> RunConfig:
+        """The validated config the child will build from `child_argv` (same parser, same code).
+
+        A strategy whose framework is missing still gets its config: its runs will fail with the
+        install hint, and the report shows that reason.
+        """
+        from distbench.cli import build_parser, config_from_args
+
+        args = build_parser().parse_args(self.child_argv(cell, out))
+        return config_from_args(args, load_strategy=False)
+
+    def command(self, out: Path) -> str:
+        """The compare command with every setting spelled out."""
+        return shlex.join(["distbench", "compare", "--strategies", ",".join(self.strategies),
+                           "--workers", ",".join(map(str, self.workers)), "--repeats",
+                           str(self.repeats), *self.run_argv(everything=True), "--out",
+                           str(out)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=list))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        return cls(list(raw["strategies"]), [int(w) for w in raw["workers"]],
+                   int(raw["repeats"]), dict(raw.get("run_args", {})))
+
+
+# --------------------------------------------------------------------------- building the plan
+
+
+def parse_names(text: str) -> list[str]:
+    """`a,b,c` -> names, duplicates dropped; each must be a registered strategy."""
+    from distbench.strategies import STRATEGIES
+
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise UsageError(f"--strategies expects a comma-separated list of names, got '{text}'")
+    for n in names:
+        if n not in STRATEGIES:
+            raise unknown_name("strategy", n, list(STRATEGIES))
+    return names
+
+
+def parse_workers(text: str) -> list[int]:
+    """`1,2,4` -> sorted distinct positive integers."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise UsageError(f"--workers expects comma-separated integers >= 1 such as 1,2,4, "
+                         f"got '{text}'")
+    return sorted({int(p) for p in parts})
+
+
+def with_baselines(strategies: list[str], available: Sequence[str]) -> list[str]:
+    """Put each framework's baseline first when a strategy of that framework is in the study."""
+    frameworks = {framework_of(s) for s in strategies}
+    bases = [b for f, b in FRAMEWORK_BASELINES.items() if f in frameworks]
+    bases = [b for b in bases if b in available or b in strategies]
+    return bases + [s for s in strategies if s not in bases]
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    from distbench.strategies import available_strategies
+
+    available = available_strategies()
+    strategies = parse_names(args.strategies) if args.strategies else list(available)
+    if not args.no_baseline:
+        strategies = with_baselines(strategies, available)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    run_args = {a.dest: getattr(args, a.dest) for a in run_flag_actions()
+                if a.dest not in MATRIX_DESTS and hasattr(args, a.dest)}
+    return Plan(strategies, parse_workers(args.workers), args.repeats, run_args)
+
+
+def load_plan(out: Path) -> tuple[Plan, dict[str, Any]]:
+    path = out / COMPARE_FILE
+    if not path.is_file():
+        raise UsageError(f"cannot resume {out}: it has no {COMPARE_FILE} (not a directory "
+                         "written by distbench compare)")
+    meta = json.loads(path.read_text())
+    return Plan.from_dict(meta["plan"]), meta
+
+
+def refuse_changes(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
+    """`--resume` continues the saved study; a changed setting would silently mix two studies."""
+    ignore = {"resume", "out", "no_progress", "func", "command", "argv"}
+    changed = [d for d, v in vars(args).items()
+               if d not in ignore and d in defaults and v != defaults[d]]
+    if changed:
+        flags = ", ".join("--" + d.replace("_", "-") for d in sorted(changed))
+        raise UsageError(f"--resume continues the study saved in {args.resume}/{COMPARE_FILE} "
+                         f"and takes no study settings; drop {flags} (or start a new compare)")
+
+
+def completed_counts(out: Path, plan: Plan, configs: dict[Cell, RunConfig]) -> Counter[Cell]:
+    """How many runs of each cell already have an answer (ok, or a genuine failure)."""
+    path = out / RUNS_FILE
+    if not path.exists():
+        return Counter()
+    host = socket.gethostname()
+    setups = {cell: setup_of_config(cfg, host) for cell, cfg in configs.items()}
+    done: Counter[Cell] = Counter()
+    for r in load_records(path):
+        cell = Cell(str(r.get("strategy")), int(r.get("workers") or 1))
+        if cell in setups and setup_of(r) == setups[cell] and is_complete(r):
+            done[cell] += 1
+    return done
+
+
+def pending_slots(plan: Plan, done: Counter[Cell]) -> list[Slot]:
+    left = Counter(done)
+    pending = []
+    for slot in plan.slots():
+        if left[slot.cell] > 0:
+            left[slot.cell] -= 1
+        else:
+            pending.append(slot)
+    return pending
+
+
+# --------------------------------------------------------------------------- running one cell
+
+
+@dataclass
+class SlotResult:
+    slot: Slot
+    record: dict[str, Any]
+    wall_s: float
+
+
+def reason_from_log(log: Path, code: int | None) -> str:
+    """One line: the child's `distbench: error:` line, else its last line, else its exit."""
+    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    prefix = "distbench: error: "
+    errors = [ln[len(prefix):] for ln in lines if ln.startswith(prefix)]
+    if errors:
+        return errors[-1]
+    last = f": {lines[-1]}" if lines else ""
+    if code is not None and code < 0:
+        return f"run process killed by {signal.Signals(-code).name}{last}"
+    return f"run process exited with code {code}{last}"
+
+
+class CellRunner:
+    """Runs one slot in a fresh process and makes sure it leaves exactly one answer."""
+
+    def __init__(self, plan: Plan, out: Path, configs: dict[Cell, RunConfig]) -> None:
+        self.plan, self.out, self.configs = plan, out, configs
+        self.logs = out / LOGS_DIR
+        self.started = 0
+
+    def command(self, slot: Slot) -> list[str]:
+        return [sys.executable, "-m", "distbench", *self.plan.child_argv(slot.cell, self.out)]
+
+    def timeout(self) -> float:
+        given = self.plan.run_args.get("timeout")
+        return float(given) + STOP_GRACE_S if given else CELL_TIMEOUT_S
+
+    def run(self, slot: Slot) -> SlotResult:
+        self.started += 1
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{self.started:03d}-{slot.cell.strategy}-w{slot.cell.workers}-" \
+                          f"r{slot.repeat + 1}.log"
+        before = len(_records(self.out))
+        start = time.monotonic()
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(self.command(slot), stdin=subprocess.DEVNULL, stdout=fh,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=self.timeout())
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            code, timed_out = stop(proc), True
+        except KeyboardInterrupt:
+            stop(proc)
+            raise
+        wall = time.monotonic() - start
+        new = _records(self.out)[before:]
+        answers = [r for r in new if is_complete(r)]
+        if answers:
+            return SlotResult(slot, answers[-1], wall)
+        reason = (f"no result after {self.timeout():g} s: stopped by distbench compare"
+                  if timed_out else reason_from_log(log, code))
+        return SlotResult(slot, self.record_failure(slot, reason), wall)
+
+    def record_failure(self, slot: Slot, reason: str) -> dict[str, Any]:
+        """The run died without an answer (crash, kill, bad environment): record it for it."""
+        from distbench.results import make_record
+
+        record = make_record(self.configs[slot.cell], "failed", reason)
+        append_record(self.out, record)
+        return record
+
+
+def _records(out: Path) -> list[dict[str, Any]]:
+    path = out / RUNS_FILE
+    return load_records(path) if path.exists() else []
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """Ctrl-C the run (it stops its workers and records itself), then kill it if it hangs."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGINT)
+        try:
+            return proc.wait(timeout=STOP_GRACE_S)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait()
+
+
+# --------------------------------------------------------------------------- the live display
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class StudyProgress:
+    """Runs done / total, the current cell and an ETA from the runs measured so far."""
+
+    def __init__(self, console: Console, plan: Plan, done: int, live: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console, self.plan = console, plan
+        self.total = len(plan.slots())
+        self.done = done
+        self.walls: dict[Cell, list[float]] = {}
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=console, refresh_per_second=2, disable=not live,
+        )
+        self.task = self.bar.add_task("starting", total=self.total, completed=done, eta="…")
+
+    def __enter__(self) -> StudyProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def eta(self, remaining: Sequence[Slot]) -> str:
+        """Sum of the expected durations: a cell's own mean once measured, else the overall."""
+        every = [w for ws in self.walls.values() for w in ws]
+        if not remaining:
+            return _hms(0)
+        if not every:
+            return "after the first run"
+        overall = sum(every) / len(every)
+        left = sum(sum(self.walls[s.cell]) / len(self.walls[s.cell]) if s.cell in self.walls
+                   else overall for s in remaining)
+        return _hms(left)
+
+    def _label(self, slot: Slot) -> str:
+        return f"{slot.cell.label()} run {slot.repeat + 1}/{self.plan.repeats}"
+
+    def start(self, slot: Slot, remaining: Sequence[Slot]) -> None:
+        self.bar.update(self.task, description=self._label(slot), eta=self.eta(remaining))
+
+    def finish(self, result: SlotResult, remaining: Sequence[Slot]) -> None:
+        from distbench.report.tables import fmt_pct, fmt_rate, fmt_s
+
+        self.walls.setdefault(result.slot.cell, []).append(result.wall_s)
+        self.done += 1
+        r = result.record
+        head = f"{self.done}/{self.total} {self._label(result.slot)}"
+        if r.get("status") == "ok":
+            line = (f"[green]✓[/green] {head}: train {fmt_s(r.get('train_s'))} s, "
+                    f"{fmt_rate(r.get('samples_per_s'))} samples/s, test acc "
+                    f"{fmt_pct(r.get('test_accuracy'))} ({result.wall_s:.1f} s in all)")
+        else:
+            line = f"[red]✗[/red] {head} failed: {escape(str(r.get('error')))}"
+        self.bar.console.print(line, highlight=False)
+        self.bar.update(self.task, completed=self.done, eta=self.eta(remaining))
+
+
+# --------------------------------------------------------------------------- the study
+
+
+@contextlib.contextmanager
+def stop_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP act like Ctrl-C: each run lives in its own session, so without this a
+    killed compare would leave its current run (and that run's workers) behind."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def save_meta(out: Path, plan: Plan, meta: dict[str, Any]) -> None:
+    """compare.json: the plan (for --resume) and every command that added runs (for the report)."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "plan": plan.to_dict(), "equivalent": plan.command(out)}
+    tmp = out / f".{COMPARE_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / COMPARE_FILE)
+
+
+def run_compare(args: argparse.Namespace, defaults: dict[str, Any]) -> int:
+    """The whole `distbench compare`: plan, run what is missing, report."""
+    from distbench.report import build_report
+    from distbench.report.tables import print_terminal
+    from distbench.results import default_out_dir
+    from distbench.strategies import missing_framework
+
+    console = Console(highlight=False)
+    if args.resume:
+        out = Path(args.resume)
+        if args.out and Path(args.out).resolve() != out.resolve():
+            raise UsageError("--resume DIR writes into DIR; drop --out or give the same folder")
+        refuse_changes(args, defaults)
+        plan, meta = load_plan(out)
+    else:
+        plan, meta = plan_from_args(args), {}
+        out = Path(args.out or default_out_dir())
+        if (out / RUNS_FILE).exists():
+            raise UsageError(f"{out} already holds {RUNS_FILE}: continue that study with "
+                             f"--resume {out}, or choose another --out")
+    configs = {cell: plan.config(cell, out) for cell in plan.cells()}
+    for name in plan.strategies:
+        hint = missing_framework(name)
+        if hint:
+            console.print(f"note: {escape(hint)}; its runs will be recorded as failed")
+    pending = pending_slots(plan, completed_counts(out, plan, configs))
+    total = len(plan.slots())
+    argv = getattr(args, "argv", None)
+    session: dict[str, Any] = {
+        "command": shlex.join(["distbench", *argv]) if argv else plan.command(out),
+        "started_at": utc_now(),
+    }
+    meta["sessions"] = [*meta.get("sessions", []), session]
+    save_meta(out, plan, meta)
+    console.print(f"distbench compare: {len(plan.cells())} cells × {plan.repeats} repeats = "
+                  f"{total} runs, {total - len(pending)} already done; results in {out}")
+
+    runner = CellRunner(plan, out, configs)
+    walls: list[float] = []
+    start = time.monotonic()
+    try:
+        with StudyProgress(console, plan, total - len(pending),
+                           live=not args.no_progress) as progress, stop_on_termination():
+            for i, slot in enumerate(pending):
+                progress.start(slot, pending[i:])
+                result = runner.run(slot)
+                if plan.run_args.get("save_model"):
+                    keep_best(out, result.record)
+                walls.append(result.wall_s)
+                progress.finish(result, pending[i + 1:])
+        interrupted = False
+    except KeyboardInterrupt:
+        interrupted = True
+    session.update(finished_at=utc_now(), wall_s=time.monotonic() - start, runs=len(walls),
+                   runs_wall_s=sum(walls), interrupted=interrupted)
+    save_meta(out, plan, meta)
+    if interrupted:
+        done = total - len(pending) + len(walls)
+        console.print(f"interrupted: {done} of {total} runs done, every finished record is in "
+                      f"{out / RUNS_FILE}.\ncontinue with: distbench compare --resume {out}\n"
+                      f"or see the partial results with: distbench report {out}")
+        return 130
+
+    report_start = time.monotonic()
+    report = build_report([out], out)
+    session["report_s"] = time.monotonic() - report_start
+    save_meta(out, plan, meta)
+    print_terminal(report.study, console)
+    for skipped in report.skipped:
+        console.print(f"skipped {escape(skipped)}")
+    console.print("wrote " + ", ".join(str(p) for p in report.files))
+    if plan.run_args.get("save_model"):
+        console.print(escape(describe_best(out)))
+    if walls:
+        added = session["wall_s"] - sum(walls)
+        console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
+                      f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
+                      "report")
+    return 0

@@ -1,0 +1,379 @@
+"""Project measured runs to more workers with the α-β model of ring allreduce.
+
+Command: distbench project RESULTS_DIR --workers 8,64,512 --bandwidth 25Gbit/s --latency 5us
+Also:    distbench project RESULTS_DIR --workers 8,64 --from-bench-comm BENCH_DIR/bench_comm.json
+         distbench project --compute-s 0.29 --grad-bytes 97.7MB --scaling weak \\
+             --workers 8,16,32 --bandwidth 25Gbit/s --latency 5us      (inputs typed in)
+
+From each group of runs in RESULTS_DIR (same strategy, worker count, model, data, batch) it takes
+the compute time per step, (train_s - comm_s) / steps, and the gradient size (`grad_bytes`, or
+the parameter count of the named model × 4 bytes), then predicts step time, speedup and
+efficiency at each worker count n with the cost model in `distbench.cost_model`. The model and
+every assumption are printed with the table (`ASSUMPTIONS`) and written to projection.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distbench.cost_model import (
+    Link,
+    StepModel,
+    fit_link,
+    format_bytes,
+    ring_allreduce_s,
+    step_times,
+)
+from distbench.cost_model import speedup as speedup_of
+from distbench.errors import UsageError
+
+JSON_NAME = "projection.json"
+PNG_NAME = "projection.png"
+DEFAULT_BACKWARD_FRACTION = 2 / 3
+# Strategies that do not allreduce the gradient every step: the per-step model does not apply.
+NOT_PER_STEP = {"param-avg": "averages parameters every K steps, not gradients every step"}
+# Input shape and classes of each dataset, to count a model's parameters without loading data.
+# DDP's first gradient bucket is capped at 1 MiB (torch's default), later ones at --bucket-mb.
+DDP_FIRST_BUCKET_BYTES = 2**20
+DATASET_SHAPES = {"mnist": ((1, 28, 28), 10), "mnist-5k": ((1, 28, 28), 10),
+                  "fashion-mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}
+
+ASSUMPTIONS = """\
+Model (a projection, not a measurement):
+  ring allreduce of G gradient bytes over n workers:
+      t_comm(n) = 2(n-1)·α + 2(n-1)/n · G/β        (α: latency per message, β: link bytes/s)
+  no overlap (mpi, custom):                 step(n) = compute(n) + t_comm(n)
+  overlap (ddp, custom --overlap):          step(n) = forward + max(backward, t_comm(n)),
+      backward = {bf:.2f} × compute(n), forward = the rest; applies only when the gradient
+      spans more than one bucket (ddp: first bucket 1 MiB; custom: --bucket-mb), since a
+      single bucket can only be sent once backward has finished
+  compute(n): compute per step measured at n0 workers, (train_s - comm_s) / steps;
+      strong scaling (global batch fixed): compute(n) = compute(n0) · n0 / n;
+      weak scaling (per-worker batch fixed): compute(n) = compute(n0)
+  speedup(n) against one worker (no communication): strong t(1)/t(n), weak n·t(1)/t(n);
+      efficiency = speedup / n
+Assumptions:
+  - one flat ring, every link with the same α and β, no contention, no stragglers, one allreduce
+    of the whole gradient per step (each extra bucket adds latency the model leaves out);
+  - compute divides evenly by n, including per-step costs that do not (the optimizer update on
+    every parameter, framework overhead per step): optimistic at large n under strong scaling;
+  - the overlapped schedule is a lower bound: the last bucket can only start when backward ends;
+  - G = parameters × 4 bytes (float32 gradients, no compression)."""
+
+
+@dataclass
+class Workload:
+    """What a projection needs from a group of measured runs (or from typed-in numbers)."""
+
+    label: str
+    workers: int  # n0, where compute_s was measured
+    compute_s: float  # per step and worker at n0
+    grad_bytes: int
+    scaling: str = "strong"
+    strategy: str | None = None
+    backend: str | None = None
+    overlaps: bool = False  # does this strategy overlap comm with backward?
+    measured_step_s: float | None = None
+    measured_comm_s: float | None = None  # per step
+    runs: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def compute_at(self, n: int) -> float:
+        return self.compute_s if self.scaling == "weak" else self.compute_s * self.workers / n
+
+
+@dataclass
+class Row:
+    workers: int
+    compute_s: float
+    comm_s: float
+    serial_s: float
+    overlap_s: float
+    speedup_serial: float
+    speedup_overlap: float
+    efficiency_serial: float
+    efficiency_overlap: float
+
+
+def project(w: Workload, link: Link, workers: list[int],
+            backward_fraction: float = DEFAULT_BACKWARD_FRACTION) -> list[Row]:
+    """Rows for each n in `workers` (1, the baseline, is always the first row)."""
+    base = w.compute_at(1)
+    rows = []
+    for n in sorted({1, *workers}):
+        m: StepModel = step_times(w.compute_at(n), ring_allreduce_s(w.grad_bytes, n, link), n,
+                                  backward_fraction)
+        s_serial = speedup_of(base, m.serial_s, n, w.scaling)
+        s_overlap = speedup_of(base, m.overlap_s, n, w.scaling)
+        rows.append(Row(n, m.compute_s, m.comm_s, m.serial_s, m.overlap_s, s_serial, s_overlap,
+                        s_serial / n, s_overlap / n))
+    return rows
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def grad_bytes_of(record: dict[str, Any]) -> int:
+    """`grad_bytes` from the record, else the named model rebuilt and its parameters counted."""
+    if record.get("grad_bytes"):
+        return int(record["grad_bytes"])
+    from distbench.config import ModelConfig
+    from distbench.models.torch_models import build_model
+
+    cfg = record.get("config") or {}
+    data, model = cfg.get("data") or {}, cfg.get("model") or {}
+    if record["dataset"] == "synthetic":
+        shape = tuple(data.get("synthetic_shape", (1, 28, 28)))
+        classes = int(data.get("synthetic_classes", 10))
+    elif record["dataset"] in DATASET_SHAPES:
+        shape, classes = DATASET_SHAPES[record["dataset"]]
+    else:
+        raise UsageError(f"record {record.get('run_id')} has no grad_bytes and dataset "
+                         f"'{record['dataset']}' has no known shape; pass --grad-bytes")
+    channels = shape[0]
+    net = build_model(ModelConfig(record["model"], image_size=model.get("image_size")),
+                      shape, classes, [0.0] * channels, [1.0] * channels)  # type: ignore[arg-type]
+    return sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
+
+
+def overlaps(strategy: str, overlap_flag: bool, grad_bytes: int, bucket_mb: float) -> bool:
+    """Whether this run could send gradients during backward: its strategy overlaps and the
+    gradient fills more than the first bucket."""
+    cap = bucket_mb * 2**20
+    if strategy == "ddp":
+        return grad_bytes > min(DDP_FIRST_BUCKET_BYTES, cap)
+    return strategy == "custom" and overlap_flag and grad_bytes > cap
+
+
+def _median(values: list[float]) -> float:
+    from distbench.timing import median
+
+    return median(values)
+
+
+def workloads_from_records(records: list[dict[str, Any]],
+                           strategies: list[str] | None = None) -> tuple[list[Workload], list[str]]:
+    """One workload per group of successful runs; the medians over repeats. Also the skips."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    skipped: list[str] = []
+    for r in records:
+        if r.get("status") != "ok" or not r.get("steps") or not r.get("train_s"):
+            continue
+        if strategies and r["strategy"] not in strategies:
+            continue
+        if r["strategy"] in NOT_PER_STEP:
+            skipped.append(f"{r['strategy']}: {NOT_PER_STEP[r['strategy']]}")
+            continue
+        overlap = bool((r.get("config") or {}).get("overlap"))
+        key = (r["strategy"], overlap, r["workers"], r["dataset"], r["model"], r["global_batch"],
+               r.get("scaling") or "strong", r.get("backend"))
+        groups[key].append(r)
+    workloads = []
+    for (strategy, overlap, n0, dataset, model, batch, scaling, backend), runs in groups.items():
+        comm = [(r.get("comm_s") or 0.0) / r["steps"] for r in runs]
+        step = [r["train_s"] / r["steps"] for r in runs]
+        compute = [(r["train_s"] - (r.get("comm_s") or 0.0)) / r["steps"] for r in runs]
+        notes = []
+        if any(r.get("comm_s") is None for r in runs) and n0 > 1:
+            notes.append("comm time not separated in these records: compute includes it")
+        name = strategy + (" --overlap" if overlap else "")
+        grad_bytes = grad_bytes_of(runs[0])
+        bucket_mb = float((runs[0].get("config") or {}).get("bucket_mb") or 25.0)
+        workloads.append(Workload(
+            label=f"{name} ×{n0} · {dataset}/{model} · batch {batch}",
+            workers=n0, compute_s=_median(compute),
+            grad_bytes=grad_bytes, scaling=scaling, strategy=strategy, backend=backend,
+            overlaps=overlaps(strategy, overlap, grad_bytes, bucket_mb),
+            measured_step_s=_median(step), measured_comm_s=_median(comm), runs=len(runs),
+            notes=notes,
+        ))
+    workloads.sort(key=lambda w: w.label)
+    return workloads, sorted(set(skipped))
+
+
+def links_from_bench_comm(path: str | Path) -> dict[str, Link]:
+    """α and β fitted per backend from a bench-comm JSON (median latency of every size)."""
+    from distbench.bench_comm import load_bench_comm
+
+    data = load_bench_comm(path)
+    by_backend: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    for row in data["results"]:
+        by_backend[row["backend"]].append(
+            (row.get("workers", data["workers"]), row["size_bytes"], row["latency_median_s"]))
+    if not by_backend:
+        raise UsageError(f"{path}: no measured backend to fit")
+    return {b: fit_link(points, f"fit to {b} bench-comm, {len(points)} sizes")
+            for b, points in by_backend.items()}
+
+
+def choose_link(w: Workload, links: dict[str, Link], backend: str | None) -> Link:
+    """The asked backend, else the workload's own (mpi for mpi, gloo for ddp), else the first."""
+    wanted = backend or w.backend
+    if backend and backend not in links:
+        raise UsageError(f"--backend {backend}: the bench-comm file has {', '.join(links)}")
+    return links.get(wanted or "", next(iter(links.values())))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def print_projection(results: list[tuple[Workload, Link, list[Row]]], backward_fraction: float,
+                     console: Any = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(ASSUMPTIONS.format(bf=backward_fraction), markup=False, highlight=False)
+    console.print("Columns: times in ms per step; * = the overlapped schedule.", highlight=False)
+    for w, link, rows in results:
+        schedule = "overlap" if w.overlaps else "no overlap"
+        table = Table(title=f"{w.label} · grad {format_bytes(w.grad_bytes)} · {w.scaling} "
+                            f"scaling · applies here: {schedule}", title_justify="left",
+                      box=box.SIMPLE_HEAD)
+        for name in ("n", "compute", "comm", "step", "speedup", "eff", "step*", "speedup*",
+                     "eff*"):
+            table.add_column(name, justify="right", no_wrap=True)
+        for r in rows:
+            table.add_row(str(r.workers), f"{r.compute_s * 1e3:.3g}", f"{r.comm_s * 1e3:.3g}",
+                          f"{r.serial_s * 1e3:.3g}", f"{r.speedup_serial:.2f}×",
+                          f"{r.efficiency_serial:.1%}", f"{r.overlap_s * 1e3:.3g}",
+                          f"{r.speedup_overlap:.2f}×", f"{r.efficiency_overlap:.1%}")
+        console.print(table)
+        console.print(f"  link: {link.describe()}", markup=False, highlight=False)
+        if w.measured_step_s is not None:
+            console.print(
+                f"  measured at {w.workers} worker(s), median of {w.runs}: step "
+                f"{w.measured_step_s * 1e3:.3g} ms = compute {w.compute_s * 1e3:.3g} ms + comm "
+                f"{(w.measured_comm_s or 0) * 1e3:.3g} ms", highlight=False)
+        for note in w.notes:
+            console.print(f"  note: {note}", highlight=False)
+
+
+def plot_projection(results: list[tuple[Workload, Link, list[Row]]], path: Path) -> None:
+    """Speedup (with the ideal line) and efficiency against workers; solid: no overlap,
+    dashed: overlap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(10, 4.2))
+    top = max(r.workers for _, _, rows in results for r in rows)
+    ax_s.loglog([1, top], [1, top], color="grey", linestyle=":", label="ideal")
+    for w, _link, rows in results:
+        n = [r.workers for r in rows]
+        (line,) = ax_s.loglog(n, [r.speedup_serial for r in rows], marker="o", markersize=3,
+                              label=f"{w.label} (no overlap)")
+        ax_s.loglog(n, [r.speedup_overlap for r in rows], linestyle="--", color=line.get_color(),
+                    label=f"{w.label} (overlap)")
+        ax_e.semilogx(n, [100 * r.efficiency_serial for r in rows], marker="o", markersize=3,
+                      color=line.get_color())
+        ax_e.semilogx(n, [100 * r.efficiency_overlap for r in rows], linestyle="--",
+                      color=line.get_color())
+    ax_s.set_ylabel("projected speedup vs 1 worker")
+    ax_e.set_ylabel("projected efficiency (%)")
+    ax_e.set_ylim(0, 105)
+    for ax in (ax_s, ax_e):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("workers")
+        ax.grid(True, alpha=0.3)
+    ax_s.legend(fontsize=7)
+    fig.suptitle("Projection: α-β ring allreduce model (solid: no overlap, dashed: overlap)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_projection(results: list[tuple[Workload, Link, list[Row]]], out: Path,
+                     backward_fraction: float) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"kind": "projection", "schema_version": 1,
+           "model": ASSUMPTIONS.format(bf=backward_fraction).splitlines(),
+           "backward_fraction": backward_fraction,
+           "workloads": [{**asdict(w), "link": asdict(link), "rows": [asdict(r) for r in rows]}
+                         for w, link, rows in results]}
+    (out / JSON_NAME).write_text(json.dumps(doc, indent=1))
+    plot_projection(results, out / PNG_NAME)
+    return [out / JSON_NAME, out / PNG_NAME]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def parse_workers(text: str) -> list[int]:
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise UsageError(f"--workers {text}: expected a comma list of integers") from None
+    if not counts or counts[0] < 1:
+        raise UsageError(f"--workers {text}: every worker count must be >= 1")
+    return counts
+
+
+def _link_source(args: Any) -> tuple[dict[str, Link], bool]:
+    """Links keyed by backend, and whether they were fitted (then chosen per workload)."""
+    from distbench.cost_model import parse_bandwidth, parse_latency
+
+    if args.from_bench_comm:
+        if args.bandwidth or args.latency:
+            raise UsageError("give either --from-bench-comm or --bandwidth/--latency, not both")
+        return links_from_bench_comm(args.from_bench_comm), True
+    if not (args.bandwidth and args.latency):
+        raise UsageError("give --bandwidth and --latency (e.g. 25Gbit/s and 5us), "
+                         "or --from-bench-comm FILE")
+    link = Link(parse_latency(args.latency), parse_bandwidth(args.bandwidth),
+                f"given: {args.bandwidth}, {args.latency}")
+    return {"given": link}, False
+
+
+def _workloads(args: Any) -> tuple[list[Workload], list[str]]:
+    from distbench.cost_model import parse_size
+    from distbench.results import load_records
+
+    typed = args.compute_s is not None or args.grad_bytes is not None
+    if args.results_dir and typed:
+        raise UsageError("give RESULTS_DIR or --compute-s/--grad-bytes, not both")
+    if typed:
+        if args.compute_s is None or args.grad_bytes is None or args.compute_s <= 0:
+            raise UsageError("typed-in inputs need both --compute-s (> 0) and --grad-bytes")
+        if args.scaling not in ("strong", "weak"):
+            raise UsageError(f"--scaling must be strong or weak, got {args.scaling}")
+        w = Workload(args.name or "typed-in workload", args.measured_workers, args.compute_s,
+                     parse_size(args.grad_bytes), args.scaling, overlaps=args.overlap)
+        return [w], []
+    if not args.results_dir:
+        raise UsageError("give RESULTS_DIR (a compare or run output) or --compute-s/--grad-bytes")
+    path = Path(args.results_dir)
+    if not (path / "runs.jsonl").is_file() and not path.is_file():
+        raise UsageError(f"no runs.jsonl in {args.results_dir}")
+    strategies = args.strategies.split(",") if args.strategies else None
+    workloads, skipped = workloads_from_records(load_records(path), strategies)
+    if not workloads:
+        raise UsageError(f"no successful run to project in {args.results_dir}")
+    return workloads, skipped
+
+
+def run_project(args: Any) -> list[Path]:
+    """The `distbench project` command: inputs, projection, table, plot and JSON."""
+    from rich.console import Console
+
+    counts = parse_workers(args.workers)
+    if not 0 < args.backward_fraction < 1:
+        raise UsageError(f"--backward-fraction must be in (0, 1), got {args.backward_fraction}")
+    links, fitted = _link_source(args)
+    workloads, skipped = _workloads(args)
+    results = []
+    for w in workloads:
+        link = choose_link(w, links, args.backend) if fitted else links["given"]
+        results.append((w, link, project(w, link, counts, args.backward_fraction)))
+    console = Console(soft_wrap=True)
+    print_projection(results, args.backward_fraction, console)
+    for item in skipped:
+        console.print(f"not projected: {item}", highlight=False)
+    out = Path(args.out or args.results_dir or "projection")
+    return write_projection(results, out, args.backward_fraction)

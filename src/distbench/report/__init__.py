@@ -1,0 +1,79 @@
+"""Tables, plots and the HTML report, rebuilt from run records alone.
+
+Command: distbench report results/<timestamp>/ [more results dirs ...]
+
+`build_report` is what both `distbench compare` (at the end) and `distbench report` call: load and
+merge the records, analyse them, and write summary.csv, summary.md, the PNG plots and
+report.html. The same records always give the same files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distbench.report.analysis import Study, analyse, load_dirs
+
+COMPARE_FILE = "compare.json"
+
+
+@dataclass
+class Report:
+    study: Study
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_metas(dirs: list[str | Path]) -> list[dict[str, Any]]:
+    """The compare.json of each directory that has one (the commands that made the records)."""
+    metas = []
+    for d in dirs:
+        path = Path(d) / COMPARE_FILE
+        if path.is_file():
+            try:
+                metas.append(json.loads(path.read_text()))
+            except json.JSONDecodeError:
+                continue
+    return metas
+
+
+def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
+    """Write every output for the records in `dirs` into `out`; returns what was written."""
+    from distbench.report import html, tables
+    from distbench.results import RUNS_FILE
+
+    records = load_dirs(dirs)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(analyse(records), out_dir)
+    inputs = {Path(d).resolve() for d in dirs}
+    if out_dir.resolve() not in inputs:
+        # A merged report keeps its merged records, so it can itself be rebuilt later.
+        _write(report, out_dir / RUNS_FILE,
+               "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
+    _write(report, out_dir / "summary.csv", tables.csv_text(report.study))
+    _write(report, out_dir / "summary.md", tables.markdown(report.study))
+    plot_paths: list[dict[str, Path]] = [{} for _ in report.study.setups]
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        report.skipped.append(
+            'plots: matplotlib is not installed (pip install "distbench[report]")')
+    elif plots:
+        from distbench.report.plots import write_plots
+
+        many = len(report.study.setups) > 1
+        for i, s in enumerate(report.study.setups):
+            plot_paths[i] = write_plots(s, out_dir, f"-{i + 1}" if many else "")
+            report.files += plot_paths[i].values()
+    sources = sorted({Path(d).resolve().name for d in dirs})
+    page = html.render(report.study, plot_paths, read_metas(list(dirs)), sources)
+    _write(report, out_dir / "report.html", page)
+    return report
+
+
+def _write(report: Report, path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    report.files.append(path)

@@ -1,0 +1,387 @@
+"""Per-cell statistics from run records: every number the tables and plots show comes from here.
+
+Command: distbench report results/<timestamp>/
+
+Records are grouped into *setups* (same host, dataset, model, epochs, batch rule, optimizer,
+learning rate and device: runs whose times may be compared) and, inside a setup, into *cells*
+(strategy, workers). Speedup is always against the baseline of the same setup, so records merged
+from another machine never become the baseline of this one. Only the JSON records are read;
+nothing is re-measured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distbench.timing import iqr, median
+
+# The message the launcher records when the user pressed Ctrl-C. Such a run says nothing about
+# the strategy, so it is neither a success nor a failure: `compare --resume` runs it again.
+INTERRUPTED = "interrupted by the user"
+BASELINE = "single"
+FRAMEWORK_BASELINES = {"pytorch": "single", "tensorflow": "tf-single"}
+ONE_WORKER_STRATEGIES = frozenset(FRAMEWORK_BASELINES.values())
+MAX_REASON_CHARS = 200
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+@dataclass(frozen=True, order=True)
+class Setup:
+    """What must be equal for two runs' times to be comparable."""
+
+    dataset: str
+    model: str
+    epochs: int
+    # The global batch under strong scaling, the per-worker batch under weak scaling: the
+    # number the user chose, which is the same for every cell of one study.
+    batch: int
+    scaling: str
+    optimizer: str
+    lr: float
+    device: str
+    host: str
+
+    def title(self) -> str:
+        batch = "global batch" if self.scaling == "strong" else "per-worker batch"
+        epochs = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        return (f"{self.dataset} · {self.model} · {epochs} · {batch} {self.batch} "
+                f"({self.scaling} scaling) · {self.optimizer} lr {self.lr:g} · {self.device} · "
+                f"host {self.host}")
+
+    def slug(self) -> str:
+        return "-".join(str(p) for p in (self.dataset, self.model, f"e{self.epochs}",
+                                          f"b{self.batch}", self.scaling, self.host))
+
+
+def setup_of(record: dict[str, Any]) -> Setup:
+    """The setup a record belongs to; tolerant of hand-made records with few keys."""
+    config = record.get("config") or {}
+    workers = int(record.get("workers") or 1)
+    scaling = record.get("scaling") or config.get("scaling") or "strong"
+    batch = config.get("batch_size")
+    if batch is None:
+        global_batch = int(record.get("global_batch") or 0)
+        batch = global_batch // workers if scaling == "weak" else global_batch
+    return Setup(
+        dataset=str(record.get("dataset", "?")),
+        model=str(record.get("model", "?")),
+        epochs=int(record.get("epochs") or 0),
+        batch=int(batch),
+        scaling=str(scaling),
+        optimizer=str(record.get("optimizer") or config.get("optimizer") or "?"),
+        lr=float(record.get("lr") or config.get("lr") or 0.0),
+        device=str(config.get("device", "cpu")),
+        host=str((record.get("env") or {}).get("host", "?")),
+    )
+
+
+def setup_of_config(cfg: Any, host: str) -> Setup:
+    """The setup the runs of `cfg` (a RunConfig) will belong to when run on `host`."""
+    return Setup(dataset=cfg.data.name, model=cfg.model.name, epochs=cfg.epochs,
+                 batch=cfg.batch_size, scaling=cfg.scaling, optimizer=cfg.optimizer,
+                 lr=float(cfg.lr), device=cfg.device, host=host)
+
+
+def is_interrupted(record: dict[str, Any]) -> bool:
+    return record.get("status") != "ok" and record.get("error") == INTERRUPTED
+
+
+def is_complete(record: dict[str, Any]) -> bool:
+    """A run that produced an answer: a measurement, or a genuine failure of the strategy."""
+    return not is_interrupted(record)
+
+
+def strategy_order(name: str) -> tuple[int, str]:
+    """Registry order (baselines first), then unknown names alphabetically: stable tables."""
+    from distbench.strategies import STRATEGIES
+
+    names = list(STRATEGIES)
+    rank = names.index(name) if name in names else len(names)
+    if name in ONE_WORKER_STRATEGIES:
+        rank = -2 if name == BASELINE else -1
+    return rank, name
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass
+class CellStats:
+    """One row of every table: the statistics of one (strategy, workers) cell in one setup."""
+
+    setup: Setup
+    strategy: str
+    framework: str
+    workers: int
+    runs: int = 0
+    ok: int = 0
+    failed: int = 0
+    interrupted: int = 0
+    errors: list[str] = field(default_factory=list)  # distinct reasons, most frequent first
+    train_s: list[float] = field(default_factory=list)  # every successful run, in run order
+    train_median: float | None = None
+    train_q1: float | None = None
+    train_q3: float | None = None
+    samples_per_s: float | None = None
+    speedup: float | None = None  # vs `single` in the same setup
+    efficiency: float | None = None  # speedup / workers
+    core_efficiency: float | None = None  # speedup / (cores used / baseline's cores used)
+    framework_baseline: str | None = None
+    speedup_fw: float | None = None  # vs the framework's own baseline (tf-single for TF rows)
+    efficiency_fw: float | None = None
+    test_acc_median: float | None = None
+    test_acc_min: float | None = None
+    time_to_target: float | None = None
+    target_reached: int = 0
+    comm_fraction: float | None = None
+    comm_s: float | None = None
+    compute_s: float | None = None
+    comm_method: str | None = None
+    startup_s: float | None = None
+    data_s: float | None = None
+    threads_per_worker: int | None = None
+    cores: int | None = None
+    cores_used: int | None = None
+    global_batch: int | None = None
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (wall s, test accuracy)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "failed" if self.failed else "interrupted"
+
+    @property
+    def reason(self) -> str | None:
+        """The failure to show: the most frequent reason, with a count when not every run failed."""
+        if not self.errors:
+            return None
+        return self.errors[0]
+
+
+def _med(values: Iterable[Any]) -> float | None:
+    clean = [float(v) for v in values if v is not None]
+    return median(clean) if clean else None
+
+
+def _short(reason: str) -> str:
+    lines = (reason or "").strip().splitlines()
+    line = lines[0].strip() if lines else "failed without a reason"
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
+
+
+def _curve(records: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Per-epoch medians across repeats of (cumulative train time, test accuracy)."""
+    histories = [r.get("history") or [] for r in records]
+    epochs = min((len(h) for h in histories), default=0)
+    curve = []
+    for e in range(epochs):
+        t = _med(h[e].get("time_s") for h in histories)
+        a = _med(h[e].get("test_accuracy") for h in histories)
+        if t is not None and a is not None:
+            curve.append((t, a))
+    return curve
+
+
+def _mode(values: Iterable[Any]) -> Any:
+    counted = Counter(v for v in values if v is not None)
+    return min(counted, key=lambda v: (-counted[v], str(v))) if counted else None
+
+
+def cell_stats(setup: Setup, strategy: str, workers: int,
+               records: Sequence[dict[str, Any]]) -> CellStats:
+    """Everything about one cell that does not need the baseline."""
+    def good(r: dict[str, Any]) -> bool:
+        return r.get("status") == "ok" and r.get("train_s") is not None
+
+    ok = [r for r in records if good(r)]
+    bad = [r for r in records if not good(r)]
+    interrupted = [r for r in bad if is_interrupted(r)]
+    failed = [r for r in bad if not is_interrupted(r)]
+    reasons = Counter(_short(r.get("error") or "") for r in failed)
+    framework = _mode(r.get("framework") for r in records) or (
+        "tensorflow" if strategy.startswith("tf-") else "pytorch")
+    c = CellStats(setup=setup, strategy=strategy, framework=framework, workers=workers,
+                  runs=len(records), ok=len(ok), failed=len(failed), interrupted=len(interrupted),
+                  errors=sorted(reasons, key=lambda k: (-reasons[k], k)))
+    c.threads_per_worker = _mode(r.get("threads_per_worker") for r in ok or records)
+    c.cores = _mode((r.get("env") or {}).get("cores") for r in records)
+    c.global_batch = _mode(r.get("global_batch") for r in records)
+    c.comm_method = _mode(r.get("comm_method") for r in ok)
+    if c.cores and c.threads_per_worker:
+        c.cores_used = min(c.cores, workers * c.threads_per_worker)
+    if c.cores and workers > c.cores:
+        c.notes.append(f"{workers} workers on {c.cores} cores: oversubscribed, the workers "
+                       "share cores, so the time includes contention")
+    elif c.cores and c.threads_per_worker and workers * c.threads_per_worker > c.cores:
+        c.notes.append(f"{workers} workers × {c.threads_per_worker} threads on {c.cores} cores: "
+                       "threads oversubscribed")
+    if failed and ok:
+        c.notes.append(f"{len(failed)} of {len(failed) + len(ok)} runs failed: {c.errors[0]}")
+    if not ok:
+        return c
+    c.train_s = [float(r["train_s"]) for r in ok]
+    c.train_median = median(c.train_s)
+    c.train_q1, c.train_q3 = iqr(c.train_s)
+    c.samples_per_s = _med(r.get("samples_per_s") for r in ok)
+    c.test_acc_median = _med(r.get("test_accuracy") for r in ok)
+    accs = [r["test_accuracy"] for r in ok if r.get("test_accuracy") is not None]
+    c.test_acc_min = float(min(accs)) if accs else None
+    reached = [r["time_to_target_s"] for r in ok if r.get("time_to_target_s") is not None]
+    c.target_reached = len(reached)
+    c.time_to_target = _med(reached)
+    c.comm_fraction = _med(r.get("comm_fraction") for r in ok)
+    c.comm_s = _med(r.get("comm_s") for r in ok)
+    c.compute_s = _med(float(r["train_s"]) - float(r["comm_s"]) for r in ok
+                       if r.get("comm_s") is not None)
+    c.startup_s = _med(r.get("startup_s") for r in ok)
+    c.data_s = _med(r.get("data_s") for r in ok)
+    c.curve = _curve(ok)
+    return c
+
+
+def apply_baseline(cell: CellStats, base: CellStats | None) -> tuple[float | None, float | None]:
+    """(speedup, efficiency = speedup / workers) against `base`, None where either is missing."""
+    if base is None or base.train_median is None or not cell.train_median:
+        return None, None
+    speedup = base.train_median / cell.train_median
+    return speedup, speedup / cell.workers
+
+
+@dataclass
+class SetupSummary:
+    """The cells of one setup, with what a reader needs beside the numbers."""
+
+    setup: Setup
+    cells: list[CellStats]
+    records: list[dict[str, Any]]
+    baseline: CellStats | None
+    target: float | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def envs(self) -> list[dict[str, Any]]:
+        """Distinct environment fingerprints, most frequent first."""
+        seen = Counter(json.dumps(r.get("env") or {}, sort_keys=True) for r in self.records)
+        return [json.loads(e) for e in sorted(seen, key=lambda k: (-seen[k], k))]
+
+    def fairness(self) -> dict[str, Any]:
+        """The fairness settings the runs actually used (DESIGN §3), as recorded."""
+        def values(key: str, source: str = "record") -> str:
+            got = set()
+            for r in self.records:
+                v = r.get(key) if source == "record" else (r.get("config") or {}).get(key)
+                got.add(json.dumps(v))
+            return ", ".join(sorted(got))
+
+        threads = {f"{c.strategy} ×{c.workers}": c.threads_per_worker for c in self.cells}
+        return {
+            "scaling": self.setup.scaling,
+            "batch": (f"global batch {self.setup.batch}, split over the workers"
+                      if self.setup.scaling == "strong"
+                      else f"{self.setup.batch} per worker (global batch grows with workers)"),
+            "global batch per cell": {f"{c.strategy} ×{c.workers}": c.global_batch
+                                      for c in self.cells},
+            "threads per worker": threads,
+            "epochs": self.setup.epochs,
+            "optimizer": f"{self.setup.optimizer}, lr {self.setup.lr:g}",
+            "seed": values("seed"),
+            "warm-up steps": values("warmup_steps", "config"),
+            "comm measured by": {c.strategy: c.comm_method for c in self.cells if c.comm_method},
+        }
+
+
+@dataclass
+class Study:
+    setups: list[SetupSummary]
+    records: list[dict[str, Any]]
+
+    @property
+    def cells(self) -> list[CellStats]:
+        return [c for s in self.setups for c in s.cells]
+
+
+def analyse(records: Sequence[dict[str, Any]]) -> Study:
+    """Group, compute per-cell statistics, then speedups against each setup's baselines."""
+    by_setup: dict[Setup, list[dict[str, Any]]] = {}
+    for r in records:
+        by_setup.setdefault(setup_of(r), []).append(r)
+    summaries = []
+    for setup in sorted(by_setup):
+        recs = by_setup[setup]
+        by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for r in recs:
+            by_cell.setdefault((str(r.get("strategy")), int(r.get("workers") or 1)), []).append(r)
+        keys = sorted(by_cell, key=lambda k: (strategy_order(k[0]), k[1]))
+        cells = [cell_stats(setup, s, w, by_cell[(s, w)]) for s, w in keys]
+        summaries.append(_with_baselines(setup, cells, recs))
+    return Study(summaries, list(records))
+
+
+def _with_baselines(setup: Setup, cells: list[CellStats],
+                    records: list[dict[str, Any]]) -> SetupSummary:
+    def find(name: str) -> CellStats | None:
+        return next((c for c in cells if c.strategy == name and c.workers == 1), None)
+
+    base = find(BASELINE)
+    notes = []
+    if base is None or base.train_median is None:
+        why = "was not run" if base is None else f"has no successful run ({base.status})"
+        notes.append(f"baseline `{BASELINE}` ×1 {why} in this setup: speedup and efficiency "
+                     "are not available")
+    for c in cells:
+        c.speedup, c.efficiency = apply_baseline(c, base)
+        if c.speedup is not None and base is not None and base.cores_used and c.cores_used:
+            c.core_efficiency = c.speedup / (c.cores_used / base.cores_used)
+        fw_name = FRAMEWORK_BASELINES.get(c.framework)
+        if fw_name and fw_name != BASELINE:
+            c.framework_baseline = fw_name
+            c.speedup_fw, c.efficiency_fw = apply_baseline(c, find(fw_name))
+    if any(c.framework_baseline for c in cells) and find("tf-single") is None:
+        notes.append("baseline `tf-single` was not run: the TensorFlow view has no speedups")
+    targets = {(r.get("config") or {}).get("target_accuracy") for r in records} - {None}
+    target = max(targets) if len(targets) == 1 else None
+    if len(targets) > 1:
+        notes.append(f"runs used different --target-accuracy values {sorted(targets)}: "
+                     "time to accuracy is not summarised")
+        for c in cells:
+            c.time_to_target, c.target_reached = None, 0
+    return SetupSummary(setup, cells, records, base, target, notes)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_dirs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Records of several results directories (or runs.jsonl files), merged.
+
+    The same run found twice (a copied directory) is kept once, by run_id; the result is sorted
+    by start time and run_id, so the order of the arguments does not change any output.
+    """
+    from distbench.errors import UsageError
+    from distbench.results import RUNS_FILE, load_records
+
+    merged: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        path = Path(d)
+        file = path / RUNS_FILE if path.is_dir() else path
+        if not file.is_file():
+            raise UsageError(f"no {RUNS_FILE} in {d}: pass a results directory of distbench "
+                             "run or compare")
+        try:
+            records = load_records(file)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{file} is not valid JSON lines: {exc}") from None
+        for r in records:
+            key = r.get("run_id") or json.dumps(r, sort_keys=True)
+            merged.setdefault(str(key), r)
+    return sorted(merged.values(), key=lambda r: (str(r.get("started_at", "")),
+                                                  str(r.get("run_id", ""))))

@@ -1,0 +1,164 @@
+"""The `distbench` command as a user meets it: bad input gives one line and a clean exit code.
+
+Command: python -m pytest tests/test_cli.py
+
+Each case runs the real command in a subprocess, because a traceback, a stray warning on stderr or
+a half-written results folder are only visible from outside the process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fake_data import idx_arrays, write_cifar, write_idx_set
+from helpers import run_cli
+from test_results import ENV_KEYS
+
+from distbench.cli import main
+from distbench.data.datasets import MNIST_MIRRORS
+
+# Small enough that a case which wrongly started training would still end quickly.
+QUICK = ["--dataset", "synthetic", "--synthetic-samples", "32", "--model", "mlp-25",
+         "--epochs", "1", "--warmup-steps", "0", "--no-progress"]
+
+USAGE_ERRORS = {
+    "unknown strategy": (["--strategy", "sideways-sgd"], "unknown strategy 'sideways-sgd'"),
+    "unknown dataset": (["--dataset", "imagenet-22k"], "unknown dataset 'imagenet-22k'"),
+    "unknown model": (["--model", "resnet-9000"], "unknown model 'resnet-9000'"),
+    "batch not a multiple of workers": (["--workers", "3", "--batch-size", "64"], "multiple"),
+    "batch size zero": (["--batch-size", "0"], "--batch-size"),
+    "workers zero": (["--workers", "0"], "--workers"),
+    "epochs zero": (["--epochs", "0"], "--epochs"),
+    "epochs not a number": (["--epochs", "x"], "--epochs"),
+    "negative lr": (["--lr", "-1"], "--lr"),
+    "lr not a number": (["--lr", "fast"], "--lr"),
+    "unknown scaling": (["--scaling", "sideways"], "--scaling"),
+    "unknown optimizer": (["--optimizer", "rmsprop"], "--optimizer"),
+    "negative weight decay": (["--weight-decay", "-1"], "--weight-decay"),
+    "negative momentum": (["--optimizer", "sgd", "--momentum", "-1"], "--momentum"),
+    "image size zero": (["--image-size", "0"], "--image-size"),
+    "bad synthetic shape": (["--synthetic-shape", "28x28"], "--synthetic-shape"),
+    "target accuracy above 1": (["--target-accuracy", "80"], "--target-accuracy"),
+    "unknown flag": (["--turbo"], "--turbo"),
+}
+
+
+def assert_one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("distbench: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_error_is_one_line_exit_2(tmp_path: Path, case: str) -> None:
+    flags, expected = USAGE_ERRORS[case]
+    out = tmp_path / "out"
+    proc = run_cli("run", *QUICK, *flags, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert expected in assert_one_line(proc.stderr)
+    assert not out.exists(), "a usage error must not write results"
+
+
+def test_unknown_name_lists_the_valid_ones(tmp_path: Path) -> None:
+    proc = run_cli("run", "--model", "nope", "--out", str(tmp_path / "out"))
+    line = assert_one_line(proc.stderr)
+    for name in ("mlp-128", "mlp-512", "mlp-25", "cnn", "mobilenet_v2"):
+        assert name in line
+
+
+def test_unknown_subcommand(tmp_path: Path) -> None:
+    proc = run_cli("train")
+    assert proc.returncode == 2
+    assert_one_line(proc.stderr)
+
+
+def test_missing_dataset_file(tmp_path: Path) -> None:
+    """Offline with the file absent: exit 1, one line naming the file, --data-dir and the URL."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    proc = run_cli("run", *QUICK, "--dataset", "mnist", "--data-dir", str(empty),
+                   "--out", str(tmp_path / "out"),
+                   env={"DISTBENCH_DATA": "", "DISTBENCH_OFFLINE": "1"})
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    line = assert_one_line(proc.stderr)
+    assert "mnist/train-images-idx3-ubyte.gz" in line and "--data-dir" in line
+    assert MNIST_MIRRORS[0] + "train-images-idx3-ubyte.gz" in line
+
+
+def test_corrupt_dataset_file(tmp_path: Path) -> None:
+    paths = write_idx_set(tmp_path / "data" / "mnist", idx_arrays())
+    paths[0].write_bytes(paths[0].read_bytes()[:-20])
+    out = tmp_path / "out"
+    proc = run_cli("run", *QUICK, "--dataset", "mnist", "--data-dir", str(tmp_path / "data"),
+                   "--out", str(out))
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    assert str(paths[0]) in assert_one_line(proc.stderr)
+    # Not a usage error: the failed attempt is recorded, with the same one-line reason.
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert record["status"] == "failed" and str(paths[0]) in record["error"]
+
+
+def test_partial_cifar_needs_the_flag(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "data", "cifar-10-batches-bin", train_batches=(1,))
+    proc = run_cli("run", *QUICK, "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+                   "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1
+    assert "--allow-partial-data" in assert_one_line(proc.stderr)
+
+
+def test_env_prints_the_fingerprint(capsys: pytest.CaptureFixture[str]) -> None:
+    """In process: the subcommand's own output is the test, not the start-up of a new one."""
+    assert main(["env"]) == 0
+    fingerprint = json.loads(capsys.readouterr().out)
+    assert ENV_KEYS <= fingerprint.keys()
+    assert fingerprint["cores"] >= 1 and fingerprint["python"].count(".") == 2
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"]], ids=["top", "run"])
+def test_help(args: list[str]) -> None:
+    proc = run_cli(*args)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "usage: distbench" in proc.stdout
+    if args == ["--help"]:
+        assert "run" in proc.stdout and "env" in proc.stdout
+    else:
+        assert "--batch-size" in proc.stdout and "--allow-partial-data" in proc.stdout
+
+
+def test_version() -> None:
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("distbench ")
+
+
+def test_optional_frameworks_are_not_imported() -> None:
+    """`import distbench` and building the CLI must work without TensorFlow or mpi4py."""
+    code = (
+        "import sys, distbench, distbench.cli, distbench.config, distbench.data\n"
+        "distbench.cli.build_parser()\n"
+        "bad = sorted(m for m in ('tensorflow', 'mpi4py', 'keras') if m in sys.modules)\n"
+        "print(','.join(bad))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"imported at startup: {proc.stdout.strip()}"
+
+
+def test_usage_errors_are_caught_before_torch_is_imported() -> None:
+    """Bad input is rejected before the launcher's heavy imports, so the answer is immediate."""
+    code = (
+        "import sys\n"
+        "from distbench.cli import main\n"
+        "rc = main(['run', '--lr', '-1'])\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
+    assert_one_line(proc.stderr)
