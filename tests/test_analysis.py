@@ -6,10 +6,11 @@ Command: python -m pytest tests/test_analysis.py
 from __future__ import annotations
 
 import pytest
-from records import rec, study_records
 
 from distbench.report.analysis import INTERRUPTED, analyse, load_dirs
 from distbench.results import append_record
+
+from records import rec, study_records
 
 
 def cell(study, strategy, workers, host=None):

@@ -9,12 +9,12 @@ import csv
 import subprocess
 import sys
 
-from records import rec, study_records
-
 from distbench.cli import main
 from distbench.report import build_report
 from distbench.report.tables import HEADERS
 from distbench.results import append_record, load_records
+
+from records import rec, study_records
 
 OUTPUTS = ("summary.csv", "summary.md", "report.html", "train_time.png", "speedup.png",
            "accuracy_time.png", "compute_comm.png")

@@ -256,6 +256,11 @@ def apply_baseline(cell: CellStats, base: CellStats | None) -> tuple[float | Non
     return speedup, speedup / cell.workers
 
 
+def _machine(env: dict[str, Any]) -> dict[str, Any]:
+    scheduler = {k: v for k, v in (env.get("scheduler") or {}).items() if k != "TF_CONFIG"}
+    return {**env, "scheduler": scheduler} if "scheduler" in env else env
+
+
 @dataclass
 class SetupSummary:
     """The cells of one setup, with what a reader needs beside the numbers."""
@@ -269,8 +274,13 @@ class SetupSummary:
 
     @property
     def envs(self) -> list[dict[str, Any]]:
-        """Distinct environment fingerprints, most frequent first."""
-        seen = Counter(json.dumps(r.get("env") or {}, sort_keys=True) for r in self.records)
+        """Distinct environment fingerprints, most frequent first.
+
+        TF_CONFIG is left out: the local launcher writes one per run (fresh ports), so it tells
+        runs apart without telling machines apart.
+        """
+        seen = Counter(json.dumps(_machine(r.get("env") or {}), sort_keys=True)
+                       for r in self.records)
         return [json.loads(e) for e in sorted(seen, key=lambda k: (-seen[k], k))]
 
     def fairness(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .55em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 tr.failed td{background:#fde8e8}tr.interrupted td{background:#fff6db}
-td,th{white-space:nowrap}td.reason{text-align:left;max-width:34em;white-space:normal}
+td,th{white-space:nowrap}th.reason{text-align:left}td.reason{text-align:left;max-width:34em;white-space:normal}
 pre,code{background:#f6f6f6;font-size:.88em}pre{padding:.6em;overflow-x:auto;white-space:pre-wrap}
 .plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0;flex:1 1 480px}
 .plots img{width:100%;border:1px solid #eee}.note{color:#7a4b00}
@@ -45,7 +45,8 @@ footer{margin-top:2em;color:#777;font-size:.85em}
 
 
 def _table(headers: list[str], rows: list[tuple[str, list[str]]], reason_col: int = -1) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    head = "".join(f'<th class="reason">{escape(h)}</th>' if i == reason_col
+                   else f"<th>{escape(h)}</th>" for i, h in enumerate(headers))
     body = []
     for cls, values in rows:
         tds = "".join(
@@ -102,9 +103,13 @@ def _setup_section(s: SetupSummary, plots: dict[str, Path]) -> str:
                                    fmt_s(c.data_s), fmt_s(c.comm_s), c.comm_method or "–"])
                        for c in s.cells], 5))
     out.append("<h3>Environment</h3>")
-    for env in s.envs:
-        out.append(_dl({k: v for k, v in env.items() if k != "scheduler"}
-                       | {"scheduler": env.get("scheduler") or "none"}))
+    envs = [{**e, "scheduler": e.get("scheduler") or "none"} for e in s.envs]
+    if envs:
+        out.append(_dl(envs[0]))
+    for env in envs[1:]:
+        # Usually a new git commit mid-study: show only what differs from the first.
+        differs = {k: v for k, v in env.items() if envs[0].get(k) != v}
+        out.append("<p>Other runs of this setup differ in:</p>" + _dl(differs))
     return "\n".join(out)
 
 

@@ -77,7 +77,8 @@ def plot_train_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
                    label=f"{w} worker{'s' if w > 1 else ''}" if i == _first(strategies, w, summary)
                    else None)
             ax.plot([x] * len(c.train_s), c.train_s, "o", color="black", markersize=2.5)
-    ax.set_xticks(range(len(strategies)), strategies, rotation=20)
+    ax.set_xticks(range(len(strategies)), strategies, rotation=35, ha="right",
+                  rotation_mode="anchor")
     ax.set_ylabel("training time (s)")
     ax.legend(frameon=False)
 
@@ -143,7 +144,7 @@ def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
     if not cells:
         _empty(ax, "no successful run")
         return
-    labels = [f"{c.strategy}\n×{c.workers}" for c in cells]
+    labels = [f"{c.strategy} ×{c.workers}" for c in cells]
     xs = range(len(cells))
     compute = [c.compute_s if c.compute_s is not None else c.train_median for c in cells]
     comm = [c.comm_s or 0.0 for c in cells]
@@ -155,7 +156,8 @@ def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
         elif c.comm_fraction:
             ax.text(x, compute[x] + comm[x], f"{c.comm_fraction:.0%}", ha="center",
                     va="bottom", fontsize=7)
-    ax.set_xticks(list(xs), labels, fontsize=8)
+    ax.set_xticks(list(xs), labels, fontsize=8, rotation=35, ha="right",
+                  rotation_mode="anchor")
     ax.margins(y=0.12)
     ax.set_ylabel("seconds")
     ax.legend(frameon=False)

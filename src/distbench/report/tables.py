@@ -168,7 +168,9 @@ def machine_line(s: SetupSummary) -> str:
              ", ".join(env.get("gpus") or []) or None, env.get("os"),
              f"Python {env['python']}" if env.get("python") else None,
              *(f"{k} {env[k]}" for k in ("torch", "tensorflow", "mpi4py") if env.get(k))]
-    more = f" ({len(s.envs) - 1} other fingerprints in report.html)" if len(s.envs) > 1 else ""
+    commits = sorted({str(e.get("git_commit"))[:10] for e in s.envs if e.get("git_commit")})
+    more = (f" Records span {len(s.envs)} environment fingerprints (git commits "
+            f"{', '.join(commits)}); see report.html." if len(s.envs) > 1 else "")
     return "Machine: " + ", ".join(str(p) for p in parts if p) + "." + more
 
 
