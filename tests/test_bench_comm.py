@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_cli
 
 from distbench.bench_comm import summarize, unavailable
 from distbench.cli import main
+
+from helpers import run_cli
 
 FIELDS = ("backend", "size_bytes", "workers", "latency_median_s", "latency_q1_s", "latency_q3_s",
           "algbw_Bps", "busbw_Bps", "times_s")

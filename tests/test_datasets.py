@@ -16,6 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from distbench.config import DataConfig
+from distbench.data import DATASETS, DataError, load_dataset
+from distbench.data import datasets as ds
+from distbench.errors import UsageError
+
 from fake_data import (
     IDX_NAMES,
     LAYOUTS,
@@ -27,11 +33,6 @@ from fake_data import (
     write_cifar,
     write_idx_set,
 )
-
-from distbench.config import DataConfig
-from distbench.data import DATASETS, DataError, load_dataset
-from distbench.data import datasets as ds
-from distbench.errors import UsageError
 
 
 def assert_one_line_naming(exc: pytest.ExceptionInfo[DataError], path: Path | str) -> str:

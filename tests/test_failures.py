@@ -15,8 +15,19 @@ import pytest
 
 from distbench.results import load_records
 
-LONG = ["--dataset", "synthetic", "--synthetic-samples", "20000", "--model", "mlp-25",
-        "--batch-size", "8", "--epochs", "50", "--no-progress"]
+LONG = [
+    "--dataset",
+    "synthetic",
+    "--synthetic-samples",
+    "20000",
+    "--model",
+    "mlp-25",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "50",
+    "--no-progress",
+]
 
 
 def marked_processes(marker: str) -> dict[int, dict[str, str]]:
@@ -31,7 +42,9 @@ def marked_processes(marker: str) -> dict[int, dict[str, str]]:
         except OSError:
             continue
         if marker.encode() in raw and state != "Z":
-            env = dict(v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v)
+            env = dict(
+                v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v
+            )
             found[int(entry.name)] = env
     return found
 
@@ -51,10 +64,23 @@ def rank_pid(marker: str, rank: int, deadline: float) -> int:
 def test_sigkill_one_worker(tmp_path, strategy):
     marker = uuid.uuid4().hex
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distbench", "run", "--strategy", strategy, "--workers", "2",
-         *LONG, "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            strategy,
+            "--workers",
+            "2",
+            *LONG,
+            "--out",
+            str(tmp_path),
+        ],
         env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         victim = rank_pid(marker, 1, time.monotonic() + 60)
@@ -76,9 +102,24 @@ def test_sigkill_one_worker(tmp_path, strategy):
 
 def test_timeout_stops_the_run(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "distbench", "run", "--strategy", "ddp", "--workers", "2", *LONG,
-         "--out", str(tmp_path), "--timeout", "8"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            "ddp",
+            "--workers",
+            "2",
+            *LONG,
+            "--out",
+            str(tmp_path),
+            "--timeout",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "timed out" in proc.stderr
@@ -89,10 +130,27 @@ def test_timeout_stops_the_run(tmp_path):
 def test_worker_error_is_reported_with_its_rank(tmp_path):
     """A worker that raises (here: data it cannot find) fails the run with its message."""
     proc = subprocess.run(
-        [sys.executable, "-m", "distbench", "run", "--strategy", "ddp", "--workers", "2",
-         "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--no-progress",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "DISTBENCH_DATA": ""},
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            "ddp",
+            "--workers",
+            "2",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DISTBENCH_DATA": ""},
     )
     assert proc.returncode != 0
     assert "rank" in proc.stderr and "not found" in proc.stderr, proc.stderr

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
 from PIL import Image
-from trained import copy_checkpoint, mnist_5k, trained_checkpoint, write_test_images
 
 from distbench.predict import (
     CheckpointError,
@@ -23,6 +21,9 @@ from distbench.predict import (
     load_checkpoint,
     load_image,
 )
+
+from helpers import run_cli
+from trained import copy_checkpoint, mnist_5k, trained_checkpoint, write_test_images
 
 LINE = re.compile(r"^(?P<image>.+): (?P<top>.+ \(\d+\.\d%\)(, .+ \(\d+\.\d%\)){2})$")
 PAIR = re.compile(r"(\S+) \((\d+\.\d)%\)")

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trained import copy_checkpoint, mnist_5k, write_test_images
 
 from distbench.cli import build_parser
+
+from trained import copy_checkpoint, mnist_5k, write_test_images
 
 if importlib.util.find_spec("gradio") is None:  # found, not imported: the server imports it
     pytest.skip("distbench serve needs gradio: pip install -e '.[serve]'", allow_module_level=True)
@@ -179,10 +180,11 @@ def test_local_only_and_no_share_by_default(server: Server) -> None:
 
 def test_samples_come_from_the_test_set(tmp_path: Path) -> None:
     from PIL import Image
-    from trained import trained_checkpoint
 
     from distbench.predict import load_checkpoint
     from distbench.serve import write_samples
+
+    from trained import trained_checkpoint
 
     files, note = write_samples(load_checkpoint(trained_checkpoint()), tmp_path)
     assert len(files) == 10 and sorted(files.values()) == [str(d) for d in range(10)]

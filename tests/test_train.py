@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import run_cli
 from safetensors.torch import load_file
 from test_results import assert_schema
 
@@ -25,6 +24,8 @@ from distbench.cluster import ClusterEnv
 from distbench.config import DataConfig, ModelConfig, RunConfig
 from distbench.results import load_records
 from distbench.worker import run_worker
+
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")

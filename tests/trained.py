@@ -10,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from helpers import run_cli
 from PIL import Image
 
 from distbench.data import Dataset, load_dataset
+
+from helpers import run_cli
 
 TRAIN = ["run", "--dataset", "mnist-5k", "--model", "mlp-128", "--epochs", "1",
          "--batch-size", "128", "--warmup-steps", "1", "--calibration-steps", "0",

@@ -31,7 +31,11 @@ def save_checkpoint(net: nn.Module, cfg: RunConfig, data: Dataset, record: dict[
         "dataset": cfg.data.name,
         "classes": data.classes,
         "input_shape": list(data.input_shape),
-        "normalisation": {"mean": data.mean, "std": data.std, "pixels": "[0, 1] before normalising"},
+        "normalisation": {
+            "mean": data.mean,
+            "std": data.std,
+            "pixels": "[0, 1] before normalising",
+        },
         "run_id": record["run_id"],
         "strategy": cfg.strategy,
         "workers": cfg.workers,

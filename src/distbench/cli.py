@@ -41,26 +41,35 @@ def add_run_flags(p: argparse.ArgumentParser, matrix: bool = False) -> None:
     g = p.add_argument_group("strategy and workers")
     if matrix:
         g.add_argument("--strategies", help="comma list (default: every available strategy)")
-        g.add_argument("--workers", default="1,2",
-                       help="comma list of worker counts (default: %(default)s)")
+        g.add_argument(
+            "--workers", default="1,2", help="comma list of worker counts (default: %(default)s)"
+        )
     else:
-        g.add_argument("--strategy", default=d.strategy,
-                       help="training strategy (default: %(default)s)")
-        g.add_argument("--workers", type=int, default=d.workers,
-                       help="worker processes or replicas")
+        g.add_argument(
+            "--strategy", default=d.strategy, help="training strategy (default: %(default)s)"
+        )
+        g.add_argument(
+            "--workers", type=int, default=d.workers, help="worker processes or replicas"
+        )
     g.add_argument("--threads-per-worker", type=int, help="default: cores // workers")
-    g.add_argument("--backend", help="torch.distributed backend (default: gloo on CPU, nccl on CUDA)")
+    g.add_argument(
+        "--backend", help="torch.distributed backend (default: gloo on CPU, nccl on CUDA)"
+    )
     g.add_argument("--device", default=d.device, help="cpu or cuda (default: %(default)s)")
     g.add_argument("--timeout", type=float, help="seconds before the whole run is stopped")
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d.data.name, help="default: %(default)s")
     g.add_argument("--data-dir", help="folder holding the dataset (before $DISTBENCH_DATA, cache)")
-    g.add_argument("--allow-partial-data", action="store_true",
-                   help="train on the CIFAR-10 batches present, recorded as partial")
+    g.add_argument(
+        "--allow-partial-data",
+        action="store_true",
+        help="train on the CIFAR-10 batches present, recorded as partial",
+    )
     g.add_argument("--synthetic-samples", type=int, default=d.data.synthetic_samples)
-    g.add_argument("--synthetic-shape", type=_shape, default=d.data.synthetic_shape,
-                   metavar="CxHxW")
+    g.add_argument(
+        "--synthetic-shape", type=_shape, default=d.data.synthetic_shape, metavar="CxHxW"
+    )
     g.add_argument("--synthetic-classes", type=int, default=d.data.synthetic_classes)
 
     g = p.add_argument_group("model")
@@ -71,39 +80,62 @@ def add_run_flags(p: argparse.ArgumentParser, matrix: bool = False) -> None:
 
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="global batch (strong scaling) or per-worker batch (weak)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="global batch (strong scaling) or per-worker batch (weak)",
+    )
     g.add_argument("--scaling", default=d.scaling, help="strong or weak (default: %(default)s)")
     g.add_argument("--optimizer", default=d.optimizer, help="adam or sgd (default: %(default)s)")
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--momentum", type=float, default=d.momentum, help="sgd momentum")
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                   help="steps run and undone before the clock starts")
-    g.add_argument("--calibration-steps", type=int, default=d.calibration_steps,
-                   help="steps with and without sync used to measure ddp's comm time")
+    g.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        help="steps run and undone before the clock starts",
+    )
+    g.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=d.calibration_steps,
+        help="steps with and without sync used to measure ddp's comm time",
+    )
     g.add_argument("--target-accuracy", type=float, help="report time to reach this test accuracy")
 
     g = p.add_argument_group("strategy options")
     g.add_argument("--bucket-mb", type=float, default=d.bucket_mb, help="ddp/custom bucket size")
     g.add_argument("--overlap", action="store_true", help="custom: all_reduce during backward")
-    g.add_argument("--sync-every", type=int, help="param-avg: steps between averages (default: epoch)")
+    g.add_argument(
+        "--sync-every", type=int, help="param-avg: steps between averages (default: epoch)"
+    )
     g.add_argument("--average-optimizer-state", action="store_true", help="param-avg")
 
     g = p.add_argument_group("tensorflow rows (tf-*)")
-    g.add_argument("--tf-shuffle-buffer", type=int,
-                   help="tf.data shuffle buffer (default: the PyTorch rows' per-epoch permutation)")
+    g.add_argument(
+        "--tf-shuffle-buffer",
+        type=int,
+        help="tf.data shuffle buffer (default: the PyTorch rows' per-epoch permutation)",
+    )
     g.add_argument("--tf-prefetch", type=int, help="batches prefetched (default: AUTOTUNE; 0: off)")
-    g.add_argument("--tf-collective-timeout", type=float, default=d.tf_collective_timeout,
-                   help="tf-multiworker: seconds before a barrier fails (default: %(default)s)")
+    g.add_argument(
+        "--tf-collective-timeout",
+        type=float,
+        default=d.tf_collective_timeout,
+        help="tf-multiworker: seconds before a barrier fails (default: %(default)s)",
+    )
 
     g = p.add_argument_group("output")
     g.add_argument("--out", help="results directory (default: results/<UTC timestamp>/)")
     if matrix:
-        g.add_argument("--save-model", choices=["best"],
-                       help="best: keep the checkpoint of the most accurate ok run in "
-                            "--out/best-model/")
+        g.add_argument(
+            "--save-model",
+            choices=["best"],
+            help="best: keep the checkpoint of the most accurate ok run in --out/best-model/",
+        )
     else:
         g.add_argument("--save-model", action="store_true", help="keep a checkpoint in --out")
     g.add_argument("--no-progress", action="store_true", help="no live progress bar")
@@ -119,20 +151,42 @@ def config_from_args(args: argparse.Namespace, load_strategy: bool = True) -> Ru
     from distbench.strategies import STRATEGIES, get_strategy
 
     cfg = RunConfig(
-        strategy=args.strategy, workers=args.workers, threads_per_worker=args.threads_per_worker,
-        backend=args.backend, device=args.device, timeout=args.timeout,
-        data=DataConfig(args.dataset, args.data_dir, args.allow_partial_data,
-                        args.synthetic_samples, args.synthetic_shape, args.synthetic_classes),
+        strategy=args.strategy,
+        workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
+        backend=args.backend,
+        device=args.device,
+        timeout=args.timeout,
+        data=DataConfig(
+            args.dataset,
+            args.data_dir,
+            args.allow_partial_data,
+            args.synthetic_samples,
+            args.synthetic_shape,
+            args.synthetic_classes,
+        ),
         model=ModelConfig(args.model, args.pretrained, args.image_size, args.compile),
-        epochs=args.epochs, batch_size=args.batch_size, scaling=args.scaling,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, seed=args.seed, warmup_steps=args.warmup_steps,
-        calibration_steps=args.calibration_steps, target_accuracy=args.target_accuracy,
-        bucket_mb=args.bucket_mb, overlap=args.overlap, sync_every=args.sync_every,
-        average_optimizer_state=args.average_optimizer_state, out=args.out,
-        tf_shuffle_buffer=args.tf_shuffle_buffer, tf_prefetch=args.tf_prefetch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        scaling=args.scaling,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        warmup_steps=args.warmup_steps,
+        calibration_steps=args.calibration_steps,
+        target_accuracy=args.target_accuracy,
+        bucket_mb=args.bucket_mb,
+        overlap=args.overlap,
+        sync_every=args.sync_every,
+        average_optimizer_state=args.average_optimizer_state,
+        out=args.out,
+        tf_shuffle_buffer=args.tf_shuffle_buffer,
+        tf_prefetch=args.tf_prefetch,
         tf_collective_timeout=args.tf_collective_timeout,
-        save_model=args.save_model, progress=not args.no_progress,
+        save_model=args.save_model,
+        progress=not args.no_progress,
     )
     cfg.validate()
     if cfg.data.name not in DATASETS:
@@ -171,8 +225,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(json.loads(Path(args.config).read_text()))
     else:
         cfg = config_from_args(args)
-    env = detect(rank=args.rank, world_size=args.world_size, local_rank=args.local_rank,
-                 master_addr=args.master_addr, master_port=args.master_port)
+    env = detect(
+        rank=args.rank,
+        world_size=args.world_size,
+        local_rank=args.local_rank,
+        master_addr=args.master_addr,
+        master_port=args.master_port,
+    )
     cfg.workers = env.world_size
     cfg.validate()
     if cfg.out is None:
@@ -239,15 +298,22 @@ def cmd_bench_comm(args: argparse.Namespace) -> int:
     from distbench.cost_model import parse_sizes
     from distbench.results import default_out_dir
 
-    spec = BenchSpec(backends=[b.strip() for b in args.backends.split(",") if b.strip()],
-                     sizes=parse_sizes(args.sizes), workers=args.workers, repeats=args.repeats,
-                     warmup=args.warmup, threads_per_worker=args.threads_per_worker,
-                     timeout=args.timeout)
+    spec = BenchSpec(
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        sizes=parse_sizes(args.sizes),
+        workers=args.workers,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        threads_per_worker=args.threads_per_worker,
+        timeout=args.timeout,
+    )
     out = args.out or default_out_dir()
     result = run_bench_comm(spec, out)
     print_bench_table(result)
-    print(f"wrote {Path(out) / 'bench_comm.json'}"
-          + (f", {Path(out) / 'bench_comm.png'}" if result["results"] else ""))
+    print(
+        f"wrote {Path(out) / 'bench_comm.json'}"
+        + (f", {Path(out) / 'bench_comm.png'}" if result["results"] else "")
+    )
     return 0 if result["results"] and not result["failed"] else 1
 
 
@@ -284,8 +350,11 @@ def build_parser() -> Parser:
     g = p.add_argument_group("study")
     g.add_argument("--repeats", type=int, default=3, help="runs per cell (default: %(default)s)")
     g.add_argument("--resume", metavar="DIR", help="continue the study in DIR: run what is missing")
-    g.add_argument("--no-baseline", action="store_true",
-                   help="do not add single / tf-single when they are not listed")
+    g.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="do not add single / tf-single when they are not listed",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="rebuild tables, plots and report.html from results dirs")
@@ -294,30 +363,49 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="classify image files with a saved checkpoint")
-    p.add_argument("checkpoint", metavar="CKPT",
-                   help="model.safetensors / model.keras, its model.json, or their folder")
+    p.add_argument(
+        "checkpoint",
+        metavar="CKPT",
+        help="model.safetensors / model.keras, its model.json, or their folder",
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--json", action="store_true", help="print JSON instead of one line per image")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="a Gradio page that classifies uploaded images")
-    p.add_argument("checkpoint", metavar="CKPT",
-                   help="model.safetensors / model.keras, its model.json, or their folder")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default: %(default)s, this machine only)")
+    p.add_argument(
+        "checkpoint",
+        metavar="CKPT",
+        help="model.safetensors / model.keras, its model.json, or their folder",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s, this machine only)",
+    )
     p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
-    p.add_argument("--share", action="store_true",
-                   help="also open a public gradio.live link (off unless given)")
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also open a public gradio.live link (off unless given)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench-comm", help="allreduce micro-benchmark per backend and size")
-    p.add_argument("--backends", "--backend", default="gloo,mpi,nccl",
-                   help="comma list of gloo, mpi, nccl; unavailable ones are skipped with the "
-                        "reason (default: %(default)s)")
+    p.add_argument(
+        "--backends",
+        "--backend",
+        default="gloo,mpi,nccl",
+        help="comma list of gloo, mpi, nccl; unavailable ones are skipped with the "
+        "reason (default: %(default)s)",
+    )
     p.add_argument("--workers", type=int, default=2, help="ranks (default: %(default)s)")
-    p.add_argument("--sizes", default="1KB:64MB",
-                   help="LOW:HIGH (powers of 2 from LOW) or a comma list; KB/MB are 1024-based "
-                        "(default: %(default)s)")
+    p.add_argument(
+        "--sizes",
+        default="1KB:64MB",
+        help="LOW:HIGH (powers of 2 from LOW) or a comma list; KB/MB are 1024-based "
+        "(default: %(default)s)",
+    )
     p.add_argument("--repeats", type=int, default=20, help="timed allreduces per size")
     p.add_argument("--warmup", type=int, default=5, help="untimed allreduces per size first")
     p.add_argument("--threads-per-worker", type=int, help="default: cores // workers")
@@ -326,27 +414,39 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_bench_comm)
 
     p = sub.add_parser("project", help="project step time and speedup to more workers")
-    p.add_argument("results_dir", nargs="?", metavar="RESULTS_DIR",
-                   help="a compare or run output (runs.jsonl)")
+    p.add_argument(
+        "results_dir", nargs="?", metavar="RESULTS_DIR", help="a compare or run output (runs.jsonl)"
+    )
     p.add_argument("--workers", default="8,64,512", help="worker counts (default: %(default)s)")
     g = p.add_argument_group("network (either --bandwidth and --latency, or --from-bench-comm)")
     g.add_argument("--bandwidth", help="link bandwidth, e.g. 25Gbit/s, 10Gbps, 3GB/s")
     g.add_argument("--latency", help="per-message latency, e.g. 5us, 0.2ms")
-    g.add_argument("--from-bench-comm", metavar="FILE",
-                   help="fit alpha and beta from a bench-comm JSON (or its directory)")
+    g.add_argument(
+        "--from-bench-comm",
+        metavar="FILE",
+        help="fit alpha and beta from a bench-comm JSON (or its directory)",
+    )
     g.add_argument("--backend", help="which fitted backend to use (default: the run's own)")
     g = p.add_argument_group("inputs typed in instead of RESULTS_DIR")
     g.add_argument("--compute-s", type=float, help="compute seconds per step per worker")
     g.add_argument("--grad-bytes", help="gradient size, e.g. 97.7MB (parameters x 4 bytes)")
-    g.add_argument("--measured-workers", type=int, default=1,
-                   help="workers at which --compute-s holds (default: %(default)s)")
+    g.add_argument(
+        "--measured-workers",
+        type=int,
+        default=1,
+        help="workers at which --compute-s holds (default: %(default)s)",
+    )
     g.add_argument("--scaling", default="strong", help="strong or weak (default: %(default)s)")
     g.add_argument("--overlap", action="store_true", help="the strategy overlaps comm")
     g.add_argument("--name", help="label for the typed-in workload")
     g = p.add_argument_group("model and output")
     g.add_argument("--strategies", help="only these strategies from RESULTS_DIR (comma list)")
-    g.add_argument("--backward-fraction", type=float, default=2 / 3,
-                   help="share of compute in backward, for the overlap schedule (default: 2/3)")
+    g.add_argument(
+        "--backward-fraction",
+        type=float,
+        default=2 / 3,
+        help="share of compute in backward, for the overlap schedule (default: 2/3)",
+    )
     g.add_argument("--out", help="where to write projection.json/.png (default: RESULTS_DIR)")
     p.set_defaults(func=cmd_project)
 

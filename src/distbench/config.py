@@ -84,34 +84,63 @@ class RunConfig:
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
             (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
-            (self.calibration_steps >= 0,
-             f"--calibration-steps must be >= 0, got {self.calibration_steps}"),
+            (
+                self.calibration_steps >= 0,
+                f"--calibration-steps must be >= 0, got {self.calibration_steps}",
+            ),
             (self.momentum >= 0, f"--momentum must be >= 0, got {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             # The smallest size every model accepts: cnn pools twice by 2.
-            (self.model.image_size is None or self.model.image_size >= 4,
-             f"--image-size must be >= 4, got {self.model.image_size}"),
-            (self.scaling in ("strong", "weak"), f"--scaling must be strong or weak, got {self.scaling}"),
-            (self.optimizer in ("adam", "sgd"), f"--optimizer must be adam or sgd, got {self.optimizer}"),
+            (
+                self.model.image_size is None or self.model.image_size >= 4,
+                f"--image-size must be >= 4, got {self.model.image_size}",
+            ),
+            (
+                self.scaling in ("strong", "weak"),
+                f"--scaling must be strong or weak, got {self.scaling}",
+            ),
+            (
+                self.optimizer in ("adam", "sgd"),
+                f"--optimizer must be adam or sgd, got {self.optimizer}",
+            ),
             (self.device in ("cpu", "cuda"), f"--device must be cpu or cuda, got {self.device}"),
             (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
-            (self.threads_per_worker is None or self.threads_per_worker >= 1,
-             f"--threads-per-worker must be >= 1, got {self.threads_per_worker}"),
-            (self.sync_every is None or self.sync_every >= 1,
-             f"--sync-every must be >= 1, got {self.sync_every}"),
-            (self.tf_shuffle_buffer is None or self.tf_shuffle_buffer >= 1,
-             f"--tf-shuffle-buffer must be >= 1, got {self.tf_shuffle_buffer}"),
-            (self.tf_prefetch is None or self.tf_prefetch >= 0,
-             f"--tf-prefetch must be >= 0, got {self.tf_prefetch}"),
-            (self.tf_collective_timeout > 0,
-             f"--tf-collective-timeout must be > 0, got {self.tf_collective_timeout}"),
-            (self.target_accuracy is None or 0 < self.target_accuracy <= 1,
-             f"--target-accuracy must be in (0, 1], got {self.target_accuracy}"),
-            (self.timeout is None or self.timeout > 0, f"--timeout must be > 0, got {self.timeout}"),
-            (self.data.synthetic_samples >= 1,
-             f"--synthetic-samples must be >= 1, got {self.data.synthetic_samples}"),
-            (self.data.synthetic_classes >= 2,
-             f"--synthetic-classes must be >= 2, got {self.data.synthetic_classes}"),
+            (
+                self.threads_per_worker is None or self.threads_per_worker >= 1,
+                f"--threads-per-worker must be >= 1, got {self.threads_per_worker}",
+            ),
+            (
+                self.sync_every is None or self.sync_every >= 1,
+                f"--sync-every must be >= 1, got {self.sync_every}",
+            ),
+            (
+                self.tf_shuffle_buffer is None or self.tf_shuffle_buffer >= 1,
+                f"--tf-shuffle-buffer must be >= 1, got {self.tf_shuffle_buffer}",
+            ),
+            (
+                self.tf_prefetch is None or self.tf_prefetch >= 0,
+                f"--tf-prefetch must be >= 0, got {self.tf_prefetch}",
+            ),
+            (
+                self.tf_collective_timeout > 0,
+                f"--tf-collective-timeout must be > 0, got {self.tf_collective_timeout}",
+            ),
+            (
+                self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+                f"--target-accuracy must be in (0, 1], got {self.target_accuracy}",
+            ),
+            (
+                self.timeout is None or self.timeout > 0,
+                f"--timeout must be > 0, got {self.timeout}",
+            ),
+            (
+                self.data.synthetic_samples >= 1,
+                f"--synthetic-samples must be >= 1, got {self.data.synthetic_samples}",
+            ),
+            (
+                self.data.synthetic_classes >= 2,
+                f"--synthetic-classes must be >= 2, got {self.data.synthetic_classes}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

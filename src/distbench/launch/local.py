@@ -49,7 +49,9 @@ class Worker:
     log: Path
 
     def lines(self) -> list[str]:
-        return [ln.rstrip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+        return [
+            ln.rstrip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()
+        ]
 
     def reason(self) -> str:
         """One line: the signal that killed it, or its own error line (which names its rank)."""
@@ -72,8 +74,10 @@ class Worker:
         if self.rank is not None or not match or int(match[2]) not in SIGNAL_CODES:
             return None
         pid = match[1]
-        ranks = {f.read_text().strip(): f.stem.removeprefix("rank")
-                 for f in self.log.parent.glob("rank*.pid")}
+        ranks = {
+            f.read_text().strip(): f.stem.removeprefix("rank")
+            for f in self.log.parent.glob("rank*.pid")
+        }
         return f"rank {ranks.get(pid, '?')} was killed by {signal.Signals(int(match[2])).name}"
 
     def report(self) -> str:
@@ -131,9 +135,14 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         config_file.write_text(json.dumps(cfg.to_dict()))
         worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
         threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
-        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), RUN_DIR_VAR: str(tmp),
-               "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": str(threads)}
+        env = {
+            **os.environ,
+            LAUNCH_T0_VAR: repr(time.time()),
+            RUN_DIR_VAR: str(tmp),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(free_port()),
+            "OMP_NUM_THREADS": str(threads),
+        }
         if how == "mpiexec":
             log = tmp / "mpiexec.log"
             cmd = [mpiexec_path(), "-n", str(cfg.workers), *worker_cmd]
@@ -142,24 +151,36 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
             workers = []
             tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(cfg.workers)]
             for rank in range(cfg.workers):
-                rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(cfg.workers),
-                            "LOCAL_RANK": str(rank)}
+                rank_env = {
+                    **env,
+                    "RANK": str(rank),
+                    "WORLD_SIZE": str(cfg.workers),
+                    "LOCAL_RANK": str(rank),
+                }
                 if how == "tf-config":
-                    rank_env["TF_CONFIG"] = json.dumps({
-                        "cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}
-                    })
+                    rank_env["TF_CONFIG"] = json.dumps(
+                        {"cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}}
+                    )
                 log = tmp / f"rank{rank}.log"
-                workers.append(Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log))
+                workers.append(
+                    Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log)
+                )
         supervise(workers, cfg.timeout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def start_process(cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool) -> subprocess.Popen[bytes]:
+def start_process(
+    cmd: list[str], env: dict[str, str], log: Path, show_stdout: bool
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as fh:
         return subprocess.Popen(
-            cmd, env=env, stdin=subprocess.DEVNULL, stdout=None if show_stdout else fh,
-            stderr=fh, start_new_session=True,
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=None if show_stdout else fh,
+            stderr=fh,
+            start_new_session=True,
         )
 
 
@@ -180,7 +201,9 @@ def supervise(workers: list[Worker], timeout: float | None) -> None:
                 raise WorkerFailure(first.report())
             if deadline is not None and time.monotonic() > deadline:
                 _stop(workers)
-                raise WorkerFailure(f"run timed out after {timeout:g} s (--timeout); workers stopped")
+                raise WorkerFailure(
+                    f"run timed out after {timeout:g} s (--timeout); workers stopped"
+                )
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         _stop(workers)

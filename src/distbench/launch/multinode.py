@@ -1,8 +1,8 @@
 """torchrun and mpiexec across several nodes: print each node's command, or run them all when
 every node named is this machine (a multi-node rehearsal on one box).
 
-Command: distbench launch torchrun --nodes 2 --hostfile hosts.txt --strategy ddp -- --dataset mnist-5k
-         distbench launch mpiexec --nodes 2 --hostfile hosts.txt --strategy mpi -- --dataset mnist-5k
+Command: distbench launch torchrun --nodes 2 --hostfile hosts --strategy ddp -- --dataset mnist-5k
+         distbench launch mpiexec --nodes 2 --hostfile hosts --strategy mpi -- --dataset mnist-5k
 
 The hostfile lists one host per line (`host` or mpich's `host:slots`; `#` comments). The first
 host is the rendezvous point. torchrun uses its static rendezvous (`--rdzv-endpoint` with an
@@ -31,8 +31,11 @@ def read_hostfile(path: str, nodes: int) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"hostfile {path} not found")
-    hosts = [ln.split("#")[0].strip().split(":")[0].split()[0]
-             for ln in p.read_text().splitlines() if ln.split("#")[0].strip()]
+    hosts = [
+        ln.split("#")[0].strip().split(":")[0].split()[0]
+        for ln in p.read_text().splitlines()
+        if ln.split("#")[0].strip()
+    ]
     if len(hosts) < nodes:
         raise UsageError(f"--nodes {nodes} but hostfile {path} lists {len(hosts)} host(s)")
     return hosts[:nodes]
@@ -56,7 +59,9 @@ class MultiNode:
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
-        allowed = TORCHRUN_STRATEGIES if self.launcher == "torchrun" else ("mpi", *TORCHRUN_STRATEGIES)
+        allowed = (
+            TORCHRUN_STRATEGIES if self.launcher == "torchrun" else ("mpi", *TORCHRUN_STRATEGIES)
+        )
         if self.strategy not in allowed:
             raise UsageError(f"{self.launcher} launches {', '.join(allowed)}, not {self.strategy}")
 
@@ -65,19 +70,46 @@ class MultiNode:
         py = self.python or default_python()
         worker = worker_args(self.strategy, self.run_args)
         if self.launcher == "mpiexec":
-            return [[mpiexec_path(), "-f", self.hostfile, "-n",
-                     str(len(self.hosts) * self.nproc_per_node), "-ppn", str(self.nproc_per_node),
-                     "-genv", "MASTER_ADDR", self.hosts[0], "-genv", "MASTER_PORT", str(self.port),
-                     py, *worker]]
-        return [[py, "-m", "torch.distributed.run", f"--nnodes={len(self.hosts)}",
-                 f"--node-rank={rank}", f"--nproc-per-node={self.nproc_per_node}",
-                 "--rdzv-backend=static", f"--rdzv-endpoint={self.hosts[0]}:{self.port}", *worker]
-                for rank in range(len(self.hosts))]
+            return [
+                [
+                    mpiexec_path(),
+                    "-f",
+                    self.hostfile,
+                    "-n",
+                    str(len(self.hosts) * self.nproc_per_node),
+                    "-ppn",
+                    str(self.nproc_per_node),
+                    "-genv",
+                    "MASTER_ADDR",
+                    self.hosts[0],
+                    "-genv",
+                    "MASTER_PORT",
+                    str(self.port),
+                    py,
+                    *worker,
+                ]
+            ]
+        return [
+            [
+                py,
+                "-m",
+                "torch.distributed.run",
+                f"--nnodes={len(self.hosts)}",
+                f"--node-rank={rank}",
+                f"--nproc-per-node={self.nproc_per_node}",
+                "--rdzv-backend=static",
+                f"--rdzv-endpoint={self.hosts[0]}:{self.port}",
+                *worker,
+            ]
+            for rank in range(len(self.hosts))
+        ]
 
     def describe(self) -> str:
         cmds = self.commands()
         if self.launcher == "mpiexec":
-            return f"on {self.hosts[0]} (mpiexec reaches the other hosts itself):\n  {quote(cmds[0])}"
+            return (
+                f"on {self.hosts[0]} (mpiexec reaches the other hosts itself):\n  {quote(cmds[0])}"
+            )
         return "\n".join(f"on {host}:\n  {quote(cmd)}" for host, cmd in zip(self.hosts, cmds))
 
     def run_here(self, timeout: float | None) -> None:
@@ -87,7 +119,9 @@ class MultiNode:
             workers = []
             for rank, cmd in enumerate(self.commands()):
                 log = Path(tmp) / f"node{rank}.log"
-                workers.append(Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log))
+                workers.append(
+                    Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log)
+                )
             supervise(workers, timeout)
 
 
@@ -97,4 +131,3 @@ def pick_port(hosts: list[str]) -> int:
 
 def rehearsal_possible(hosts: list[str]) -> bool:
     return all(is_local(h) for h in hosts)
-

@@ -55,19 +55,31 @@ class SlurmJob:
             raise UsageError(f"--tasks-per-node must be >= 1, got {self.tasks_per_node}")
         if self.time is not None and not TIME_FORMAT.match(self.time):
             raise UsageError(f"--time must look like 01:00:00 or 1-00:00:00, got '{self.time}'")
-        for flag, value in (("--partition", self.partition), ("--account", self.account),
-                            ("--job-name", self.job_name)):
+        for flag, value in (
+            ("--partition", self.partition),
+            ("--account", self.account),
+            ("--job-name", self.job_name),
+        ):
             if value is not None and not SBATCH_VALUE.match(value):
-                raise UsageError(f"{flag} '{value}' may only hold letters, digits and . , : @ + - _")
+                raise UsageError(
+                    f"{flag} '{value}' may only hold letters, digits and . , : @ + - _"
+                )
         if self.mpi_launcher not in ("srun", "mpiexec"):
             raise UsageError(f"--mpi-launcher must be srun or mpiexec, got '{self.mpi_launcher}'")
-        if known_partitions is not None and self.partition and self.partition not in known_partitions:
-            raise UsageError(f"unknown partition '{self.partition}'; this cluster has: "
-                             f"{', '.join(known_partitions)}")
+        if (
+            known_partitions is not None
+            and self.partition
+            and self.partition not in known_partitions
+        ):
+            raise UsageError(
+                f"unknown partition '{self.partition}'; this cluster has: "
+                f"{', '.join(known_partitions)}"
+            )
         multi = self.strategy in (*TORCHRUN_STRATEGIES, "mpi", "tf-multiworker")
         if not multi and self.nodes * self.tasks_per_node != 1:
-            raise UsageError(f"strategy {self.strategy} runs in one process; use --nodes 1 "
-                             "--tasks-per-node 1")
+            raise UsageError(
+                f"strategy {self.strategy} runs in one process; use --nodes 1 --tasks-per-node 1"
+            )
 
 
 def sbatch_script(job: SlurmJob) -> str:
@@ -80,9 +92,13 @@ def sbatch_script(job: SlurmJob) -> str:
         f"#SBATCH --ntasks-per-node={job.tasks_per_node}",
         "#SBATCH --output=slurm-%j.out",
     ]
-    for flag, value in (("gpus-per-node", job.gpus_per_node), ("cpus-per-task", job.cpus_per_task),
-                        ("time", job.time), ("partition", job.partition),
-                        ("account", job.account)):
+    for flag, value in (
+        ("gpus-per-node", job.gpus_per_node),
+        ("cpus-per-task", job.cpus_per_task),
+        ("time", job.time),
+        ("partition", job.partition),
+        ("account", job.account),
+    ):
         if value is not None:
             header.append(f"#SBATCH --{flag}={value}")
     run_args = list(job.run_args)
@@ -100,11 +116,12 @@ def launch_line(job: SlurmJob, run_args: list[str]) -> str:
     py, s, k = quote([job.python]), job.strategy, job.tasks_per_node
     worker = quote(worker_args(s, run_args))
     if s in TORCHRUN_STRATEGIES:
-        return (f"srun --nodes={job.nodes} --ntasks={job.nodes} --ntasks-per-node=1 {py} "
-                "-m torch.distributed.run "
-                f"--nnodes={job.nodes} --nproc-per-node={k} --rdzv-backend=c10d "
-                f'--rdzv-endpoint="$head_node:{job.rdzv_port}" --rdzv-id="$SLURM_JOB_ID" '
-                + worker)
+        return (
+            f"srun --nodes={job.nodes} --ntasks={job.nodes} --ntasks-per-node=1 {py} "
+            "-m torch.distributed.run "
+            f"--nnodes={job.nodes} --nproc-per-node={k} --rdzv-backend=c10d "
+            f'--rdzv-endpoint="$head_node:{job.rdzv_port}" --rdzv-id="$SLURM_JOB_ID" ' + worker
+        )
     if s == "mpi" and job.mpi_launcher == "mpiexec":
         return f'mpiexec -n "$SLURM_NTASKS" -ppn {k} {py} {worker}'
     if s == "mpi":
@@ -131,7 +148,9 @@ def tf_config_from_slurm(env: Mapping[str, str], tasks_per_node: int) -> str:
 def cluster_partitions() -> list[str] | None:
     """Partitions of the cluster this machine submits to, or None where sinfo is unavailable."""
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%R"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return sorted(set(out.stdout.split())) if out.returncode == 0 else None
@@ -143,8 +162,10 @@ def submit(script: str, wait: bool = False) -> str:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True)
     except OSError:
-        raise DistbenchError("sbatch not found: submit from a Slurm login node, or run the script "
-                             f"with sbatch yourself: {script}") from None
+        raise DistbenchError(
+            "sbatch not found: submit from a Slurm login node, or run the script "
+            f"with sbatch yourself: {script}"
+        ) from None
     if out.returncode != 0 and not out.stdout.strip():
         raise DistbenchError(f"sbatch failed: {out.stderr.strip().splitlines()[-1:]}")
     job_id = out.stdout.strip().split(";")[0]

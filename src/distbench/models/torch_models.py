@@ -53,10 +53,15 @@ def mlp(widths: list[int], dropout: float) -> nn.Sequential:
 def cnn(channels: int, size: int, classes: int) -> nn.Sequential:
     """Two conv blocks and two dense layers: compute-heavier per byte of gradient than the MLPs."""
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(channels, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU(),
+        nn.Linear(64 * (size // 4) ** 2, 128),
+        nn.ReLU(),
         nn.Linear(128, classes),
     )
 
@@ -89,8 +94,15 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     # (expansion, output channels, repeats, first stride), as in the paper and torchvision.
-    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    SETTINGS = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
 
     def __init__(self, channels: int, classes: int) -> None:
         super().__init__()
@@ -118,7 +130,7 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)
 
     def load_imagenet(self) -> None:
-        """ImageNet weights for every layer but the 10-class head; grayscale sums the RGB kernels."""
+        """ImageNet weights for all but the 10-class head; grayscale sums the RGB kernels."""
         try:
             state = torch.hub.load_state_dict_from_url(
                 MOBILENET_V2_IMAGENET_URL, progress=False, check_hash=True

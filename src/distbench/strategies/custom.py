@@ -3,9 +3,10 @@
 Command: distbench run --strategy custom --workers 2 [--overlap] [--bucket-mb 1]
 
 Gradients are packed into buckets, scaled by 1/world on the way in, and each bucket is summed
-with `torch.distributed.all_reduce`, which leaves the average. With `--overlap`, a bucket's all_reduce starts asynchronously from
-a gradient hook as soon as its last gradient is ready, while backward continues, and the step
-waits for all of them before the optimizer runs. comm_s is the time spent in these calls.
+with `torch.distributed.all_reduce`, which leaves the average. With `--overlap`, a bucket's
+all_reduce starts asynchronously from a gradient hook as soon as its last gradient is ready,
+while backward continues, and the step waits for all of them before the optimizer runs.
+comm_s is the time spent in these calls.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ class CustomStrategy(TorchDistStrategy):
         self.missing[index] -= 1
         if self.missing[index] == 0:
             with self.timed_comm():
-                self.pending[index] = dist.all_reduce(self.buckets.pack(index, self.world),
-                                                      async_op=True)
+                self.pending[index] = dist.all_reduce(
+                    self.buckets.pack(index, self.world), async_op=True
+                )
 
     def sync_gradients(self, model: nn.Module) -> None:
         with self.timed_comm():
@@ -57,4 +59,3 @@ class CustomStrategy(TorchDistStrategy):
                 self.buckets.finish(index)
         if self.cfg.overlap:
             self.missing = [len(g) for g in self.buckets.params]
-
