@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from distbench.progress import TrainProgress
 from distbench.strategies.tf_base import TFStrategy
 from distbench.tf_data import InputPipeline, nhwc
 from distbench.tf_loops import LOOPS, Loop, StepHook, per_sample_loss
-from distbench.timing import clock, median, peak_rss_mb
+from distbench.timing import clock, median, rank_row, summarize_ranks
 from distbench.train import describe_sharding
 
 EVAL_BATCH = 1024
@@ -219,34 +218,14 @@ class KerasTrainer:
                      step_sync: float | None) -> dict[str, Any]:
         """Gather every worker's timings; the record keeps the slowest worker's train time."""
         s, cfg = self.strategy, self.cfg
-        ranks = s.all_gather({
-            "rank": s.rank, "pid": os.getpid(), "host": socket.gethostname(),
-            "threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "train_s": sum(epoch_s), "epoch_s": epoch_s,
-            "comm_s": step_sync * steps if step_sync is not None else 0.0,
-            "peak_rss_mb": peak_rss_mb(), "per_replica_batch": self.per_replica_batch,
-        })
-        train_s = max(r["train_s"] for r in ranks)
-        comm_s = float(np.mean([r["comm_s"] for r in ranks]))
-        final, target = history[-1], cfg.target_accuracy
-        reached = [h["time_s"] for h in history
-                   if target is not None and h["test_accuracy"] >= target]
+        comm = step_sync * steps if step_sync is not None else 0.0
+        threads = tf.config.threading.get_intra_op_parallelism_threads()
+        row = rank_row(s.rank, threads, epoch_s, comm)
+        ranks = s.all_gather({**row, "per_replica_batch": self.per_replica_batch})
         return {
-            "train_s": train_s,
-            "epoch_s": [max(r["epoch_s"][e] for r in ranks) for e in range(len(epoch_s))],
-            "per_rank_train_s": [r["train_s"] for r in ranks],
-            "per_rank_comm_s": [r["comm_s"] for r in ranks],
-            "peak_rss_mb": [r["peak_rss_mb"] for r in ranks],
-            "workers_info": [{k: r[k] for k in ("rank", "pid", "host", "threads")} for r in ranks],
-            "samples_per_s": self.n_train * cfg.epochs / train_s,
+            **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
             "steps": steps,
-            "comm_s": comm_s,
-            "comm_fraction": comm_s / train_s if train_s else None,
             "comm_method": s.comm_method,
-            "test_accuracy": final["test_accuracy"],
-            "test_loss": final["test_loss"],
-            "history": history,
-            "time_to_target_s": reached[0] if reached else None,
             "compile_note": self.compile_note,
             "sharding": describe_sharding(self.n_train, cfg.global_batch),
             "replicas": s.replicas,

@@ -11,14 +11,11 @@ clock starts, evaluation outside the timed region, and train time = the slowest 
 from __future__ import annotations
 
 import copy
-import os
-import socket
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +26,7 @@ from distbench.data.sharding import SHARDING_RULE
 from distbench.models.torch_models import build_model
 from distbench.progress import TrainProgress
 from distbench.strategies.base import Strategy
-from distbench.timing import clock, median, peak_rss_mb
+from distbench.timing import clock, median, rank_row, summarize_ranks
 
 EVAL_BATCH = 1024
 
@@ -241,42 +238,13 @@ class Trainer:
     ) -> dict[str, Any]:
         """Gather every rank's timings; the record keeps the slowest rank's train time."""
         s, cfg = self.strategy, self.cfg
-        ranks = s.all_gather(
-            {
-                "rank": s.rank,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "threads": torch.get_num_threads(),
-                "train_s": sum(epoch_s),
-                "epoch_s": epoch_s,
-                "comm_s": step_sync * steps if step_sync is not None else s.comm_s,
-                "peak_rss_mb": peak_rss_mb(),
-            }
-        )
-        train_s = max(r["train_s"] for r in ranks)
-        comm_s = float(np.mean([r["comm_s"] for r in ranks]))
-        final = history[-1]
-        target = cfg.target_accuracy
-        reached = [
-            h["time_s"] for h in history if target is not None and h["test_accuracy"] >= target
-        ]
+        comm = step_sync * steps if step_sync is not None else s.comm_s
+        ranks = s.all_gather(rank_row(s.rank, torch.get_num_threads(), epoch_s, comm))
         return {
-            "train_s": train_s,
-            "epoch_s": [max(r["epoch_s"][e] for r in ranks) for e in range(len(epoch_s))],
-            "per_rank_train_s": [r["train_s"] for r in ranks],
-            "per_rank_comm_s": [r["comm_s"] for r in ranks],
-            "peak_rss_mb": [r["peak_rss_mb"] for r in ranks],
-            "workers_info": [{k: r[k] for k in ("rank", "pid", "host", "threads")} for r in ranks],
-            "samples_per_s": self.n_train * cfg.epochs / train_s,
+            **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
             "steps": steps,
             "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
-            "comm_s": comm_s,
-            "comm_fraction": comm_s / train_s if train_s else None,
             "comm_method": s.comm_method,
-            "test_accuracy": final["test_accuracy"],
-            "test_loss": final["test_loss"],
-            "history": history,
-            "time_to_target_s": reached[0] if reached else None,
             "compile_note": self.compile_note,
             "sharding": describe_sharding(self.n_train, cfg.global_batch),
         }
