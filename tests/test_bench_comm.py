@@ -15,7 +15,7 @@ from distbench.cli import main
 from helpers import run_cli
 
 FIELDS = ("backend", "size_bytes", "workers", "latency_median_s", "latency_q1_s", "latency_q3_s",
-          "algbw_Bps", "busbw_Bps", "times_s")
+          "latency_mean_s", "algbw_Bps", "busbw_Bps", "times_s")
 
 
 def _check(result: dict, backend: str, sizes: list[int]) -> None:

@@ -226,3 +226,11 @@ def test_project_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("distbench: error: ") and err.count("\n") == 1
+
+
+def test_fit_uses_the_mean_latency() -> None:
+    from distbench.project import expected_latency
+
+    assert expected_latency({"latency_mean_s": 2.0, "latency_median_s": 1.0}) == 2.0
+    assert expected_latency({"times_s": [1.0, 1.0, 4.0], "latency_median_s": 1.0}) == 2.0
+    assert expected_latency({"latency_median_s": 1.0}) == 1.0

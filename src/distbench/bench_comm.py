@@ -10,7 +10,8 @@ timed ones, each started after a barrier, of a float32 buffer of zeros (zeros ne
 never turn denormal, so every repeat does the same work). An iteration's latency is the mean of
 the ranks' own times (the OSU micro-benchmarks' convention); the report gives the median and IQR
 over iterations, the algorithm bandwidth bytes / median time, and the bus bandwidth under the
-nccl-tests definition busbw = algbw · 2(n-1)/n.
+nccl-tests definition busbw = algbw · 2(n-1)/n. The mean is stored too: a training run pays the
+sum of its allreduces, so `distbench project --from-bench-comm` fits the mean, not the median.
 
 Writes bench_comm.json and bench_comm.png to --out and prints a table. A backend that is not
 available here (nccl without CUDA GPUs, mpi without mpi4py) is skipped with the reason recorded.
@@ -326,6 +327,7 @@ def summarize(backend: str, nbytes: int, world: int,
     q1, q3 = iqr(per_iter)
     return {"backend": backend, "size_bytes": nbytes, "workers": world,
             "latency_median_s": mid, "latency_q1_s": q1, "latency_q3_s": q3,
+            "latency_mean_s": float(np.mean(per_iter)),
             "algbw_Bps": nbytes / mid, "busbw_Bps": bus_bandwidth(nbytes, mid, world),
             "times_s": per_iter.tolist()}
 

@@ -195,18 +195,30 @@ def workloads_from_records(records: list[dict[str, Any]],
     return workloads, sorted(set(skipped))
 
 
+def expected_latency(row: dict[str, Any]) -> float:
+    """The mean latency of a bench-comm row (from its samples when the field is absent), else the
+    median. A step pays the sum of its allreduces, so the mean is what adds up; on a shared or
+    virtualised machine latency is often bimodal (a blocked thread woken late) and the median
+    would hide the slow mode."""
+    if row.get("latency_mean_s"):
+        return float(row["latency_mean_s"])
+    if row.get("times_s"):
+        return float(sum(row["times_s"]) / len(row["times_s"]))
+    return float(row["latency_median_s"])
+
+
 def links_from_bench_comm(path: str | Path) -> dict[str, Link]:
-    """α and β fitted per backend from a bench-comm JSON (median latency of every size)."""
+    """α and β fitted per backend from a bench-comm JSON (mean latency of every size)."""
     from distbench.bench_comm import load_bench_comm
 
     data = load_bench_comm(path)
     by_backend: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for row in data["results"]:
         by_backend[row["backend"]].append(
-            (row.get("workers", data["workers"]), row["size_bytes"], row["latency_median_s"]))
+            (row.get("workers", data["workers"]), row["size_bytes"], expected_latency(row)))
     if not by_backend:
         raise UsageError(f"{path}: no measured backend to fit")
-    return {b: fit_link(points, f"fit to {b} bench-comm, {len(points)} sizes")
+    return {b: fit_link(points, f"fit to {b} bench-comm mean latency, {len(points)} sizes")
             for b, points in by_backend.items()}
 
 
