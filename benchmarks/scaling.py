@@ -24,32 +24,40 @@ from distbench.results import load_records
 from distbench.timing import median
 
 STRATEGIES = [
-    ("ddp", []), ("mpi", []), ("custom", []), ("custom --overlap", ["--overlap"]),
+    ("ddp", []), ("mpi", []), ("custom", []),
+    # Buckets small enough that several exist, so all_reduce can start during backward.
+    ("custom --overlap", ["--overlap", "--bucket-mb", "0.1"]),
     ("param-avg", []),
 ]
 
 
-def train_time(args: list[str], out: Path) -> float:
+def run_record(args: list[str], out: Path) -> dict:
     proc = subprocess.run([sys.executable, "-m", "distbench", "run", *args, "--no-progress",
                            "--out", str(out)], capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"distbench run {' '.join(args)} failed:\n{proc.stderr}")
-    return load_records(out)[-1]["train_s"]
+    return load_records(out)[-1]
 
 
-def workload(name: str, flags: list[str], repeats: int) -> dict[str, float]:
+def workload(name: str, flags: list[str], repeats: int) -> tuple[dict[str, float], dict]:
+    """Median train time per case, and the median communication share (to say why)."""
     cases = {"single x1 thread": ["--strategy", "single", "--threads-per-worker", "1"],
              "single all cores": ["--strategy", "single"]}
     for label, extra in STRATEGIES:
         cases[label] = ["--strategy", label.split()[0], "--workers", "2",
                         "--threads-per-worker", "1", *extra]
     times: dict[str, list[float]] = {k: [] for k in cases}
+    comm: dict[str, list[float]] = {k: [] for k in cases}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for label, args in cases.items():
-                times[label].append(train_time([*flags, *args], Path(tmp) / f"{r}"))
-                print(f"  [{name}] {label}: {times[label][-1]:.2f} s", flush=True)
-    return {k: median(v) for k, v in times.items()}
+                record = run_record([*flags, *args], Path(tmp) / f"{r}")
+                times[label].append(record["train_s"])
+                comm[label].append(record["comm_fraction"] or 0.0)
+                print(f"  [{name}] {label}: {times[label][-1]:.2f} s, per-rank "
+                      f"{[round(t, 2) for t in record['per_rank_train_s']]} s, "
+                      f"comm {comm[label][-1]:.1%}", flush=True)
+    return ({k: median(v) for k, v in times.items()}, {k: median(v) for k, v in comm.items()})
 
 
 def main() -> None:
@@ -59,7 +67,8 @@ def main() -> None:
     args = parser.parse_args()
     common = ["--dataset", "fashion-mnist", "--epochs", str(args.epochs)]
 
-    a = workload("cnn b128", [*common, "--model", "cnn", "--batch-size", "128"], args.repeats)
+    a, a_comm = workload("cnn b128", [*common, "--model", "cnn", "--batch-size", "128"],
+                         args.repeats)
     one, all_cores = a["single x1 thread"], a["single all cores"]
     print(f"\ncnn, global batch 128: single 1 thread {one:.2f} s, all cores {all_cores:.2f} s")
     best = 0.0
@@ -67,16 +76,18 @@ def main() -> None:
         eff = one / a[label] / 2
         best = max(best, eff)
         print(f"  {label:17s} {a[label]:7.2f} s  per_core_efficiency={eff:.3f}  "
-              f"speed_vs_all_cores={all_cores / a[label]:.3f}")
+              f"speed_vs_all_cores={all_cores / a[label]:.3f}  comm={a_comm[label]:.1%}")
     ddp_eff = one / a["ddp"] / 2
     print(f"  best per-core efficiency {best:.3f} (target >= 0.92); ddp {ddp_eff:.3f} "
           f"(target >= 0.85)")
 
-    b = workload("mlp b32", [*common, "--model", "mlp-128", "--batch-size", "32"], args.repeats)
+    b, b_comm = workload("mlp b32", [*common, "--model", "mlp-128", "--batch-size", "32"],
+                         args.repeats)
     base = b["single all cores"]
     print(f"\nmlp-128, global batch 32: single all cores {base:.2f} s")
     for label, _ in STRATEGIES:
-        print(f"  {label:17s} {b[label]:7.2f} s  speed_vs_all_cores={base / b[label]:.3f}")
+        print(f"  {label:17s} {b[label]:7.2f} s  speed_vs_all_cores={base / b[label]:.3f}  "
+              f"comm={b_comm[label]:.1%}")
     fastest = min(STRATEGIES, key=lambda s: b[s[0]])[0]
     print(f"  best 2-worker strategy: {fastest}, speed_vs_all_cores={base / b[fastest]:.3f} "
           "(target >= 1.0)")

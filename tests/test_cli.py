@@ -45,6 +45,18 @@ USAGE_ERRORS = {
     "bad synthetic shape": (["--synthetic-shape", "28x28"], "--synthetic-shape"),
     "target accuracy above 1": (["--target-accuracy", "80"], "--target-accuracy"),
     "unknown flag": (["--turbo"], "--turbo"),
+    "unknown backend": (["--strategy", "ddp", "--workers", "2", "--backend", "carrier-pigeon"],
+                        "--backend"),
+    "nccl without a GPU": (["--strategy", "ddp", "--workers", "2", "--backend", "nccl"],
+                           "--device cuda"),
+    "sync-every zero": (["--strategy", "param-avg", "--workers", "2", "--sync-every", "0"],
+                        "--sync-every"),
+    "bucket size zero": (["--strategy", "custom", "--workers", "2", "--bucket-mb", "0"],
+                         "--bucket-mb"),
+    "threads zero": (["--threads-per-worker", "0"], "--threads-per-worker"),
+    "timeout zero": (["--timeout", "0"], "--timeout"),
+    "negative warm-up": (["--warmup-steps", "-1"], "--warmup-steps"),
+    "one synthetic class": (["--synthetic-classes", "1"], "--synthetic-classes"),
 }
 
 
@@ -163,3 +175,25 @@ def test_usage_errors_are_caught_before_torch_is_imported() -> None:
                           timeout=60)
     assert proc.stdout.split() == ["2", "False"], proc.stdout + proc.stderr
     assert_one_line(proc.stderr)
+
+
+WORKER_ERRORS = {
+    "one-process strategy as two workers": (
+        ["--strategy", "single", "--rank", "0", "--world-size", "2"], {}, "runs in one process"),
+    "rank outside the world": (
+        ["--strategy", "ddp", "--rank", "3", "--world-size", "2"], {}, "outside world size"),
+    "malformed TF_CONFIG": (
+        ["--strategy", "tf-multiworker"], {"TF_CONFIG": "{not json"}, "TF_CONFIG"),
+    "missing --config file": (["--config", "/nonexistent/config.json"], {}, "--config"),
+}
+
+
+@pytest.mark.parametrize("case", list(WORKER_ERRORS))
+def test_worker_refuses_bad_launch_in_one_line(tmp_path: Path, case: str) -> None:
+    """`distbench worker` as torchrun/mpiexec/srun start it: a wrong launch never trains."""
+    flags, env, expected = WORKER_ERRORS[case]
+    out = tmp_path / "out"
+    proc = run_cli("worker", *QUICK, *flags, "--out", str(out), env=env)
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    assert expected in assert_one_line(proc.stderr)
+    assert not out.exists()

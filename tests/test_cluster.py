@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from distbench.errors import UsageError
 from distbench.cluster import detect, first_slurm_host
 
 
@@ -48,7 +49,7 @@ def test_flags_win_over_everything():
 
 
 def test_rank_outside_world_is_an_error():
-    with pytest.raises(ValueError, match="outside world size"):
+    with pytest.raises(UsageError, match="outside world size"):
         detect({"RANK": "2", "WORLD_SIZE": "2"})
 
 

@@ -61,3 +61,29 @@ def test_param_avg_with_long_interval_differs(tmp_path, baselines):
                                 "--workers", "2", "--sync-every", "4")
     expected = baselines[tuple(train_flags)]
     assert any(not torch.allclose(weights[k], expected[k], atol=1e-5) for k in expected)
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "mpi"])
+def test_batchnorm_statistics_are_one_model_after_training(tmp_path, strategy):
+    """Ranks see different shards, so their BatchNorm running statistics differ during an epoch;
+    at its end they are averaged. The record's test loss (each rank scoring a strided part) must
+    then be exactly that of the saved model scoring the whole test set."""
+    import torch.nn.functional as F
+
+    from distbench.config import DataConfig, ModelConfig
+    from distbench.data import load_dataset
+    from distbench.models.torch_models import build_model
+
+    flags = ["--dataset", "synthetic", "--synthetic-samples", "96", "--synthetic-shape",
+             "3x32x32", "--model", "mobilenet_v2", "--batch-size", "16", "--epochs", "1",
+             "--warmup-steps", "1", "--calibration-steps", "2", "--no-progress"]
+    record, weights = train_and_load(tmp_path, *flags, "--strategy", strategy, "--workers", "2")
+    data = load_dataset(DataConfig("synthetic", synthetic_samples=96,
+                                   synthetic_shape=(3, 32, 32)))
+    net = build_model(ModelConfig("mobilenet_v2"), data.input_shape, data.num_classes,
+                      data.mean, data.std, seed=0)
+    net.load_state_dict(weights)
+    net.eval()
+    with torch.no_grad():
+        loss = F.cross_entropy(net(torch.from_numpy(data.test_x)), torch.from_numpy(data.test_y))
+    assert record["test_loss"] == pytest.approx(float(loss), rel=1e-4)

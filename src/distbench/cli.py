@@ -219,10 +219,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.cluster import detect
+    from distbench.strategies import get_strategy
     from distbench.worker import RUN_DIR_VAR, print_summary, run_worker
 
     if args.config:
-        cfg = RunConfig.from_dict(json.loads(Path(args.config).read_text()))
+        try:
+            cfg = RunConfig.from_dict(json.loads(Path(args.config).read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"--config {args.config}: not a readable RunConfig JSON file "
+                             f"({type(exc).__name__}: {exc})") from None
     else:
         cfg = config_from_args(args)
     env = detect(
@@ -232,7 +237,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         master_addr=args.master_addr,
         master_port=args.master_port,
     )
-    cfg.workers = env.world_size
+    if get_strategy(cfg.strategy).launcher == "one-process":
+        if env.world_size != 1:
+            raise UsageError(
+                f"strategy {cfg.strategy} runs in one process, but this worker is rank "
+                f"{env.rank} of {env.world_size} ({env.source}); start it once, or use "
+                f"distbench run --strategy {cfg.strategy}"
+            )
+    else:
+        cfg.workers = env.world_size
     cfg.validate()
     if cfg.out is None:
         from distbench.results import default_out_dir

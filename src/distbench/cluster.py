@@ -24,6 +24,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from distbench.errors import UsageError
+
 DEFAULT_PORT = 29500
 
 # (source name, rank, world size, local rank) variable names, in priority order.
@@ -78,11 +80,17 @@ def first_slurm_host(nodelist: str) -> str:
 
 def tf_config_task(tf_config: str) -> tuple[int, int]:
     """(rank, world size) of a TF_CONFIG JSON; the chief, if listed, is rank 0."""
-    spec = json.loads(tf_config)
-    cluster, task = spec.get("cluster", {}), spec.get("task", {})
-    chief = len(cluster.get("chief", []))
-    world = chief + len(cluster.get("worker", []))
-    index = int(task.get("index", 0))
+    try:
+        spec = json.loads(tf_config)
+        cluster, task = spec.get("cluster", {}), spec.get("task", {})
+        chief = len(cluster.get("chief", []))
+        world = chief + len(cluster.get("worker", []))
+        index = int(task.get("index", 0))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(
+            f"TF_CONFIG is not a TensorFlow cluster spec ({exc}); expected JSON such as "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
+        ) from None
     return (index if task.get("type") == "chief" else chief + index), world
 
 
@@ -122,7 +130,8 @@ def detect(
     port = master_port or int(env.get("MASTER_PORT", DEFAULT_PORT))
     r, w, lr = values
     if not 0 <= r < w:
-        raise ValueError(f"rank {r} from {source} is outside world size {w}")
+        raise UsageError(f"rank {r} from {source} is outside world size {w}: a rank must be "
+                         f"in 0..world size - 1 (--rank, --world-size or the launcher's variables)")
     local_size = next((env[v] for v in LOCAL_SIZE_VARS if v in env), str(w))
     local = int(re.match(r"\d+", local_size)[0]) if re.match(r"\d+", local_size) else w
     return ClusterEnv(r, w, lr, addr or "127.0.0.1", port, source, min(local, w))

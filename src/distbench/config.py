@@ -104,6 +104,14 @@ class RunConfig:
                 f"--optimizer must be adam or sgd, got {self.optimizer}",
             ),
             (self.device in ("cpu", "cuda"), f"--device must be cpu or cuda, got {self.device}"),
+            (
+                self.backend in (None, "gloo", "nccl"),
+                f"--backend must be gloo or nccl, got {self.backend}",
+            ),
+            (
+                self.backend != "nccl" or self.device == "cuda",
+                "--backend nccl needs --device cuda (NCCL only moves GPU tensors)",
+            ),
             (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
             (
                 self.threads_per_worker is None or self.threads_per_worker >= 1,

@@ -72,6 +72,13 @@ class Trainer:
         self.compile_note: str | None = None
         self.optimizer = make_optimizer(cfg, self.net.parameters())
         self.n_train = len(data.train_y)
+        self.running_stats = [
+            b
+            for m in self.net.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            for b in (m.running_mean, m.running_var)
+            if b is not None
+        ]
 
     # ---- one step, shared by warm-up, training and calibration
     def batches(self, epoch: int):
@@ -119,7 +126,6 @@ class Trainer:
         self.optimizer.load_state_dict(opt_state)
         self.optimizer.zero_grad(set_to_none=True)
         self.strategy.reset()
-        torch.manual_seed(self.cfg.seed + self.strategy.rank)
 
     def compile_first_step(self, x: torch.Tensor, y: torch.Tensor, count: int) -> None:
         """torch.compile fails lazily, at the first call: try it there, fall back to eager."""
@@ -157,9 +163,12 @@ class Trainer:
     def calibrate(self) -> float | None:
         """Per-step sync time as (synchronised - unsynchronised) forward+backward, for strategies
         whose collectives run inside a wrapper we cannot time (DDP). Uses epoch-0 batches and
-        leaves gradients cleared; the weights do not change (no optimizer step)."""
+        leaves gradients cleared; the weights do not change (no optimizer step), and buffers that
+        training-mode forwards update (BatchNorm statistics) are restored, so the checkpoint is
+        the model that was evaluated."""
         if self.strategy.comm_method != "calibration" or self.cfg.calibration_steps == 0:
             return None
+        buffers = [(b, b.clone()) for b in self.net.buffers()]
         synced, unsynced = [], []
         batches = self.batches(epoch=0)
         for _ in range(self.cfg.calibration_steps):
@@ -180,6 +189,8 @@ class Trainer:
                 self.sync_device()
                 times.append(clock() - start)
                 self.optimizer.zero_grad(set_to_none=True)
+        for buffer, saved in buffers:
+            buffer.copy_(saved)
         return max(0.0, median(synced) - median(unsynced))
 
     def save_checkpoint(self, record: dict[str, Any]) -> Path:
@@ -188,6 +199,8 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg, s = self.cfg, self.strategy
         self.warm_up()
+        # Dropout masks: reproducible, and different on every rank (as in one big batch).
+        torch.manual_seed(cfg.seed + s.rank)
         progress = TrainProgress(
             enabled=cfg.progress and s.rank == 0,
             epochs=cfg.epochs,
@@ -212,6 +225,8 @@ class Trainer:
                             (i + 1) * cfg.global_batch / (clock() - start),
                         )
                 s.end_epoch(self.model, self.optimizer)
+                if self.running_stats:
+                    s.average_running_stats(self.running_stats)
                 self.sync_device()
                 epoch_s.append(clock() - start)
                 train_loss = s.all_reduce_sum([float(loss_total)])[0] / self.n_train

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
+from distbench.fingerprint import usable_cores
 from distbench.errors import DistbenchError, UsageError
 from distbench.results import append_record, load_records, make_record, utc_now
 from distbench.strategies import get_strategy
-from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR, run_worker
+from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -109,8 +109,6 @@ def launch(cfg: RunConfig) -> dict:
         raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use --workers 1")
     started_at = utc_now()
     try:
-        if strategy.launcher == "inprocess":
-            return run_worker(cfg, ClusterEnv())
         _launch_workers(cfg, strategy.launcher)
         return load_records(cfg.out or ".")[-1]
     except KeyboardInterrupt:
@@ -134,7 +132,8 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         config_file = tmp / "config.json"
         config_file.write_text(json.dumps(cfg.to_dict()))
         worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
-        threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
+        processes = 1 if how == "one-process" else cfg.workers
+        threads = cfg.threads_per_worker or max(1, usable_cores() // processes)
         env = {
             **os.environ,
             LAUNCH_T0_VAR: repr(time.time()),
@@ -149,12 +148,12 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
             workers = [Worker(None, start_process(cmd, env, log, show_stdout=False), log)]
         else:
             workers = []
-            tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(cfg.workers)]
-            for rank in range(cfg.workers):
+            tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+            for rank in range(processes):
                 rank_env = {
                     **env,
                     "RANK": str(rank),
-                    "WORLD_SIZE": str(cfg.workers),
+                    "WORLD_SIZE": str(processes),
                     "LOCAL_RANK": str(rank),
                 }
                 if how == "tf-config":

@@ -216,14 +216,17 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.cores = _mode((r.get("env") or {}).get("cores") for r in records)
     c.global_batch = _mode(r.get("global_batch") for r in records)
     c.comm_method = _mode(r.get("comm_method") for r in ok)
+    # Worker processes: one for replicas inside one process (tf-mirrored), who share its threads.
+    processes = _mode(len(r["workers_info"]) for r in ok or records if r.get("workers_info"))
+    processes = processes or workers
     if c.cores and c.threads_per_worker:
-        c.cores_used = min(c.cores, workers * c.threads_per_worker)
+        c.cores_used = min(c.cores, processes * c.threads_per_worker)
     if c.cores and workers > c.cores:
         c.notes.append(f"{workers} workers on {c.cores} cores: oversubscribed, the workers "
                        "share cores, so the time includes contention")
-    elif c.cores and c.threads_per_worker and workers * c.threads_per_worker > c.cores:
-        c.notes.append(f"{workers} workers × {c.threads_per_worker} threads on {c.cores} cores: "
-                       "threads oversubscribed")
+    elif c.cores and c.threads_per_worker and processes * c.threads_per_worker > c.cores:
+        c.notes.append(f"{processes} workers × {c.threads_per_worker} threads on {c.cores} "
+                       "cores: threads oversubscribed")
     if failed and ok:
         c.notes.append(f"{len(failed)} of {len(failed) + len(ok)} runs failed: {c.errors[0]}")
     if not ok:

@@ -16,15 +16,19 @@ from torch import nn
 
 from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
+from distbench.errors import DistbenchError
 from distbench.timing import clock
 
 
 class Strategy:
     name: ClassVar[str] = "single"
     framework: ClassVar[str] = "pytorch"
-    # How the local launcher starts workers: "inprocess", "spawn" (torchrun-style env),
-    # "tf-config" (spawn, plus a TF_CONFIG per worker) or "mpiexec".
-    launcher: ClassVar[str] = "inprocess"
+    # How the local launcher starts workers: "one-process" (one worker process, whatever
+    # --workers says: the baselines, and TF replicas inside one process), "spawn" (N processes,
+    # torchrun-style env), "tf-config" (spawn, plus a TF_CONFIG per worker) or "mpiexec". The
+    # baselines are started as worker processes too, so every row is timed in a fresh process
+    # with the same environment, thread settings and --timeout.
+    launcher: ClassVar[str] = "one-process"
     # How comm_s is obtained; stored in the record so readers know what the number means.
     comm_method: ClassVar[str] = "none: one process"
     # Synchronous strategies must match `single` weight for weight (the parity tests).
@@ -51,6 +55,12 @@ class Strategy:
 
     def device(self) -> torch.device:
         if self.cfg.device == "cuda":
+            if torch.cuda.device_count() <= self.env.local_rank:
+                raise DistbenchError(
+                    f"--device cuda: local rank {self.env.local_rank} needs GPU "
+                    f"{self.env.local_rank}, but torch sees {torch.cuda.device_count()} "
+                    "CUDA device(s) here; use --device cpu"
+                )
             return torch.device("cuda", self.env.local_rank)
         return torch.device("cpu")
 
@@ -85,6 +95,11 @@ class Strategy:
 
     def end_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """At the end of an epoch's training, inside the timed region."""
+
+    def average_running_stats(self, tensors: list[torch.Tensor]) -> None:
+        """At every epoch end: average BatchNorm running statistics across ranks, so that
+        evaluation and the checkpoint see one model. Within an epoch each rank keeps its own, the
+        same rule for every strategy (DDP included, built with broadcast_buffers=False)."""
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
         """A context in which a step skips synchronisation (calibration of comm time)."""

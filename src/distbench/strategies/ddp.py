@@ -29,6 +29,9 @@ class DDPStrategy(TorchDistStrategy):
             device_ids=[self.env.local_rank] if self.cfg.device == "cuda" else None,
             bucket_cap_mb=self.cfg.bucket_mb,
             gradient_as_bucket_view=True,
+            # Not every forward: the other strategies pay no buffer broadcast per step, and
+            # running statistics are averaged at epoch end for all of them alike.
+            broadcast_buffers=False,
         )
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:

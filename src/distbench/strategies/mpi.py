@@ -19,7 +19,7 @@ from torch import nn
 
 from distbench.errors import DistbenchError
 from distbench.strategies.base import Strategy
-from distbench.strategies.buckets import GradBuckets
+from distbench.strategies.buckets import FlatBucket, GradBuckets
 
 
 class MPIStrategy(Strategy):
@@ -57,6 +57,14 @@ class MPIStrategy(Strategy):
             buffer = self.grads.pack(0, self.world)
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
             self.grads.finish(0)
+
+    @torch.no_grad()
+    def average_running_stats(self, tensors: list[torch.Tensor]) -> None:
+        with self.timed_comm():
+            bucket = FlatBucket(tensors, torch.device("cpu"))
+            buffer = bucket.pack(bucket.tensors, 1.0 / self.world)
+            self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
+            bucket.copy_back()
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
         return self.comm.allreduce(np.asarray(values, dtype=np.float64), op=self.MPI.SUM).tolist()

@@ -11,7 +11,6 @@ larger K trades accuracy for fewer collectives. comm_s is the time spent averagi
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from distbench.strategies.buckets import FlatBucket
@@ -48,6 +47,5 @@ class ParamAvgStrategy(TorchDistStrategy):
                 if state:
                     buckets.append(FlatBucket(state, self._comm_device()))
             for bucket in buckets:
-                dist.all_reduce(bucket.pack(bucket.tensors, 1.0 / self.world))
-                bucket.copy_back()
+                self._all_reduce_mean(bucket)
         self.dirty = False

@@ -78,7 +78,7 @@ class TFStrategy:
 
     name: ClassVar[str] = "tf-single"
     framework: ClassVar[str] = "tensorflow"
-    launcher: ClassVar[str] = "inprocess"
+    launcher: ClassVar[str] = "one-process"
     comm_method: ClassVar[str] = REPLICA_CALIBRATION
     synchronous: ClassVar[bool] = True
     # One worker by definition (tf-single): the launcher refuses other --workers values.

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 
 from distbench.strategies.base import Strategy
+from distbench.strategies.buckets import FlatBucket
 
 # A collective that waits this long means a peer is gone; fail instead of hanging.
 COLLECTIVE_TIMEOUT = timedelta(seconds=120)
@@ -42,6 +43,16 @@ class TorchDistStrategy(Strategy):
         for tensor in [*model.parameters(), *model.buffers()]:
             dist.broadcast(tensor.data, src=0)
         return model
+
+    @torch.no_grad()
+    def average_running_stats(self, tensors: list[torch.Tensor]) -> None:
+        with self.timed_comm():
+            self._all_reduce_mean(FlatBucket(tensors, self._comm_device()))
+
+    def _all_reduce_mean(self, bucket: FlatBucket) -> None:
+        """Replace the tensors of `bucket` by their average over the ranks."""
+        dist.all_reduce(bucket.pack(bucket.tensors, 1.0 / self.world))
+        bucket.copy_back()
 
     def _comm_device(self) -> torch.device:
         return self.device() if self.backend == "nccl" else torch.device("cpu")
