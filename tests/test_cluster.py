@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from distbench.errors import UsageError
 from distbench.cluster import detect, first_slurm_host
+from distbench.errors import UsageError
 
 
 @pytest.mark.parametrize("env,expected", [

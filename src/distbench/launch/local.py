@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.config import RunConfig
-from distbench.fingerprint import usable_cores
 from distbench.errors import DistbenchError, UsageError
+from distbench.fingerprint import usable_cores
 from distbench.results import append_record, load_records, make_record, utc_now
 from distbench.strategies import get_strategy
 from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR
