@@ -7,7 +7,8 @@ use the same model object layout, data tensors, sample order, optimizer and thre
 interleaved (minimal, distbench, minimal, ...) in this one process and the medians are compared.
 Prints, per batch size:
   overhead_ratio=<distbench epoch / minimal epoch>      (target <= 1.05)
-  keras_ratio=<distbench epoch / Keras model.fit epoch> (where TensorFlow is installed)
+  keras_ratio=<distbench epoch / Keras model.fit epoch> (where TensorFlow is installed; the
+              Keras epoch is `tf-single`'s, in its own process)
   the compute-bound limit (training FLOPs / measured matmul FLOP/s) and the eager and
   --compile epoch times as multiples of it (aim: --compile within 3x at batch 32).
 """
@@ -16,7 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
+import subprocess
+import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -28,6 +33,7 @@ from distbench.config import DataConfig, ModelConfig, RunConfig
 from distbench.data import load_dataset
 from distbench.fingerprint import usable_cores
 from distbench.models.torch_models import build_model
+from distbench.results import load_records
 from distbench.strategies.single import SingleStrategy
 from distbench.timing import clock, median
 from distbench.train import Trainer
@@ -60,23 +66,21 @@ def distbench_epoch(data, batch: int, seed: int, compile: bool = False) -> float
         return Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data).run()["train_s"]
 
 
-def keras_epoch(data, batch: int) -> float | None:
-    try:
-        import tensorflow as tf
-
-        from distbench.models.keras_models import build_keras_model  # noqa: F401
-    except ImportError:
+def keras_epoch(batch: int, seed: int) -> float | None:
+    """One `model.fit` epoch of the Keras mlp-128 as `tf-single` runs it: its own process (so
+    TensorFlow's thread pools never share this one with torch), all cores, the same sample
+    order, optimizer settings and warm-up; None without TensorFlow."""
+    if importlib.util.find_spec("tensorflow") is None:
         return None
-    import time
-
-    model = build_keras_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.transpose(data.train_x, (0, 2, 3, 1))
-    model.fit(x[: batch * 5], data.train_y[: batch * 5], batch_size=batch, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(x, data.train_y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
-    return time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "distbench", "run", "--strategy", "tf-single", "--dataset",
+             "fashion-mnist", "--model", "mlp-128", "--epochs", "1", "--batch-size", str(batch),
+             "--seed", str(seed), "--calibration-steps", "0", "--no-progress", "--out", out],
+            capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"tf-single failed: {proc.stderr.strip()}")
+        return load_records(out)[-1]["train_s"]
 
 
 def matmul_flops() -> float:
@@ -121,9 +125,11 @@ def main() -> None:
         print(f"\nbatch {batch}: minimal {m:.3f} s, distbench {d:.3f} s per epoch "
               f"(medians of {args.repeats})")
         print(f"  overhead_ratio={d / m:.3f}  (target <= 1.05)")
-        keras = keras_epoch(data, batch)
-        if keras is not None:
-            print(f"  keras_ratio={d / keras:.3f}  (Keras model.fit epoch {keras:.3f} s)")
+        fits = [keras_epoch(batch, seed=r) for r in range(args.repeats)]
+        if None not in fits:
+            keras = median(fits)
+            print(f"  keras_ratio={d / keras:.3f}  (Keras model.fit epoch {keras:.3f} s, "
+                  f"tf-single in its own process, median of {args.repeats})")
         else:
             print("  keras_ratio: skipped (TensorFlow not installed)")
         print(f"  eager epoch = {d / limit:.1f} x compute-bound limit")

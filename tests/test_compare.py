@@ -191,8 +191,8 @@ def _completed(out: Path) -> Counter:
 def test_interrupted_compare_resumes_to_the_same_cells(tmp_path):
     """Ctrl-C after the first record, then --resume: every cell ends with its repeats."""
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "distbench", "compare", "--strategies", "single",
-           "--repeats", "3", *TINY, "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "distbench", "compare", "--strategies", "single,ddp",
+           "--workers", "1,2", "--repeats", "2", *TINY, "--out", str(out), "--no-progress"]
     # SIGINT must reach Python's handler even if this test runs from a shell that ignores it.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -215,7 +215,7 @@ def test_interrupted_compare_resumes_to_the_same_cells(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "1 already done" in resumed.stdout
     assert runs.read_bytes().startswith(first)
-    assert _completed(out) == {("single", 1): 3}
+    assert _completed(out) == {("single", 1): 2, ("ddp", 1): 2, ("ddp", 2): 2}
     assert all(r["status"] == "ok" for r in load_records(out) if is_complete(r))
     assert (out / "report.html").is_file()
 

@@ -202,6 +202,14 @@ def test_project_command_writes_table_and_plot(tmp_path: Path,
     assert (tmp_path / "projection.png").stat().st_size > 0
 
 
+def test_project_of_a_runs_file_writes_beside_it(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    append_record(tmp_path, _record("ddp", 2, 2.0, 0.5, steps=100, grad_bytes=4 * 10**6))
+    assert main(["project", str(tmp_path / "runs.jsonl"), "--workers", "8", "--bandwidth",
+                 "25Gbit/s", "--latency", "5us"]) == 0
+    assert (tmp_path / "projection.json").is_file() and (tmp_path / "projection.png").is_file()
+
+
 def test_project_typed_in_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["project", "--compute-s", "0.29", "--grad-bytes", "100MB", "--scaling", "weak",
                  "--overlap", "--workers", "8,32", "--bandwidth", "25Gbit/s", "--latency", "5us",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -438,13 +439,33 @@ def test_real_idx_datasets(real_data: Path, name: str, first_class: str) -> None
     assert set(np.unique(d.train_y)) == set(range(10))
 
 
-def test_real_cifar10_is_partial(real_data: Path) -> None:
-    """The shared copy holds training batch 1 and the test batch only."""
-    with pytest.raises(DataError) as exc:
-        load_dataset(DataConfig("cifar10", data_dir=str(real_data)))
-    message = str(exc.value)
-    assert "\n" not in message and "--allow-partial-data" in message and "missing" in message
-    d = load_dataset(DataConfig("cifar10", data_dir=str(real_data), allow_partial=True))
-    assert d.train_x.shape == (10000, 3, 32, 32) and d.test_x.shape == (10000, 3, 32, 32)
+def test_real_cifar10(real_data: Path) -> None:
+    """Whole, it loads as is; partial (the shared copy may hold fewer training batches), it is
+    refused in one line unless --allow-partial-data, and then says what it holds."""
+    present = sorted((real_data / "cifar-10").glob("cifar-10-batches-*/data_batch_*"))
+    if not present:
+        pytest.skip("no CIFAR-10 binary batches in the shared data")
+    cfg = DataConfig("cifar10", data_dir=str(real_data))
+    if len(present) < 5:
+        with pytest.raises(DataError) as exc:
+            load_dataset(cfg)
+        message = str(exc.value)
+        assert "\n" not in message and "--allow-partial-data" in message and "missing" in message
+        cfg.allow_partial = True
+    d = load_dataset(cfg)
+    assert d.train_x.shape == (10000 * len(present), 3, 32, 32)
+    assert d.test_x.shape == (10000, 3, 32, 32)
     assert d.classes == ds.CIFAR_CLASSES
-    assert d.note is not None and "1 of 5" in d.note
+    if len(present) < 5:
+        assert d.note is not None and f"{len(present)} of 5" in d.note
+
+
+def test_the_other_datasets_files_in_a_flat_folder_are_refused(real_data: Path,
+                                                               tmp_path: Path) -> None:
+    """MNIST and Fashion-MNIST share file names; a flat folder of MNIST is not Fashion-MNIST."""
+    for f in ds.MNIST_FILES:
+        shutil.copy(real_data / "mnist" / f.name, tmp_path / f.name)
+    with pytest.raises(DataError) as exc:
+        load_dataset(DataConfig("fashion-mnist", data_dir=str(tmp_path)))
+    assert "mnist's official" in str(exc.value) and "--data-dir" in str(exc.value)
+    assert load_dataset(DataConfig("mnist", data_dir=str(tmp_path))).num_classes == 10

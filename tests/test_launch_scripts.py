@@ -4,6 +4,7 @@ engines run them: a one-node Slurm, and multi-node torchrun/mpiexec rehearsed on
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ def test_sbatch_scripts_parse(tmp_path, strategy):
     assert argv[0] == "srun"
     if strategy in ("ddp", "custom", "param-avg"):
         assert "--ntasks-per-node=1" in argv and "torch.distributed.run" in argv
+        assert "--cpus-per-task=8" in argv  # the node's one task holds its 8 workers' CPUs
         assert "--nnodes=4" in argv and "--nproc-per-node=8" in argv
         assert "--rdzv-backend=c10d" in argv
         assert any(a.startswith("--rdzv-endpoint=$head_node:") for a in argv)
@@ -115,14 +117,24 @@ def test_compose_file(tmp_path, strategy):
             assert tf["task"]["index"] == rank and len(tf["cluster"]["worker"]) == 3
         else:
             assert env["RANK"] == str(rank) and env["MASTER_ADDR"] == "worker0"
-    compose = shutil.which("docker-compose")
+    compose = compose_command()
     if compose:  # the real parser, which needs no Docker engine for `config`
-        out = subprocess.run([compose, "-f", str(tmp_path / "docker-compose.yml"), "config"],
+        out = subprocess.run([*compose, "-f", str(tmp_path / "docker-compose.yml"), "config"],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         # `config` prints a compose file again, so the escape is kept: $$ still means one $.
         resolved = yaml.safe_load(out.stdout)["services"]
         assert EVIL.replace("$", "$$") in resolved["worker1"]["command"]
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (the plugin) or the standalone `docker-compose`, whichever is here."""
+    docker = shutil.which("docker")
+    plugin = docker and subprocess.run([docker, "compose", "version"], capture_output=True)
+    if plugin and plugin.returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
 
 
 def test_compose_yaml_quotes_every_value():
@@ -156,9 +168,14 @@ def slurm_up() -> bool:
         return False
 
 
-@pytest.mark.skipif(not slurm_up(), reason="no Slurm cluster answers here (scripts/slurm-local.sh "
-                    "starts a one-node one as root; .ci/run does)")
+# CI, as root, starts the cluster and sets this: there a Slurm that does not answer is a failure.
+REQUIRE_SLURM = os.environ.get("DISTBENCH_REQUIRE_SLURM") == "1"
+
+
+@pytest.mark.skipif(not REQUIRE_SLURM and not slurm_up(), reason="no Slurm cluster answers here "
+                    "(scripts/slurm-local.sh starts a one-node one as root; .ci/run does)")
 def test_real_slurm_job(tmp_path):
+    assert slurm_up(), "DISTBENCH_REQUIRE_SLURM=1 but sinfo gets no answer from slurmctld"
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "distbench", "launch", "slurm", "--nodes", "1",
@@ -170,4 +187,14 @@ def test_real_slurm_job(tmp_path):
     (record,) = load_records(out)
     assert record["status"] == "ok" and record["workers"] == 2
     assert record["cluster_source"] == "torchrun"
+    assert "SLURM_JOB_ID" in record["env"]["scheduler"]  # the fingerprint names the job
     assert len({w["pid"] for w in record["workers_info"]}) == 2
+
+
+def test_hostfile_formats(tmp_path):
+    """MPICH `host:n`, Open MPI `host slots=n`, comments and IPv6 addresses."""
+    from distbench.launch.multinode import read_hostfile
+
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("# cluster\nnode1:4\nnode2 slots=4  # second\n\n::1\nfe80::1\n")
+    assert read_hostfile(str(hostfile), 4) == ["node1", "node2", "::1", "fe80::1"]

@@ -131,6 +131,11 @@ BAD_CHECKPOINTS = {
     "sidecar not json": (lambda f: (f / "model.json").write_text("{"),
                          "model.json: not a readable JSON sidecar"),
     "sidecar lacks keys": (lambda f: (f / "model.json").write_text("{}"), "sidecar lacks"),
+    "scalar normalisation": (lambda f: _edit_sidecar(f, normalisation={"mean": 0.1, "std": 0.3}),
+                             "one mean and std per channel"),
+    "tensor list not a list": (lambda f: _edit_sidecar(f, tensors=7), "tensors must list"),
+    "image size not a number": (lambda f: _edit_sidecar(f, image_size="big"),
+                                "image_size must be a positive integer"),
 }
 
 

@@ -6,6 +6,7 @@ Command: python -m pytest tests/test_report.py
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -71,6 +72,20 @@ def test_merged_directories_and_a_rebuild_of_the_merge_agree(tmp_path, capsys):
     assert main(["report", str(merged), "--out", str(again)]) == 0
     assert (again / "summary.csv").read_bytes() == (merged / "summary.csv").read_bytes()
     assert (again / "summary.md").read_bytes() == (merged / "summary.md").read_bytes()
+
+
+def test_merge_order_does_not_change_any_output(tmp_path):
+    """`report A B` and `report B A` write the same files, the commands in report.html too."""
+    a = write_dir(tmp_path / "a", [rec("single", 1, 10.0), rec("ddp", 2, 4.0)])
+    b = write_dir(tmp_path / "b", [rec("single", 1, 12.0), rec("ddp", 2, 6.0)])
+    for d, repeats in ((a, 1), (b, 2)):
+        meta = {"sessions": [{"command": f"distbench compare --repeats {repeats}"}]}
+        (d / "compare.json").write_text(json.dumps(meta))
+    build_report([a, b], tmp_path / "ab")
+    build_report([b, a], tmp_path / "ba")
+    assert "--repeats 2" in (tmp_path / "ab" / "report.html").read_text()
+    for name in ("summary.csv", "summary.md", "report.html"):
+        assert (tmp_path / "ab" / name).read_bytes() == (tmp_path / "ba" / name).read_bytes(), name
 
 
 def test_missing_baseline_and_setups_of_two_hosts(tmp_path):

@@ -35,7 +35,7 @@ RECORD_KEYS = (
 WORKER_KEYS = {"rank", "pid", "host", "threads"}
 HISTORY_KEYS = {"epoch", "time_s", "train_loss", "test_accuracy"}
 ENV_KEYS = set("host cpu cores memory_gb gpus os python torch tensorflow mpi4py mpi_library "
-               "git_commit".split())
+               "git_commit network_interfaces scheduler".split())
 
 
 def assert_schema(record: dict[str, Any]) -> None:

@@ -338,6 +338,14 @@ def cmd_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_checkpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "checkpoint",
+        metavar="CKPT",
+        help="model.safetensors / model.keras, its model.json, or their folder",
+    )
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="distbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"distbench {__version__}")
@@ -376,21 +384,13 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="classify image files with a saved checkpoint")
-    p.add_argument(
-        "checkpoint",
-        metavar="CKPT",
-        help="model.safetensors / model.keras, its model.json, or their folder",
-    )
+    add_checkpoint_arg(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
     p.add_argument("--json", action="store_true", help="print JSON instead of one line per image")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="a Gradio page that classifies uploaded images")
-    p.add_argument(
-        "checkpoint",
-        metavar="CKPT",
-        help="model.safetensors / model.keras, its model.json, or their folder",
-    )
+    add_checkpoint_arg(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",

@@ -120,9 +120,22 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     if not (isinstance(classes, list) and len(classes) >= 2):
         raise CheckpointError(f"{sidecar}: classes must list at least 2 names, got {classes}")
     norm = meta["normalisation"]
-    if not (isinstance(norm, dict) and len(norm.get("mean", [])) == shape[0]
-            and len(norm.get("std", [])) == shape[0]):
+
+    def per_channel(values: Any) -> bool:
+        return (isinstance(values, list) and len(values) == shape[0]
+                and all(isinstance(v, (int, float)) for v in values))
+
+    if not (isinstance(norm, dict) and per_channel(norm.get("mean"))
+            and per_channel(norm.get("std"))):
         raise CheckpointError(f"{sidecar}: normalisation needs one mean and std per channel")
+    size = meta.get("image_size")
+    if size is not None and not (isinstance(size, int) and size > 0):
+        raise CheckpointError(f"{sidecar}: image_size must be a positive integer or null, "
+                              f"got {size!r}")
+    listed = meta.get("tensors")
+    if listed is not None and not (isinstance(listed, list)
+                                   and all(isinstance(t, str) for t in listed)):
+        raise CheckpointError(f"{sidecar}: tensors must list tensor names, got {listed!r}")
     return meta
 
 

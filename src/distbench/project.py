@@ -387,5 +387,8 @@ def run_project(args: Any) -> list[Path]:
     print_projection(results, args.backward_fraction, console)
     for item in skipped:
         console.print(f"not projected: {item}", highlight=False)
-    out = Path(args.out or args.results_dir or "projection")
+    given = Path(args.results_dir) if args.results_dir else None
+    # Beside the records: RESULTS_DIR itself, or the folder of a runs.jsonl given directly.
+    beside = (given.parent if given.is_file() else given) if given else None
+    out = Path(args.out) if args.out else beside or Path("projection")
     return write_projection(results, out, args.backward_fraction)

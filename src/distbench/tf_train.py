@@ -218,7 +218,10 @@ class KerasTrainer:
                      step_sync: float | None) -> dict[str, Any]:
         """Gather every worker's timings; the record keeps the slowest worker's train time."""
         s, cfg = self.strategy, self.cfg
-        comm = step_sync * steps if step_sync is not None else 0.0
+        if step_sync is not None:
+            comm: float | None = step_sync * steps
+        else:  # one replica exchanges nothing; --calibration-steps 0 measures nothing
+            comm = 0.0 if s.replicas == 1 else None
         threads = tf.config.threading.get_intra_op_parallelism_threads()
         row = rank_row(s.rank, threads, epoch_s, comm)
         ranks = s.all_gather({**row, "per_replica_batch": self.per_replica_batch})

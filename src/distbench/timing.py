@@ -33,7 +33,9 @@ def peak_rss_mb() -> float:
     return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
-def rank_row(rank: int, threads: int, epoch_s: list[float], comm_s: float) -> dict[str, Any]:
+def rank_row(
+    rank: int, threads: int, epoch_s: list[float], comm_s: float | None
+) -> dict[str, Any]:
     """What one rank reports about its own training, for `summarize_ranks`."""
     return {"rank": rank, "pid": os.getpid(), "host": socket.gethostname(), "threads": threads,
             "train_s": sum(epoch_s), "epoch_s": epoch_s, "comm_s": comm_s,
@@ -47,9 +49,11 @@ def summarize_ranks(
     target_accuracy: float | None,
 ) -> dict[str, Any]:
     """The record's timing and accuracy fields from every rank's row (DESIGN §3): train time is
-    the slowest rank's, throughput counts global samples over it, comm is the ranks' mean."""
+    the slowest rank's, throughput counts global samples over it, comm is the ranks' mean
+    (None where it was not measured: never a made-up zero)."""
     train_s = max(r["train_s"] for r in ranks)
-    comm_s = float(np.mean([r["comm_s"] for r in ranks]))
+    comms = [r["comm_s"] for r in ranks]
+    comm_s = None if None in comms else float(np.mean(comms))
     epochs = len(history)
     reached = [h["time_s"] for h in history
                if target_accuracy is not None and h["test_accuracy"] >= target_accuracy]
@@ -62,7 +66,7 @@ def summarize_ranks(
         "workers_info": [{k: r[k] for k in ("rank", "pid", "host", "threads")} for r in ranks],
         "samples_per_s": samples_per_epoch * epochs / train_s,
         "comm_s": comm_s,
-        "comm_fraction": comm_s / train_s if train_s else None,
+        "comm_fraction": comm_s / train_s if train_s and comm_s is not None else None,
         "test_accuracy": history[-1]["test_accuracy"],
         "test_loss": history[-1]["test_loss"],
         "history": history,

@@ -253,7 +253,10 @@ class Trainer:
     ) -> dict[str, Any]:
         """Gather every rank's timings; the record keeps the slowest rank's train time."""
         s, cfg = self.strategy, self.cfg
-        comm = step_sync * steps if step_sync is not None else s.comm_s
+        if step_sync is not None:
+            comm: float | None = step_sync * steps
+        else:  # --calibration-steps 0 leaves a calibrated share unmeasured, not zero
+            comm = None if s.comm_method == "calibration" else s.comm_s
         ranks = s.all_gather(rank_row(s.rank, torch.get_num_threads(), epoch_s, comm))
         return {
             **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),

@@ -303,9 +303,23 @@ FASHION_CLASSES = [
 def _idx_loader(subdir: str, files: list[RemoteFile], mirrors: list[str], classes: list[str]):
     def load(cfg: DataConfig) -> Dataset:
         paths = resolve_files(subdir, files, cfg.data_dir, mirrors)
-        train_x, train_y, test_x, test_y = (
-            parse_idx(p, IDX_IMAGES if "images" in p.name else IDX_LABELS) for p in paths
-        )
+        for path in paths:
+            # MNIST and Fashion-MNIST share file names: a flat folder of the other's files
+            # parses fine and would silently train on the wrong data.
+            owner = OFFICIAL_IDX_MD5.get(md5sum(path)) if path.suffix == ".gz" else None
+            if owner and owner != subdir:
+                raise DataError(
+                    f"{path} is {owner}'s official {path.name}, not {subdir}'s; pass --data-dir "
+                    f"a folder holding {subdir}'s files (as <root>/{subdir}/ to keep them apart)"
+                )
+        arrays = []
+        for path, remote in zip(paths, files):
+            try:
+                arrays.append(parse_idx(path, IDX_IMAGES if "images" in path.name else IDX_LABELS))
+            except DataError as exc:
+                raise DataError(f"{exc}; replace it with a good copy (--data-dir DIR or "
+                                f"DISTBENCH_DATA), or download {mirrors[0]}{remote.name}") from None
+        train_x, train_y, test_x, test_y = arrays
         for x, y, split in ((train_x, train_y, "train"), (test_x, test_y, "test")):
             if len(x) != len(y):
                 raise DataError(f"{subdir}: {len(x)} {split} images but {len(y)} labels")
@@ -451,6 +465,11 @@ def _load_synthetic(cfg: DataConfig) -> Dataset:
         source=f"synthetic {shape} x {k} classes",
     )
 
+
+# Which dataset an official file belongs to, by its md5 (the two share file names).
+OFFICIAL_IDX_MD5 = {f.md5: "mnist" for f in MNIST_FILES} | {
+    f.md5: "fashion-mnist" for f in FASHION_FILES
+}
 
 MNIST_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",

@@ -31,14 +31,19 @@ def read_hostfile(path: str, nodes: int) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"hostfile {path} not found")
-    hosts = [
-        ln.split("#")[0].strip().split(":")[0].split()[0]
-        for ln in p.read_text().splitlines()
-        if ln.split("#")[0].strip()
-    ]
+    lines = [ln.split("#")[0] for ln in p.read_text().splitlines()]
+    hosts = [_host(ln) for ln in lines if ln.strip()]
     if len(hosts) < nodes:
         raise UsageError(f"--nodes {nodes} but hostfile {path} lists {len(hosts)} host(s)")
     return hosts[:nodes]
+
+
+def _host(line: str) -> str:
+    """The host of a hostfile line: `host`, `host:4` (MPICH), `host slots=4` (Open MPI), or an
+    IPv6 address such as `::1`, whose colons are not a count."""
+    token = line.split()[0]
+    name, sep, count = token.rpartition(":")
+    return name if sep and count.isdigit() and ":" not in name else token
 
 
 def is_local(host: str) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from distbench.cluster import expand_slurm_nodelist
-from distbench.errors import DistbenchError, UsageError
+from distbench.errors import DistbenchError, UsageError, unknown_name
 from distbench.launch.scripts import TORCHRUN_STRATEGIES, has_flag, quote, worker_args
 
 TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
@@ -49,6 +49,10 @@ class SlurmJob:
     python: str = "python3"
 
     def validate(self, known_partitions: Sequence[str] | None = None) -> None:
+        from distbench.strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise unknown_name("strategy", self.strategy, list(STRATEGIES))
         if self.nodes < 1:
             raise UsageError(f"--nodes must be >= 1, got {self.nodes}")
         if self.tasks_per_node < 1:
@@ -117,7 +121,10 @@ def launch_line(job: SlurmJob, run_args: list[str]) -> str:
     worker = quote(worker_args(s, run_args))
     if s in TORCHRUN_STRATEGIES:
         return (
-            f"srun --nodes={job.nodes} --ntasks={job.nodes} --ntasks-per-node=1 {py} "
+            # One task per node stands for the node's K workers: it needs all their CPUs, or
+            # CPU binding (task/affinity, task/cgroup) would put every worker on one.
+            f"srun --nodes={job.nodes} --ntasks={job.nodes} --ntasks-per-node=1 "
+            f"--cpus-per-task={k * (job.cpus_per_task or 1)} {py} "
             "-m torch.distributed.run "
             f"--nnodes={job.nodes} --nproc-per-node={k} --rdzv-backend=c10d "
             f'--rdzv-endpoint="$head_node:{job.rdzv_port}" --rdzv-id="$SLURM_JOB_ID" ' + worker

@@ -1,3 +1,11 @@
 """Named model architectures, defined once per framework with the same layers."""
 
 MODEL_NAMES = ("mlp-128", "mlp-512", "mlp-25", "cnn", "mobilenet_v2")
+
+# The MLPs, for both frameworks: hidden widths between the flattened input and the classes, and
+# the dropout after each hidden layer. One table, so the PyTorch and Keras rows cannot drift.
+MLP_LAYOUTS: dict[str, tuple[tuple[int, ...], float]] = {
+    "mlp-128": ((128,), 0.2),
+    "mlp-512": ((512, 256, 128), 0.2),
+    "mlp-25": ((25, 15), 0.0),
+}

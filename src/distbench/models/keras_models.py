@@ -23,7 +23,7 @@ from typing import Any
 
 from distbench.config import ModelConfig
 from distbench.errors import DistbenchError, unknown_name
-from distbench.models import MODEL_NAMES
+from distbench.models import MLP_LAYOUTS, MODEL_NAMES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -93,10 +93,12 @@ def mobilenet_v2(x: Any, channels: int, classes: int, pretrained: bool) -> Any:
                         bias_initializer="zeros")(y)
 
 
+def _mlp_builder(hidden: tuple[int, ...], dropout: float) -> Callable[..., Any]:
+    return lambda x, c, s, k, p: mlp(x, [c * s * s, *hidden, k], dropout=dropout)
+
+
 BUILDERS: dict[str, Callable[[Any, int, int, int, bool], Any]] = {
-    "mlp-128": lambda x, c, s, k, p: mlp(x, [c * s * s, 128, k], dropout=0.2),
-    "mlp-512": lambda x, c, s, k, p: mlp(x, [c * s * s, 512, 256, 128, k], dropout=0.2),
-    "mlp-25": lambda x, c, s, k, p: mlp(x, [c * s * s, 25, 15, k], dropout=0.0),
+    **{name: _mlp_builder(*layout) for name, layout in MLP_LAYOUTS.items()},
     "cnn": lambda x, c, s, k, p: cnn(x, c, s, k),
     "mobilenet_v2": lambda x, c, s, k, p: mobilenet_v2(x, c, k, p),
 }

@@ -18,7 +18,7 @@ from torch import nn
 
 from distbench.config import ModelConfig
 from distbench.errors import DistbenchError, unknown_name
-from distbench.models import MODEL_NAMES
+from distbench.models import MLP_LAYOUTS, MODEL_NAMES
 
 MOBILENET_V2_IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
 
@@ -147,10 +147,12 @@ class MobileNetV2(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
+def _mlp_builder(hidden: tuple[int, ...], dropout: float) -> Callable[[int, int, int], nn.Module]:
+    return lambda c, s, k: mlp([c * s * s, *hidden, k], dropout=dropout)
+
+
 BUILDERS: dict[str, Callable[[int, int, int], nn.Module]] = {
-    "mlp-128": lambda c, s, k: mlp([c * s * s, 128, k], dropout=0.2),
-    "mlp-512": lambda c, s, k: mlp([c * s * s, 512, 256, 128, k], dropout=0.2),
-    "mlp-25": lambda c, s, k: mlp([c * s * s, 25, 15, k], dropout=0.0),
+    **{name: _mlp_builder(*layout) for name, layout in MLP_LAYOUTS.items()},
     "cnn": cnn,
     "mobilenet_v2": lambda c, s, k: MobileNetV2(c, k),
 }

@@ -29,7 +29,8 @@ class Report:
 
 
 def read_metas(dirs: list[str | Path]) -> list[dict[str, Any]]:
-    """The compare.json of each directory that has one (the commands that made the records)."""
+    """The compare.json of each directory that has one (the commands that made the records), in
+    an order of their own, so that `report A B` and `report B A` write the same page."""
     metas = []
     for d in dirs:
         path = Path(d) / COMPARE_FILE
@@ -38,7 +39,7 @@ def read_metas(dirs: list[str | Path]) -> list[dict[str, Any]]:
                 metas.append(json.loads(path.read_text()))
             except json.JSONDecodeError:
                 continue
-    return metas
+    return sorted(metas, key=lambda m: json.dumps(m, sort_keys=True, default=str))
 
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:

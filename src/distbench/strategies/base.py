@@ -14,40 +14,20 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from distbench.cluster import ClusterEnv
-from distbench.config import RunConfig
 from distbench.errors import DistbenchError
+from distbench.strategies.role import WorkerRole
 from distbench.timing import clock
 
 
-class Strategy:
+class Strategy(WorkerRole):
     name: ClassVar[str] = "single"
     framework: ClassVar[str] = "pytorch"
-    # How the local launcher starts workers: "one-process" (one worker process, whatever
-    # --workers says: the baselines, and TF replicas inside one process), "spawn" (N processes,
-    # torchrun-style env), "tf-config" (spawn, plus a TF_CONFIG per worker) or "mpiexec". The
-    # baselines are started as worker processes too, so every row is timed in a fresh process
-    # with the same environment, thread settings and --timeout.
-    launcher: ClassVar[str] = "one-process"
     # How comm_s is obtained; stored in the record so readers know what the number means.
     comm_method: ClassVar[str] = "none: one process"
     # Synchronous strategies must match `single` weight for weight (the parity tests).
     synchronous: ClassVar[bool] = True
     # One worker by definition (the baselines): --workers other than 1 is a usage error.
     single_worker: ClassVar[bool] = True
-
-    def __init__(self, cfg: RunConfig, env: ClusterEnv) -> None:
-        self.cfg = cfg
-        self.env = env
-        self.comm_s = 0.0  # time inside this strategy's own collectives, timed steps only
-
-    @property
-    def rank(self) -> int:
-        return self.env.rank
-
-    @property
-    def world(self) -> int:
-        return self.env.world_size
 
     @property
     def backend(self) -> str | None:
@@ -82,10 +62,6 @@ class Strategy:
 
         return Trainer(self.cfg, self, data)
 
-    def reset(self) -> None:
-        """Forget warm-up: counters and communication time start from zero."""
-        self.comm_s = 0.0
-
     # ---- training hooks, called by the loop
     def sync_gradients(self, model: nn.Module) -> None:
         """After backward, before the optimizer step."""
@@ -104,17 +80,6 @@ class Strategy:
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
         """A context in which a step skips synchronisation (calibration of comm time)."""
         return contextlib.nullcontext()
-
-    # ---- collectives on small host values, for metrics and timings
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return list(values)
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        """Every rank's picklable `obj`, in rank order (small objects only)."""
-        return [obj]
-
-    def barrier(self) -> None:
-        pass
 
     @contextlib.contextmanager
     def timed_comm(self) -> Iterator[None]:

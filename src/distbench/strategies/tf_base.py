@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from distbench.cluster import ClusterEnv
 from distbench.config import RunConfig
 from distbench.errors import DistbenchError
+from distbench.strategies.role import WorkerRole
 
 REPLICA_CALIBRATION = (
     "replica-calibration: (median step time with all replicas - median step time of one replica "
@@ -73,12 +74,11 @@ def configure_runtime(intra: int, inter: int, logical_cpus: int = 1, gpus: int =
     return tf
 
 
-class TFStrategy:
+class TFStrategy(WorkerRole):
     """Base of the TF rows; one process, one replica unless a subclass says otherwise."""
 
     name: ClassVar[str] = "tf-single"
     framework: ClassVar[str] = "tensorflow"
-    launcher: ClassVar[str] = "one-process"
     comm_method: ClassVar[str] = REPLICA_CALIBRATION
     synchronous: ClassVar[bool] = True
     # One worker by definition (tf-single): the launcher refuses other --workers values.
@@ -90,19 +90,9 @@ class TFStrategy:
     reduce_loss_every_step: ClassVar[bool] = True
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv) -> None:
-        self.cfg = cfg
-        self.env = env
-        self.comm_s = 0.0
+        super().__init__(cfg, env)
         self.tf_strategy: Any = None  # the tf.distribute.Strategy, set by setup()
         self.cross_device: str | None = None
-
-    @property
-    def rank(self) -> int:
-        return self.env.rank
-
-    @property
-    def world(self) -> int:
-        return self.env.world_size
 
     @property
     def backend(self) -> str | None:
@@ -140,15 +130,3 @@ class TFStrategy:
 
         return KerasTrainer(self.cfg, self, data)
 
-    def reset(self) -> None:
-        self.comm_s = 0.0
-
-    # ---- collectives on small host values (one process: identity)
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return list(values)
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        return [obj]
-
-    def barrier(self) -> None:
-        pass
