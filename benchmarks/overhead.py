@@ -1,10 +1,12 @@
 """What the harness costs: `single` against a minimal hand-written PyTorch loop.
 
-Command: DISTBENCH_DATA=../shared/data python benchmarks/overhead.py [--repeats 3]
+Command: DISTBENCH_DATA=../shared/data python benchmarks/overhead.py [--repeats 7]
 
 Workload: mlp-128 on Fashion-MNIST, Adam, all cores, one epoch, at batch 32 and 128. Both loops
 use the same model object layout, data tensors, sample order, optimizer and threads; they run
-interleaved (minimal, distbench, minimal, ...) in this one process and the medians are compared.
+interleaved in this one process (which goes first alternates between repeats) and the medians
+are compared; the per-step split into forward+backward and the Adam update says what the step is
+made of.
 Prints, per batch size:
   overhead_ratio=<distbench epoch / minimal epoch>      (target <= 1.05)
   keras_ratio=<distbench epoch / Keras model.fit epoch> (where TensorFlow is installed; the
@@ -66,6 +68,9 @@ def distbench_epoch(data, batch: int, seed: int, compile: bool = False) -> float
         return Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data).run()["train_s"]
 
 
+KERAS_REPEATS = 3  # each is a whole tf-single process: a few are enough for a coarse ratio
+
+
 def keras_epoch(batch: int, seed: int) -> float | None:
     """One `model.fit` epoch of the Keras mlp-128 as `tf-single` runs it: its own process (so
     TensorFlow's thread pools never share this one with torch), all cores, the same sample
@@ -81,6 +86,26 @@ def keras_epoch(batch: int, seed: int) -> float | None:
         if proc.returncode:
             raise SystemExit(f"tf-single failed: {proc.stderr.strip()}")
         return load_records(out)[-1]["train_s"]
+
+
+def step_breakdown(data, batch: int, steps: int = 400) -> tuple[float, float]:
+    """Median seconds of forward+backward and of the Adam update, in the minimal loop: what the
+    step is made of, so the distance to the compute-bound limit can be read, not guessed."""
+    model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std, 0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x_all, y_all = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
+    fb, update = [], []
+    for k in range(steps):
+        idx = torch.arange(k * batch, (k + 1) * batch) % len(y_all)
+        start = clock()
+        loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        mid = clock()
+        opt.step()
+        fb.append(mid - start)
+        update.append(clock() - mid)
+    return median(fb[steps // 4 :]), median(update[steps // 4 :])
 
 
 def matmul_flops() -> float:
@@ -104,7 +129,7 @@ def training_flops_per_sample(model: nn.Module) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(usable_cores())
@@ -119,17 +144,27 @@ def main() -> None:
     for batch in (32, 128):
         minimal, ours = [], []
         for r in range(args.repeats):
-            minimal.append(minimal_epoch(data, batch, seed=r))
-            ours.append(distbench_epoch(data, batch, seed=r))
+            # Alternate which loop goes first, so an order effect cannot favour either.
+            for loop in ("minimal", "distbench") if r % 2 == 0 else ("distbench", "minimal"):
+                if loop == "minimal":
+                    minimal.append(minimal_epoch(data, batch, seed=r))
+                else:
+                    ours.append(distbench_epoch(data, batch, seed=r))
         m, d = median(minimal), median(ours)
-        print(f"\nbatch {batch}: minimal {m:.3f} s, distbench {d:.3f} s per epoch "
-              f"(medians of {args.repeats})")
-        print(f"  overhead_ratio={d / m:.3f}  (target <= 1.05)")
-        fits = [keras_epoch(batch, seed=r) for r in range(args.repeats)]
+        print(f"\nbatch {batch}: minimal {m:.3f} s [{min(minimal):.3f}–{max(minimal):.3f}], "
+              f"distbench {d:.3f} s [{min(ours):.3f}–{max(ours):.3f}] per epoch "
+              f"(median [range] of {args.repeats})")
+        print(f"  overhead_ratio={d / m:.3f}  (target <= 1.05; fastest run against fastest run: "
+              f"{min(ours) / min(minimal):.3f})")
+        breakdown = step_breakdown(data, batch)
+        print(f"  per step: forward+backward {breakdown[0] * 1e3:.3f} ms, Adam update "
+              f"{breakdown[1] * 1e3:.3f} ms (compute-bound limit "
+              f"{limit / -(-len(data.train_y) // batch) * 1e3:.3f} ms)")
+        fits = [keras_epoch(batch, seed=r) for r in range(KERAS_REPEATS)]
         if None not in fits:
             keras = median(fits)
             print(f"  keras_ratio={d / keras:.3f}  (Keras model.fit epoch {keras:.3f} s, "
-                  f"tf-single in its own process, median of {args.repeats})")
+                  f"tf-single in its own process, median of {KERAS_REPEATS})")
         else:
             print("  keras_ratio: skipped (TensorFlow not installed)")
         print(f"  eager epoch = {d / limit:.1f} x compute-bound limit")

@@ -183,7 +183,8 @@ WORKER_ERRORS = {
     "rank outside the world": (
         ["--strategy", "ddp", "--rank", "3", "--world-size", "2"], {}, "outside world size"),
     "malformed TF_CONFIG": (
-        ["--strategy", "tf-multiworker"], {"TF_CONFIG": "{not json"}, "TF_CONFIG"),
+        ["--strategy", "ddp"], {"TF_CONFIG": "{not json"}, "TF_CONFIG"),
+    "baseline with more workers": (["--strategy", "single", "--workers", "2"], {}, "--workers 1"),
     "missing --config file": (["--config", "/nonexistent/config.json"], {}, "--config"),
 }
 

@@ -157,3 +157,31 @@ def test_worker_error_is_reported_with_its_rank(tmp_path):
     assert "Traceback" not in proc.stderr
     (record,) = load_records(tmp_path)
     assert record["status"] == "failed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_run_stops_its_workers(tmp_path, sig):
+    """`kill`, `timeout` or a closed terminal stop the workers too (they run in sessions of their
+    own); SIGTERM also records the run as interrupted. Even SIGKILL, which the parent cannot
+    handle, leaves no worker training on with nobody watching it."""
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distbench", "run", "--strategy", "single", *LONG,
+         "--out", str(tmp_path)],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        rank_pid(marker, 0, time.monotonic() + 60)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker) == {}, "a worker outlived its run"
+    if sig == signal.SIGTERM:
+        (record,) = load_records(tmp_path)
+        assert record["status"] == "failed" and "interrupted" in record["error"]

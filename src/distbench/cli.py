@@ -237,7 +237,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         master_addr=args.master_addr,
         master_port=args.master_port,
     )
-    if get_strategy(cfg.strategy).launcher == "one-process":
+    strategy = get_strategy(cfg.strategy)
+    if strategy.launcher == "one-process":
+        if strategy.single_worker and cfg.workers != 1:
+            raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use "
+                             "--workers 1")
         if env.world_size != 1:
             raise UsageError(
                 f"strategy {cfg.strategy} runs in one process, but this worker is rank "

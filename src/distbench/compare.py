@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from distbench.best_model import describe as describe_best
 from distbench.best_model import keep_best
 from distbench.config import RunConfig
 from distbench.errors import UsageError, unknown_name
+from distbench.interrupts import stop_on_termination
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import (
     FRAMEWORK_BASELINES,
@@ -428,21 +429,6 @@ class StudyProgress:
 
 
 # --------------------------------------------------------------------------- the study
-
-
-@contextlib.contextmanager
-def stop_on_termination() -> Iterator[None]:
-    """SIGTERM and SIGHUP act like Ctrl-C: each run lives in its own session, so without this a
-    killed compare would leave its current run (and that run's workers) behind."""
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def save_meta(out: Path, plan: Plan, meta: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from distbench.config import RunConfig
 from distbench.errors import DistbenchError, UsageError
 from distbench.fingerprint import usable_cores
+from distbench.interrupts import die_with_parent, stop_on_termination
 from distbench.results import append_record, load_records, make_record, utc_now
 from distbench.strategies import get_strategy
 from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR
@@ -109,7 +110,8 @@ def launch(cfg: RunConfig) -> dict:
         raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use --workers 1")
     started_at = utc_now()
     try:
-        _launch_workers(cfg, strategy.launcher)
+        with stop_on_termination():
+            _launch_workers(cfg, strategy.launcher)
         return load_records(cfg.out or ".")[-1]
     except KeyboardInterrupt:
         _record_failure(cfg, "interrupted by the user", started_at)
@@ -142,31 +144,35 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
             "MASTER_PORT": str(free_port()),
             "OMP_NUM_THREADS": str(threads),
         }
-        if how == "mpiexec":
-            log = tmp / "mpiexec.log"
-            cmd = [mpiexec_path(), "-n", str(cfg.workers), *worker_cmd]
-            workers = [Worker(None, start_process(cmd, env, log, show_stdout=False), log)]
-        else:
-            workers = []
-            tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
-            for rank in range(processes):
-                rank_env = {
-                    **env,
-                    "RANK": str(rank),
-                    "WORLD_SIZE": str(processes),
-                    "LOCAL_RANK": str(rank),
-                }
-                if how == "tf-config":
-                    rank_env["TF_CONFIG"] = json.dumps(
-                        {"cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}}
-                    )
-                log = tmp / f"rank{rank}.log"
-                workers.append(
-                    Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log)
-                )
+        workers: list[Worker] = []
+        try:
+            _start_workers(workers, how, processes, worker_cmd, env, tmp, cfg.workers)
+        except BaseException:  # a failure or Ctrl-C while starting: stop those already started
+            _stop(workers)
+            raise
         supervise(workers, cfg.timeout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _start_workers(workers: list[Worker], how: str, processes: int, worker_cmd: list[str],
+                   env: dict[str, str], tmp: Path, mpi_ranks: int) -> None:
+    """Start the worker processes, appending each to `workers` as soon as it runs."""
+    if how == "mpiexec":
+        log = tmp / "mpiexec.log"
+        cmd = [mpiexec_path(), "-n", str(mpi_ranks), *worker_cmd]
+        workers.append(Worker(None, start_process(cmd, env, log, show_stdout=False), log))
+        return
+    tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    for rank in range(processes):
+        rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(processes),
+                    "LOCAL_RANK": str(rank)}
+        if how == "tf-config":
+            rank_env["TF_CONFIG"] = json.dumps(
+                {"cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}}
+            )
+        log = tmp / f"rank{rank}.log"
+        workers.append(Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log))
 
 
 def start_process(
@@ -180,6 +186,7 @@ def start_process(
             stdout=None if show_stdout else fh,
             stderr=fh,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
 

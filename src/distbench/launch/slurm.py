@@ -129,16 +129,19 @@ def launch_line(job: SlurmJob, run_args: list[str]) -> str:
             f"--nnodes={job.nodes} --nproc-per-node={k} --rdzv-backend=c10d "
             f'--rdzv-endpoint="$head_node:{job.rdzv_port}" --rdzv-id="$SLURM_JOB_ID" ' + worker
         )
+    # srun does not inherit #SBATCH --cpus-per-task (Slurm >= 22.05): say it on every step.
+    cpus = f" --cpus-per-task={job.cpus_per_task}" if job.cpus_per_task else ""
     if s == "mpi" and job.mpi_launcher == "mpiexec":
         return f'mpiexec -n "$SLURM_NTASKS" -ppn {k} {py} {worker}'
     if s == "mpi":
-        return f"srun --mpi=pmix {py} {worker}"
+        return f"srun --mpi=pmix{cpus} {py} {worker}"
     if s == "tf-multiworker":
         tf_config = f"{py} -m distbench launch tf-config --tasks-per-node {k}"
         # The output flag comes last on the line, so the inner command takes "$@".
         inner = f'export TF_CONFIG=$({tf_config}); exec {py} {worker} "$@"'
-        return f"srun bash -c {quote([inner])} _"
-    return f"srun --ntasks=1 {py} {quote(['-m', 'distbench', 'run', '--strategy', s, *run_args])}"
+        return f"srun{cpus} bash -c {quote([inner])} _"
+    run = quote(["-m", "distbench", "run", "--strategy", s, *run_args])
+    return f"srun --ntasks=1{cpus} {py} {run}"
 
 
 def tf_config_from_slurm(env: Mapping[str, str], tasks_per_node: int) -> str:

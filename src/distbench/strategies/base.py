@@ -75,7 +75,7 @@ class Strategy(WorkerRole):
     def average_running_stats(self, tensors: list[torch.Tensor]) -> None:
         """At every epoch end: average BatchNorm running statistics across ranks, so that
         evaluation and the checkpoint see one model. Within an epoch each rank keeps its own, the
-        same rule for every strategy (DDP included, built with broadcast_buffers=False)."""
+        same rule for every strategy (DDP included, which syncs buffers only at construction)."""
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
         """A context in which a step skips synchronisation (calibration of comm time)."""

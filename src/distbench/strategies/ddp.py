@@ -11,11 +11,21 @@ communication share comes from calibration steps: forward+backward with and with
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from distbench.strategies.torch_dist import TorchDistStrategy
+
+# Buffers are broadcast once, at construction, but not before every forward: the other strategies
+# pay no buffer broadcast per step, and running statistics are averaged at epoch end for all of
+# them alike. torch 2.13 renamed the switch (`broadcast_buffers` is deprecated there).
+NO_FORWARD_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
 
 
 class DDPStrategy(TorchDistStrategy):
@@ -29,9 +39,7 @@ class DDPStrategy(TorchDistStrategy):
             device_ids=[self.env.local_rank] if self.cfg.device == "cuda" else None,
             bucket_cap_mb=self.cfg.bucket_mb,
             gradient_as_bucket_view=True,
-            # Not every forward: the other strategies pay no buffer broadcast per step, and
-            # running statistics are averaged at epoch end for all of them alike.
-            broadcast_buffers=False,
+            **NO_FORWARD_BUFFER_SYNC,
         )
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
