@@ -50,6 +50,9 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
         if not env.is_chief:
+            # Leave together with rank 0 (after it has written), not while it still uses the
+            # process group: a rank tearing down early can abort in gloo's exit path.
+            strategy.barrier()
             return None
         measured.update(
             startup_s=max(v[0] for v in timings), data_s=max(v[1] for v in timings),
@@ -60,6 +63,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         if cfg.save_model:
             record["checkpoint"] = str(trainer.save_checkpoint(record))
         append_record(cfg.out or ".", record)
+        strategy.barrier()
         return record
     finally:
         strategy.teardown()
