@@ -49,20 +49,19 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         trainer = strategy.make_trainer(data)
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
-        if not env.is_chief:
-            # Leave together with rank 0 (after it has written), not while it still uses the
-            # process group: a rank tearing down early can abort in gloo's exit path.
-            strategy.barrier()
-            return None
-        measured.update(
-            startup_s=max(v[0] for v in timings), data_s=max(v[1] for v in timings),
-            backend=strategy.backend, cluster_source=env.source, data_note=data.note,
-            data_source=data.source,
-        )
-        record = make_record(cfg, measured=measured, started_at=started_at)
-        if cfg.save_model:
-            record["checkpoint"] = str(trainer.save_checkpoint(record))
-        append_record(cfg.out or ".", record)
+        record = None
+        if env.is_chief:
+            measured.update(
+                startup_s=max(v[0] for v in timings), data_s=max(v[1] for v in timings),
+                backend=strategy.backend, cluster_source=env.source, data_note=data.note,
+                data_source=data.source,
+            )
+            record = make_record(cfg, measured=measured, started_at=started_at)
+            if cfg.save_model:
+                record["checkpoint"] = str(trainer.save_checkpoint(record))
+            append_record(cfg.out or ".", record)
+        # Leave together, after rank 0 has written, not while it still uses the process group:
+        # a rank tearing down early can abort in gloo's exit path.
         strategy.barrier()
         return record
     finally:

@@ -305,8 +305,10 @@ def _idx_loader(subdir: str, files: list[RemoteFile], mirrors: list[str], classe
         paths = resolve_files(subdir, files, cfg.data_dir, mirrors)
         for path in paths:
             # MNIST and Fashion-MNIST share file names: a flat folder of the other's files
-            # parses fine and would silently train on the wrong data.
-            owner = OFFICIAL_IDX_MD5.get(md5sum(path)) if path.suffix == ".gz" else None
+            # parses fine and would silently train on the wrong data. In <root>/<subdir>/ (the
+            # cache included, md5-checked already) the folder says which dataset it is.
+            flat = path.parent.name != subdir
+            owner = OFFICIAL_IDX_MD5.get(md5sum(path)) if flat and path.suffix == ".gz" else None
             if owner and owner != subdir:
                 raise DataError(
                     f"{path} is {owner}'s official {path.name}, not {subdir}'s; pass --data-dir "

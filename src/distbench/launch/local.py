@@ -146,7 +146,7 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         }
         workers: list[Worker] = []
         try:
-            _start_workers(workers, how, processes, worker_cmd, env, tmp, cfg.workers)
+            _start_workers(workers, how, processes, worker_cmd, env, tmp)
         except BaseException:  # a failure or Ctrl-C while starting: stop those already started
             _stop(workers)
             raise
@@ -156,11 +156,11 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
 
 
 def _start_workers(workers: list[Worker], how: str, processes: int, worker_cmd: list[str],
-                   env: dict[str, str], tmp: Path, mpi_ranks: int) -> None:
+                   env: dict[str, str], tmp: Path) -> None:
     """Start the worker processes, appending each to `workers` as soon as it runs."""
     if how == "mpiexec":
         log = tmp / "mpiexec.log"
-        cmd = [mpiexec_path(), "-n", str(mpi_ranks), *worker_cmd]
+        cmd = [mpiexec_path(), "-n", str(processes), *worker_cmd]
         workers.append(Worker(None, start_process(cmd, env, log, show_stdout=False), log))
         return
     tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
