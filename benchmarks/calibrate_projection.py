@@ -35,11 +35,11 @@ import sys
 import time
 from pathlib import Path
 
-from distbench.bench_comm import BenchSpec, print_bench_table, run_bench_comm
-from distbench.cost_model import format_bytes, parse_sizes, ring_allreduce_s, step_times
-from distbench.project import links_from_bench_comm, overlaps, workloads_from_records
-from distbench.results import load_records
-from distbench.timing import median
+from distbench.comm.bench_comm import BenchSpec, print_bench_table, run_bench_comm
+from distbench.comm.cost_model import format_bytes, parse_sizes, ring_allreduce_s, step_times
+from distbench.comm.project import links_from_bench_comm, overlaps, workloads_from_records
+from distbench.results.records import load_records
+from distbench.system.timing import median
 
 MODELS = ("mlp-128", "cnn")
 COMMON = ["--epochs", "1", "--threads-per-worker", "1", "--no-progress"]

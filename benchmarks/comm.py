@@ -24,12 +24,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from distbench.cluster import detect
-from distbench.config import ModelConfig, RunConfig
+from distbench.core.config import ModelConfig, RunConfig
 from distbench.launch.local import free_port, mpiexec_path
 from distbench.models.torch_models import build_model
 from distbench.strategies import get_strategy
-from distbench.timing import clock, median
+from distbench.system.cluster import detect
+from distbench.system.timing import clock, median
 
 
 def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int,

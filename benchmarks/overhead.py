@@ -30,15 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distbench.cluster import ClusterEnv
-from distbench.config import DataConfig, ModelConfig, RunConfig
+from distbench.core.config import DataConfig, ModelConfig, RunConfig
 from distbench.data import load_dataset
-from distbench.fingerprint import usable_cores
 from distbench.models.torch_models import build_model
-from distbench.results import load_records
+from distbench.results.records import load_records
 from distbench.strategies.single import SingleStrategy
-from distbench.timing import clock, median
-from distbench.train import Trainer
+from distbench.system.cluster import ClusterEnv
+from distbench.system.fingerprint import usable_cores
+from distbench.system.timing import clock, median
+from distbench.training.torch_trainer import Trainer
 
 
 def minimal_epoch(data, batch: int, seed: int) -> float:

@@ -20,8 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from distbench.results import load_records
-from distbench.timing import median
+from distbench.results.records import load_records
+from distbench.system.timing import median
 
 STRATEGIES = [
     ("ddp", []), ("mpi", []), ("custom", []),

@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from distbench.results import load_records
+from distbench.results.records import load_records
 from distbench.strategies import STRATEGIES, missing_framework
-from distbench.timing import median
+from distbench.system.timing import median
 
 PAIRS = [("tf-single", "single", 1), ("tf-mirrored", "ddp", 2), ("tf-custom", "custom", 2),
          ("tf-multiworker", "ddp", 2)]

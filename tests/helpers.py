@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from distbench.results import load_records
+from distbench.results.records import load_records
 
 TINY = ["--dataset", "synthetic", "--synthetic-samples", "64", "--model", "mlp-25",
         "--batch-size", "16", "--epochs", "2", "--warmup-steps", "2", "--no-progress"]

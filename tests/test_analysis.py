@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from distbench.report.analysis import INTERRUPTED, analyse, load_dirs
-from distbench.results import append_record
+from distbench.results.records import append_record
 
 from records import rec, study_records
 
@@ -149,7 +149,7 @@ def test_merging_directories_pools_repeats_and_drops_duplicates(tmp_path):
 
 
 def test_load_dirs_rejects_a_folder_without_records(tmp_path):
-    from distbench.errors import UsageError
+    from distbench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="no runs.jsonl"):
         load_dirs([tmp_path])

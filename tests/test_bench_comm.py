@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from distbench.bench_comm import summarize, unavailable
-from distbench.cli import main
+from distbench.cli.main import main
+from distbench.comm.bench_comm import summarize, unavailable
 
 from helpers import run_cli
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from distbench import compare
-from distbench.best_model import BEST_DIR, keep_best, kept
-from distbench.cli import build_parser, main
-from distbench.compare import CellRunner, Slot
-from distbench.results import make_record
+from distbench.study import compare
+from distbench.cli.main import build_parser, main
+from distbench.results.records import make_record
+from distbench.study.best_model import BEST_DIR, keep_best, kept
+from distbench.study.compare import CellRunner, Slot
 
 TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model", "mlp-25",
         "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]
@@ -27,7 +27,7 @@ ACCURACY = {("single", 1): 0.80, ("ddp", 1): 0.85, ("ddp", 2): 0.93}
 FAKE_RUN = """
 import json, sys
 from pathlib import Path
-from distbench.results import append_record
+from distbench.results.records import append_record
 out, record = Path(sys.argv[1]), json.loads(sys.argv[2])
 (out / "model.safetensors").write_text(record["run_id"])
 (out / "model.json").write_text(json.dumps({"run_id": record["run_id"],

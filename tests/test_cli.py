@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_results import ENV_KEYS
 
-from distbench.cli import main
+from distbench.cli.main import main
 from distbench.data.datasets import MNIST_MIRRORS
 
 from fake_data import idx_arrays, write_cifar, write_idx_set
@@ -152,8 +152,8 @@ def test_version() -> None:
 def test_optional_frameworks_are_not_imported() -> None:
     """`import distbench` and building the CLI must work without TensorFlow or mpi4py."""
     code = (
-        "import sys, distbench, distbench.cli, distbench.config, distbench.data\n"
-        "distbench.cli.build_parser()\n"
+        "import sys, distbench, distbench.cli.main, distbench.core.config, distbench.data\n"
+        "distbench.cli.main.build_parser()\n"
         "bad = sorted(m for m in ('tensorflow', 'mpi4py', 'keras') if m in sys.modules)\n"
         "print(','.join(bad))\n"
     )
@@ -167,7 +167,7 @@ def test_usage_errors_are_caught_before_torch_is_imported() -> None:
     """Bad input is rejected before the launcher's heavy imports, so the answer is immediate."""
     code = (
         "import sys\n"
-        "from distbench.cli import main\n"
+        "from distbench.cli.main import main\n"
         "rc = main(['run', '--lr', '-1'])\n"
         "print(rc, 'torch' in sys.modules)\n"
     )

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from distbench.cluster import detect, first_slurm_host
-from distbench.errors import UsageError
+from distbench.core.errors import UsageError
+from distbench.system.cluster import detect, first_slurm_host
 
 
 @pytest.mark.parametrize("env,expected", [

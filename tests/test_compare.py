@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from distbench import compare
-from distbench.cli import build_parser, main
-from distbench.compare import Cell, CellRunner, Plan, Slot, pending_slots, with_baselines
+from distbench.study import compare
+from distbench.cli.main import build_parser, main
 from distbench.report.analysis import INTERRUPTED, is_complete
-from distbench.results import append_record, load_records, make_record
+from distbench.results.records import append_record, load_records, make_record
+from distbench.study.compare import Cell, CellRunner, Plan, Slot, pending_slots, with_baselines
 
-APPEND = ("import json, sys; from distbench.results import append_record; "
+APPEND = ("import json, sys; from distbench.results.records import append_record; "
           "append_record(sys.argv[1], json.loads(sys.argv[2]))")
 TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model", "mlp-25",
         "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distbench.cli import main
-from distbench.cost_model import (
+from distbench.cli.main import main
+from distbench.comm.cost_model import (
     Link,
     bus_bandwidth,
     fit_link,
@@ -20,8 +20,7 @@ from distbench.cost_model import (
     ring_allreduce_s,
     step_times,
 )
-from distbench.errors import UsageError
-from distbench.project import (
+from distbench.comm.project import (
     Workload,
     grad_bytes_of,
     links_from_bench_comm,
@@ -29,7 +28,8 @@ from distbench.project import (
     project,
     workloads_from_records,
 )
-from distbench.results import append_record
+from distbench.core.errors import UsageError
+from distbench.results.records import append_record
 
 # --------------------------------------------------------------------------- units
 
@@ -237,7 +237,7 @@ def test_project_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str
 
 
 def test_fit_uses_the_mean_latency() -> None:
-    from distbench.project import expected_latency
+    from distbench.comm.project import expected_latency
 
     assert expected_latency({"latency_mean_s": 2.0, "latency_median_s": 1.0}) == 2.0
     assert expected_latency({"times_s": [1.0, 1.0, 4.0], "latency_median_s": 1.0}) == 2.0

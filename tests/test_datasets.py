@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distbench.config import DataConfig
+from distbench.core.config import DataConfig
+from distbench.core.errors import UsageError
 from distbench.data import DATASETS, DataError, load_dataset
 from distbench.data import datasets as ds
-from distbench.errors import UsageError
 
 from fake_data import (
     IDX_NAMES,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from distbench.launch.local import free_port
-from distbench.results import load_records
+from distbench.results.records import load_records
 
 from helpers import TINY
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from distbench.results import load_records
+from distbench.results.records import load_records
 
 LONG = [
     "--dataset",

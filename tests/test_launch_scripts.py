@@ -15,7 +15,7 @@ import pytest
 
 from distbench.launch.compose import ComposeJob, compose_yaml, write_compose
 from distbench.launch.slurm import SlurmJob, sbatch_script, tf_config_from_slurm
-from distbench.results import load_records
+from distbench.results.records import load_records
 
 from helpers import run_cli
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distbench.config import ModelConfig
-from distbench.errors import DistbenchError, UsageError
+from distbench.core.config import ModelConfig
+from distbench.core.errors import DistbenchError, UsageError
 from distbench.models import MODEL_NAMES
 from distbench.models import torch_models as tm
 

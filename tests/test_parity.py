@@ -70,7 +70,7 @@ def test_batchnorm_statistics_are_one_model_after_training(tmp_path, strategy):
     then be exactly that of the saved model scoring the whole test set."""
     import torch.nn.functional as F
 
-    from distbench.config import DataConfig, ModelConfig
+    from distbench.core.config import DataConfig, ModelConfig
     from distbench.data import load_dataset
     from distbench.models.torch_models import build_model
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from distbench.predict import (
+from distbench.serving.predict import (
     CheckpointError,
     ImageError,
     image_to_input,
@@ -214,7 +214,7 @@ def test_keras_checkpoint_loads_and_is_checked(tmp_path: Path) -> None:
     """The TensorFlow strategies' checkpoint: model.keras plus the same sidecar (slow only for
     importing TensorFlow, which the TF strategy tests pay for anyway)."""
     pytest.importorskip("tensorflow")
-    from distbench.config import ModelConfig
+    from distbench.core.config import ModelConfig
     from distbench.models.keras_models import build_keras_model, keras
 
     meta = json.loads((trained_checkpoint() / "model.json").read_text())

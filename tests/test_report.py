@@ -10,10 +10,10 @@ import json
 import subprocess
 import sys
 
-from distbench.cli import main
+from distbench.cli.main import main
 from distbench.report import build_report
 from distbench.report.tables import HEADERS
-from distbench.results import append_record, load_records
+from distbench.results.records import append_record, load_records
 
 from records import rec, study_records
 
@@ -107,7 +107,7 @@ def test_report_of_a_folder_without_records_is_a_usage_error(tmp_path, capsys):
 def test_cli_and_planning_do_not_import_heavy_frameworks():
     code = (
         "import sys\n"
-        "import distbench, distbench.cli, distbench.compare, distbench.report\n"
+        "import distbench, distbench.cli.main, distbench.study.compare, distbench.report\n"
         "from distbench.report import analysis, tables, html\n"
         "distbench.cli.build_parser().parse_args(['compare'])\n"
         "heavy = {'matplotlib', 'tensorflow', 'torch', 'pandas'} & "

@@ -16,7 +16,7 @@ import pytest
 
 from distbench.report import build_report
 from distbench.report.screenshot import dom_after_load, find_chromium, screenshot
-from distbench.results import append_record
+from distbench.results.records import append_record
 
 from records import study_records
 

@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from distbench.config import RunConfig
-from distbench.results import (
+from distbench.core.config import RunConfig
+from distbench.results.records import (
     RUNS_FILE,
     SCHEMA_VERSION,
     append_record,
-    framework_of,
     load_records,
     make_record,
 )
@@ -72,8 +71,9 @@ def test_weak_scaling_global_batch() -> None:
     assert record["global_batch"] == 64 and record["scaling"] == "weak"
 
 
-def test_framework_of() -> None:
-    assert framework_of("tf-mirrored") == "tensorflow" and framework_of("ddp") == "pytorch"
+def test_record_framework_comes_from_the_registry() -> None:
+    assert make_record(RunConfig(strategy="tf-mirrored"))["framework"] == "tensorflow"
+    assert make_record(RunConfig(strategy="ddp"))["framework"] == "pytorch"
 
 
 def test_run_ids_differ() -> None:

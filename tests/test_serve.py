@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distbench.cli import build_parser
+from distbench.cli.main import build_parser
 
 from trained import copy_checkpoint, mnist_5k, write_test_images
 
@@ -181,8 +181,8 @@ def test_local_only_and_no_share_by_default(server: Server) -> None:
 def test_samples_come_from_the_test_set(tmp_path: Path) -> None:
     from PIL import Image
 
-    from distbench.predict import load_checkpoint
-    from distbench.serve import write_samples
+    from distbench.serving.predict import load_checkpoint
+    from distbench.serving.serve import write_samples
 
     from trained import trained_checkpoint
 
@@ -198,7 +198,8 @@ def test_samples_come_from_the_test_set(tmp_path: Path) -> None:
 
 def test_cli_stays_light() -> None:
     """`distbench --help` (and building the parser) imports neither Gradio nor TensorFlow."""
-    code = ("import sys, distbench.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n"
+    code = ("import sys, distbench.cli.main as c\ntry:\n    c.main(['--help'])\n"
+            "except SystemExit:\n"
             "    pass\nprint([m for m in ('gradio', 'tensorflow', 'keras', 'PIL') if m in "
             "sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 from test_failures import marked_processes
 
-from distbench.cli import main
+from distbench.cli.main import main
+from distbench.core.errors import DistbenchError
 from distbench.data import step_batches
-from distbench.errors import DistbenchError
 from distbench.launch.local import free_port
-from distbench.results import load_records
+from distbench.results.records import load_records
 from distbench.strategies import available_strategies, get_strategy, missing_framework
 
 from helpers import TINY, run_cli
@@ -64,7 +64,7 @@ def test_missing_tensorflow_is_one_line_with_the_install_hint(monkeypatch, capsy
 
 def test_tensorflow_is_imported_only_when_a_tf_row_runs():
     code = (
-        "import sys; from distbench.cli import build_parser; build_parser().format_help();"
+        "import sys; from distbench.cli.main import build_parser; build_parser().format_help();"
         "from distbench.strategies import get_strategy;"
         "[get_strategy(n) for n in ('tf-single', 'tf-mirrored', 'tf-custom', 'tf-multiworker')];"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'"

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file
 from test_results import assert_schema
 
-from distbench.cluster import ClusterEnv
-from distbench.config import DataConfig, ModelConfig, RunConfig
-from distbench.results import load_records
-from distbench.worker import run_worker
+from distbench.core.config import DataConfig, ModelConfig, RunConfig
+from distbench.results.records import load_records
+from distbench.system.cluster import ClusterEnv
+from distbench.training.worker import run_worker
 
 from helpers import run_cli
 

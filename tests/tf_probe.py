@@ -2,8 +2,8 @@
 
 Command: TF_CONFIG=... RANK=0 WORLD_SIZE=2 python tests/tf_probe.py OUT_DIR
 
-Each worker runs `distbench.worker.run_worker` as `distbench worker` does (rank 0 writes the
-record to OUT_DIR); the strategy class is only wrapped to keep a handle on the trainer, so each
+Each worker runs `distbench.training.worker.run_worker` as `distbench worker` does (rank 0 writes the
+record to OUT_DIR); `make_trainer` is only wrapped to keep a handle on the trainer, so each
 worker can save its trainable weights to OUT_DIR/rank<r>.npz. Rank 0 then also trains, from the
 same initial weights and without any distribution, the two references the test compares against:
 `one_shard.npz`, its own shard alone (what it would learn without exchanging gradients), and
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from distbench.cluster import detect
-from distbench.config import DataConfig, ModelConfig, RunConfig
+from distbench.core.config import DataConfig, ModelConfig, RunConfig
+from distbench.system.cluster import detect
 
 CFG = RunConfig(
     strategy="tf-multiworker", workers=2, threads_per_worker=1,
@@ -40,7 +40,7 @@ def reference(trainer: Any, rank: int, world: int, full: bool) -> list[np.ndarra
     """Train a fresh one-replica copy for one epoch on (rank of world)'s batches."""
     import tensorflow as tf
 
-    from distbench.tf_data import InputPipeline, nhwc
+    from distbench.training.tf_data import InputPipeline, nhwc
 
     data = trainer.data
     pipe = InputPipeline(nhwc(data.train_x), data.train_y, seed=CFG.seed, rank=rank,
@@ -54,17 +54,16 @@ def reference(trainer: Any, rank: int, world: int, full: bool) -> list[np.ndarra
 
 
 def main(out: Path) -> None:
-    from distbench import worker
-    from distbench.strategies.tf_multiworker import TFMultiWorkerStrategy
+    from distbench.training import worker
 
     kept: dict[str, Any] = {}
+    make_trainer = worker.make_trainer
 
-    class Probe(TFMultiWorkerStrategy):
-        def make_trainer(self, data: Any) -> Any:
-            kept["trainer"] = super().make_trainer(data)
-            return kept["trainer"]
+    def keep(*args: Any) -> Any:
+        kept["trainer"] = make_trainer(*args)
+        return kept["trainer"]
 
-    worker.get_strategy = lambda name: Probe  # type: ignore[assignment]
+    worker.make_trainer = keep  # type: ignore[assignment]
     env = detect()
     worker.run_worker(replace(CFG, out=str(out)), env)
     trainer = kept["trainer"]

@@ -15,10 +15,10 @@ import json
 
 import numpy as np
 
-from distbench.config import ModelConfig
+from distbench.core.config import ModelConfig
 from distbench.models.keras_models import build_keras_model
 from distbench.models.torch_models import build_model
-from distbench.tf_data import InputPipeline
+from distbench.training.tf_data import InputPipeline
 
 MODEL_CASES = [((1, 28, 28), ["mlp-128", "mlp-512", "mlp-25", "cnn", "mobilenet_v2"]),
                ((3, 32, 32), ["mlp-128", "cnn"])]

@@ -1,5 +1,5 @@
 """`python -m distbench` is the same as the `distbench` command."""
 
-from distbench.cli import main
+from distbench.cli.main import main
 
 raise SystemExit(main())

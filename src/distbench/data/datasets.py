@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distbench.config import DataConfig
-from distbench.errors import DistbenchError, unknown_name
+from distbench.core.config import DataConfig
+from distbench.core.errors import DistbenchError, unknown_name
 
 
 class DataError(DistbenchError):

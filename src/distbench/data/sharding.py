@@ -9,6 +9,7 @@ synchronous strategies match the baseline weight for weight.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +46,14 @@ def step_batches(
     steps = -(-n // global_batch)
     for k in range(steps):
         yield shard[k * per_rank : (k + 1) * per_rank], min(global_batch, n - k * global_batch)
+
+
+def describe_sharding(n_train: int, global_batch: int) -> dict[str, Any]:
+    """The record's `sharding` field: the rule, and what happens to the remainder."""
+    remainder = n_train % global_batch
+    return {
+        "rule": SHARDING_RULE,
+        "train_samples": n_train,
+        "last_step_samples": remainder or global_batch,
+        "remainder": remainder,
+    }

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import distbench
-from distbench.errors import UsageError
-from distbench.launch.scripts import TORCHRUN_STRATEGIES, quote, worker_args
+from distbench.core.errors import UsageError
+from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.strategies import Launcher, strategy_info
 
 TF_PORT = 2222
 TORCH_PORT = 29500
@@ -33,13 +34,15 @@ class ComposeJob:
     def validate(self) -> None:
         if self.workers < 1:
             raise UsageError(f"--workers must be >= 1, got {self.workers}")
-        if self.strategy not in (*TORCHRUN_STRATEGIES, "tf-multiworker"):
-            raise UsageError(f"compose runs {', '.join(TORCHRUN_STRATEGIES)} and tf-multiworker, "
-                             f"not {self.strategy} (mpi needs an MPI launcher across containers: "
-                             "use `distbench launch slurm` or `mpiexec`)")
+        allowed = launched_by(Launcher.SPAWN, Launcher.TF_CONFIG)
+        if strategy_info(self.strategy).launcher not in (Launcher.SPAWN, Launcher.TF_CONFIG):
+            raise UsageError(f"compose runs {', '.join(allowed)}, not {self.strategy} (an "
+                             "mpiexec strategy needs an MPI launcher across containers, and a "
+                             "one-process one needs no compose: use `distbench launch slurm`, "
+                             "`mpiexec` or `distbench run`)")
 
     def environment(self, rank: int) -> dict[str, str]:
-        if self.strategy == "tf-multiworker":
+        if strategy_info(self.strategy).launcher is Launcher.TF_CONFIG:
             hosts = [f"worker{i}:{TF_PORT}" for i in range(self.workers)]
             return {"TF_CONFIG": json.dumps({"cluster": {"worker": hosts},
                                              "task": {"type": "worker", "index": rank}})}
@@ -110,7 +113,8 @@ def write_compose(job: ComposeJob, out_dir: Path) -> list[Path]:
         raise UsageError("compose builds the image from a distbench source checkout; run it from "
                          "one (pip install -e .)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    extras = "tf" if job.strategy == "tf-multiworker" else "mpi"
+    # PyTorch rows get the MPI extra, so that "MPI + DDP" workers run in the same image.
+    extras = strategy_info(job.strategy).extra or "mpi"
     dockerfile = out_dir.resolve() / "Dockerfile"
     dockerfile.write_text(DOCKERFILE.format(extras=extras))
     context = str(root)

@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from distbench.config import RunConfig
-from distbench.errors import DistbenchError, UsageError
-from distbench.fingerprint import usable_cores
-from distbench.interrupts import die_with_parent, stop_on_termination
-from distbench.results import append_record, load_records, make_record, utc_now
-from distbench.strategies import get_strategy
-from distbench.worker import LAUNCH_T0_VAR, RUN_DIR_VAR
+from distbench.core.config import RunConfig
+from distbench.core.errors import DistbenchError, UsageError
+from distbench.results.records import append_record, load_records, make_record, utc_now
+from distbench.strategies import Launcher, missing_framework, strategy_info
+from distbench.system.fingerprint import usable_cores
+from distbench.system.interrupts import die_with_parent, stop_on_termination
+from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -105,13 +105,16 @@ def mpiexec_path() -> str:
 
 def launch(cfg: RunConfig) -> dict:
     """Run `cfg` on this machine; returns rank 0's record, raises on failure after recording it."""
-    strategy = get_strategy(cfg.strategy)
-    if getattr(strategy, "single_worker", False) and cfg.workers != 1:
+    info = strategy_info(cfg.strategy)
+    hint = missing_framework(cfg.strategy)
+    if hint:
+        raise DistbenchError(hint)
+    if info.single_worker and cfg.workers != 1:
         raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use --workers 1")
     started_at = utc_now()
     try:
         with stop_on_termination():
-            _launch_workers(cfg, strategy.launcher)
+            _launch_workers(cfg, info.launcher)
         return load_records(cfg.out or ".")[-1]
     except KeyboardInterrupt:
         _record_failure(cfg, "interrupted by the user", started_at)
@@ -128,13 +131,13 @@ def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
     append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
 
 
-def _launch_workers(cfg: RunConfig, how: str) -> None:
+def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="distbench-"))
     try:
         config_file = tmp / "config.json"
         config_file.write_text(json.dumps(cfg.to_dict()))
         worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
-        processes = 1 if how == "one-process" else cfg.workers
+        processes = cfg.workers if how.multi_process else 1
         threads = cfg.threads_per_worker or max(1, usable_cores() // processes)
         env = {
             **os.environ,
@@ -155,10 +158,10 @@ def _launch_workers(cfg: RunConfig, how: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _start_workers(workers: list[Worker], how: str, processes: int, worker_cmd: list[str],
+def _start_workers(workers: list[Worker], how: Launcher, processes: int, worker_cmd: list[str],
                    env: dict[str, str], tmp: Path) -> None:
     """Start the worker processes, appending each to `workers` as soon as it runs."""
-    if how == "mpiexec":
+    if how is Launcher.MPIEXEC:
         log = tmp / "mpiexec.log"
         cmd = [mpiexec_path(), "-n", str(processes), *worker_cmd]
         workers.append(Worker(None, start_process(cmd, env, log, show_stdout=False), log))
@@ -167,7 +170,7 @@ def _start_workers(workers: list[Worker], how: str, processes: int, worker_cmd: 
     for rank in range(processes):
         rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(processes),
                     "LOCAL_RANK": str(rank)}
-        if how == "tf-config":
+        if how is Launcher.TF_CONFIG:
             rank_env["TF_CONFIG"] = json.dumps(
                 {"cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}}
             )

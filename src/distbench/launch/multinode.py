@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from distbench.errors import UsageError
+from distbench.core.errors import UsageError
 from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
-from distbench.launch.scripts import TORCHRUN_STRATEGIES, default_python, quote, worker_args
-from distbench.worker import LAUNCH_T0_VAR
+from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.strategies import Launcher
+from distbench.system.launchenv import LAUNCH_T0_VAR
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -58,21 +59,21 @@ class MultiNode:
     nproc_per_node: int
     run_args: list[str]
     port: int = 29500
-    python: str = ""
+    python: str = "python3"
     hostfile: str = ""
 
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
-        allowed = (
-            TORCHRUN_STRATEGIES if self.launcher == "torchrun" else ("mpi", *TORCHRUN_STRATEGIES)
-        )
+        kinds = (Launcher.SPAWN,) if self.launcher == "torchrun" else (Launcher.MPIEXEC,
+                                                                         Launcher.SPAWN)
+        allowed = launched_by(*kinds)
         if self.strategy not in allowed:
             raise UsageError(f"{self.launcher} launches {', '.join(allowed)}, not {self.strategy}")
 
     def commands(self) -> list[list[str]]:
         """One command per node (torchrun) or one for all (mpiexec, which reaches every node)."""
-        py = self.python or default_python()
+        py = self.python
         worker = worker_args(self.strategy, self.run_args)
         if self.launcher == "mpiexec":
             return [

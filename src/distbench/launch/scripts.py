@@ -7,11 +7,14 @@ Every user value goes through `shlex.quote`; only the variables the scheduler se
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Sequence
 
-# Strategies whose workers torchrun starts (one torch.distributed process group).
-TORCHRUN_STRATEGIES = ("ddp", "custom", "param-avg")
+from distbench.strategies import STRATEGIES, Launcher
+
+
+def launched_by(*kinds: Launcher) -> list[str]:
+    """The registered strategies whose workers start the way `kinds` say, in registry order."""
+    return [name for name, info in STRATEGIES.items() if info.launcher in kinds]
 
 
 def quote(args: Sequence[str]) -> str:
@@ -21,11 +24,6 @@ def quote(args: Sequence[str]) -> str:
 def worker_args(strategy: str, run_args: Sequence[str]) -> list[str]:
     """`-m distbench worker --strategy S <run flags>`, the part after the interpreter."""
     return ["-m", "distbench", "worker", "--strategy", strategy, *run_args]
-
-
-def default_python() -> str:
-    """The interpreter of this environment: the same distbench on every node of a shared FS."""
-    return sys.executable
 
 
 def has_flag(args: Sequence[str], flag: str) -> bool:

@@ -3,13 +3,13 @@
 Command: distbench launch slurm --nodes 4 --tasks-per-node 8 --gpus-per-node 8 --time 01:00:00 \
            --partition P --account A --strategy ddp -- --dataset mnist --epochs 5
 
-How each strategy starts inside the allocation:
-  ddp, custom, param-avg  one `srun` task per node runs torchrun with a c10d rendezvous on the
-                          first node; torchrun starts --tasks-per-node workers there
-  mpi                     `srun --mpi=pmix` (or `mpiexec` inside the allocation) starts every rank
-  tf-multiworker          `srun` starts every task; each builds its TF_CONFIG from the node list
-                          and its SLURM_PROCID (`distbench launch tf-config`)
-  others (one process)    one `srun` task running `distbench run`
+How a strategy starts inside the allocation follows its registry launcher kind:
+  spawn (ddp, custom, ...)  one `srun` task per node runs torchrun with a c10d rendezvous on the
+                            first node; torchrun starts --tasks-per-node workers there
+  mpiexec (mpi)             `srun --mpi=pmix` (or `mpiexec` inside the allocation) starts every rank
+  tf-config                 `srun` starts every task; each builds its TF_CONFIG from the node list
+                            and its SLURM_PROCID (`distbench launch tf-config`)
+  one-process               one `srun` task running `distbench run`
 All tasks write to one results directory (default results/slurm-<job id>), rank 0 alone appending.
 """
 
@@ -21,9 +21,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from distbench.cluster import expand_slurm_nodelist
-from distbench.errors import DistbenchError, UsageError, unknown_name
-from distbench.launch.scripts import TORCHRUN_STRATEGIES, has_flag, quote, worker_args
+from distbench.core.errors import DistbenchError, UsageError
+from distbench.launch.scripts import has_flag, quote, worker_args
+from distbench.strategies import Launcher, strategy_info
+from distbench.system.cluster import expand_slurm_nodelist
 
 TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
 # #SBATCH lines are read by sbatch, not a shell: values are restricted to characters that need
@@ -49,10 +50,7 @@ class SlurmJob:
     python: str = "python3"
 
     def validate(self, known_partitions: Sequence[str] | None = None) -> None:
-        from distbench.strategies import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise unknown_name("strategy", self.strategy, list(STRATEGIES))
+        info = strategy_info(self.strategy)
         if self.nodes < 1:
             raise UsageError(f"--nodes must be >= 1, got {self.nodes}")
         if self.tasks_per_node < 1:
@@ -79,8 +77,7 @@ class SlurmJob:
                 f"unknown partition '{self.partition}'; this cluster has: "
                 f"{', '.join(known_partitions)}"
             )
-        multi = self.strategy in (*TORCHRUN_STRATEGIES, "mpi", "tf-multiworker")
-        if not multi and self.nodes * self.tasks_per_node != 1:
+        if not info.launcher.multi_process and self.nodes * self.tasks_per_node != 1:
             raise UsageError(
                 f"strategy {self.strategy} runs in one process; use --nodes 1 --tasks-per-node 1"
             )
@@ -119,7 +116,8 @@ def sbatch_script(job: SlurmJob) -> str:
 def launch_line(job: SlurmJob, run_args: list[str]) -> str:
     py, s, k = quote([job.python]), job.strategy, job.tasks_per_node
     worker = quote(worker_args(s, run_args))
-    if s in TORCHRUN_STRATEGIES:
+    how = strategy_info(s).launcher
+    if how is Launcher.SPAWN:
         return (
             # One task per node stands for the node's K workers: it needs all their CPUs, or
             # CPU binding (task/affinity, task/cgroup) would put every worker on one.
@@ -131,11 +129,11 @@ def launch_line(job: SlurmJob, run_args: list[str]) -> str:
         )
     # srun does not inherit #SBATCH --cpus-per-task (Slurm >= 22.05): say it on every step.
     cpus = f" --cpus-per-task={job.cpus_per_task}" if job.cpus_per_task else ""
-    if s == "mpi" and job.mpi_launcher == "mpiexec":
+    if how is Launcher.MPIEXEC and job.mpi_launcher == "mpiexec":
         return f'mpiexec -n "$SLURM_NTASKS" -ppn {k} {py} {worker}'
-    if s == "mpi":
+    if how is Launcher.MPIEXEC:
         return f"srun --mpi=pmix{cpus} {py} {worker}"
-    if s == "tf-multiworker":
+    if how is Launcher.TF_CONFIG:
         tf_config = f"{py} -m distbench launch tf-config --tasks-per-node {k}"
         # The output flag comes last on the line, so the inner command takes "$@".
         inner = f'export TF_CONFIG=$({tf_config}); exec {py} {worker} "$@"'

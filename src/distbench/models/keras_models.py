@@ -21,8 +21,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from distbench.config import ModelConfig
-from distbench.errors import DistbenchError, unknown_name
+from distbench.core.config import ModelConfig
+from distbench.core.errors import DistbenchError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distbench.config import ModelConfig
-from distbench.errors import DistbenchError, unknown_name
+from distbench.core.config import ModelConfig
+from distbench.core.errors import DistbenchError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
 
 MOBILENET_V2_IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"

@@ -45,7 +45,7 @@ def read_metas(dirs: list[str | Path]) -> list[dict[str, Any]]:
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
     """Write every output for the records in `dirs` into `out`; returns what was written."""
     from distbench.report import html, tables
-    from distbench.results import RUNS_FILE
+    from distbench.results.records import RUNS_FILE
 
     records = load_dirs(dirs)
     out_dir = Path(out)

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distbench.timing import iqr, median
+from distbench.strategies import STRATEGIES, Framework, framework_baselines
+from distbench.system.timing import iqr, median
 
 # The message the launcher records when the user pressed Ctrl-C. Such a run says nothing about
 # the strategy, so it is neither a success nor a failure: `compare --resume` runs it again.
 INTERRUPTED = "interrupted by the user"
-BASELINE = "single"
-FRAMEWORK_BASELINES = {"pytorch": "single", "tensorflow": "tf-single"}
-ONE_WORKER_STRATEGIES = frozenset(FRAMEWORK_BASELINES.values())
+# Each framework's baseline, by framework name as records store it; the PyTorch one is the study's.
+FRAMEWORK_BASELINES = {fw.value: name for fw, name in framework_baselines().items()}
+BASELINE = FRAMEWORK_BASELINES[Framework.PYTORCH.value]
 MAX_REASON_CHARS = 200
 
 
@@ -100,11 +101,9 @@ def is_complete(record: dict[str, Any]) -> bool:
 
 def strategy_order(name: str) -> tuple[int, str]:
     """Registry order (baselines first), then unknown names alphabetically: stable tables."""
-    from distbench.strategies import STRATEGIES
-
     names = list(STRATEGIES)
     rank = names.index(name) if name in names else len(names)
-    if name in ONE_WORKER_STRATEGIES:
+    if name in STRATEGIES and STRATEGIES[name].baseline:
         rank = -2 if name == BASELINE else -1
     return rank, name
 
@@ -208,7 +207,7 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     failed = [r for r in bad if not is_interrupted(r)]
     reasons = Counter(_short(r.get("error") or "") for r in failed)
     framework = _mode(r.get("framework") for r in records) or (
-        "tensorflow" if strategy.startswith("tf-") else "pytorch")
+        STRATEGIES[strategy].framework.value if strategy in STRATEGIES else "?")
     c = CellStats(setup=setup, strategy=strategy, framework=framework, workers=workers,
                   runs=len(records), ok=len(ok), failed=len(failed), interrupted=len(interrupted),
                   errors=sorted(reasons, key=lambda k: (-reasons[k], k)))
@@ -358,8 +357,10 @@ def _with_baselines(setup: Setup, cells: list[CellStats],
         if fw_name and fw_name != BASELINE:
             c.framework_baseline = fw_name
             c.speedup_fw, c.efficiency_fw = apply_baseline(c, find(fw_name))
-    if any(c.framework_baseline for c in cells) and find("tf-single") is None:
-        notes.append("baseline `tf-single` was not run: the TensorFlow view has no speedups")
+    for fw, fw_name in FRAMEWORK_BASELINES.items():
+        if fw_name != BASELINE and find(fw_name) is None and any(
+                c.framework_baseline == fw_name for c in cells):
+            notes.append(f"baseline `{fw_name}` was not run: the {fw} view has no speedups")
     targets = {(r.get("config") or {}).get("target_accuracy") for r in records} - {None}
     target = max(targets) if len(targets) == 1 else None
     if len(targets) > 1:
@@ -379,8 +380,8 @@ def load_dirs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     The same run found twice (a copied directory) is kept once, by run_id; the result is sorted
     by start time and run_id, so the order of the arguments does not change any output.
     """
-    from distbench.errors import UsageError
-    from distbench.results import RUNS_FILE, load_records
+    from distbench.core.errors import UsageError
+    from distbench.results.records import RUNS_FILE, load_records
 
     merged: dict[str, dict[str, Any]] = {}
     for d in dirs:

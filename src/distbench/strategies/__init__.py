@@ -1,4 +1,9 @@
-"""Strategy registry: name -> class, imported lazily so optional frameworks stay optional.
+"""Strategies: one file each, plus one line in the registry below. Owns how N workers cooperate.
+
+The registry holds every fact the rest of distbench needs about a strategy (framework, how it is
+launched, one worker or many, synchronous or not, how its communication is measured), so that
+planning processes (the CLI, compare, the launchers, the report) read them without importing
+torch or TensorFlow. Imports only `system` and `core`; each strategy file imports its framework.
 
 Command: python -c "from distbench.strategies import STRATEGIES; print(list(STRATEGIES))"
 """
@@ -7,34 +12,126 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from distbench.errors import DistbenchError, unknown_name
+from distbench.core.errors import DistbenchError, unknown_name
 
-# name -> (module, class, pip extra that provides its framework or None, modules it needs)
-STRATEGIES: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
-    "single": ("distbench.strategies.single", "SingleStrategy", None, ()),
-    "ddp": ("distbench.strategies.ddp", "DDPStrategy", None, ()),
-    "mpi": ("distbench.strategies.mpi", "MPIStrategy", "mpi", ("mpi4py",)),
-    "custom": ("distbench.strategies.custom", "CustomStrategy", None, ()),
-    "param-avg": ("distbench.strategies.param_avg", "ParamAvgStrategy", None, ()),
-    "tf-single": ("distbench.strategies.tf_single", "TFSingleStrategy", "tf", ("tensorflow",)),
-    "tf-mirrored": ("distbench.strategies.tf_mirrored", "TFMirroredStrategy", "tf",
-                    ("tensorflow",)),
-    "tf-custom": ("distbench.strategies.tf_custom", "TFCustomStrategy", "tf", ("tensorflow",)),
-    "tf-multiworker": ("distbench.strategies.tf_multiworker", "TFMultiWorkerStrategy", "tf",
-                       ("tensorflow",)),
+
+class Framework(str, Enum):
+    PYTORCH = "pytorch"
+    TENSORFLOW = "tensorflow"
+
+
+class Launcher(str, Enum):
+    """How a launcher starts the workers of one run."""
+
+    # One worker process whatever --workers says: the baselines, and TF replicas that live in one
+    # process. Still a spawned process, so every row gets the same environment and --timeout.
+    ONE_PROCESS = "one-process"
+    # N processes with torchrun-style variables (RANK, WORLD_SIZE, ...): torchrun can start them.
+    SPAWN = "spawn"
+    # N processes, each with a TF_CONFIG naming every worker.
+    TF_CONFIG = "tf-config"
+    # `mpiexec -n N`: ranks come from MPI.
+    MPIEXEC = "mpiexec"
+
+    @property
+    def multi_process(self) -> bool:
+        return self is not Launcher.ONE_PROCESS
+
+
+class CommMeasure(str, Enum):
+    """How `comm_s` is obtained."""
+
+    NONE = "none"  # one process: nothing crosses a wire
+    TIMED = "timed"  # the strategy issues its collectives itself and times them
+    CALIBRATION = "calibration"  # steps with and without sync, the difference
+    REPLICA_CALIBRATION = "replica-calibration"  # all replicas against one replica (TF)
+
+
+class Overlap(str, Enum):
+    """Whether gradient communication overlaps backward (for the projection's schedule)."""
+
+    NEVER = "never"
+    ALWAYS = "always"  # DDP's reducer: buckets go out during backward, the first one 1 MiB
+    WITH_FLAG = "with --overlap"  # buckets of --bucket-mb, only when --overlap is given
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    target: str  # "module:Class", imported only by the worker that runs it
+    framework: Framework
+    launcher: Launcher
+    comm: CommMeasure
+    single_worker: bool = False  # a baseline: --workers other than 1 is a usage error
+    synchronous: bool = True  # must match its framework's baseline weight for weight (parity)
+    overlap: Overlap = Overlap.NEVER
+    # False where workers average parameters every K steps instead of gradients every step.
+    per_step_allreduce: bool = True
+    needs: tuple[str, ...] = ()  # modules its framework needs
+    extra: str | None = None  # the pip extra that provides them
+
+    @property
+    def baseline(self) -> bool:
+        """The framework's own one-process baseline, added to every study of that framework."""
+        return self.single_worker
+
+
+_TORCH, _TF = Framework.PYTORCH, Framework.TENSORFLOW
+_MOD = "distbench.strategies."
+
+STRATEGIES: dict[str, StrategyInfo] = {
+    s.name: s
+    for s in (
+        StrategyInfo("single", _MOD + "single:SingleStrategy", _TORCH, Launcher.ONE_PROCESS,
+                     CommMeasure.NONE, single_worker=True),
+        StrategyInfo("ddp", _MOD + "ddp:DDPStrategy", _TORCH, Launcher.SPAWN,
+                     CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS),
+        StrategyInfo("mpi", _MOD + "mpi:MPIStrategy", _TORCH, Launcher.MPIEXEC, CommMeasure.TIMED,
+                     needs=("mpi4py",), extra="mpi"),
+        StrategyInfo("custom", _MOD + "custom:CustomStrategy", _TORCH, Launcher.SPAWN,
+                     CommMeasure.TIMED, overlap=Overlap.WITH_FLAG),
+        StrategyInfo("param-avg", _MOD + "param_avg:ParamAvgStrategy", _TORCH, Launcher.SPAWN,
+                     CommMeasure.TIMED, synchronous=False, per_step_allreduce=False),
+        StrategyInfo("tf-single", _MOD + "tf_single:TFSingleStrategy", _TF, Launcher.ONE_PROCESS,
+                     CommMeasure.NONE, single_worker=True, needs=("tensorflow",), extra="tf"),
+        StrategyInfo("tf-mirrored", _MOD + "tf_mirrored:TFMirroredStrategy", _TF,
+                     Launcher.ONE_PROCESS, CommMeasure.REPLICA_CALIBRATION,
+                     needs=("tensorflow",), extra="tf"),
+        StrategyInfo("tf-custom", _MOD + "tf_custom:TFCustomStrategy", _TF, Launcher.ONE_PROCESS,
+                     CommMeasure.REPLICA_CALIBRATION, needs=("tensorflow",), extra="tf"),
+        StrategyInfo("tf-multiworker", _MOD + "tf_multiworker:TFMultiWorkerStrategy", _TF,
+                     Launcher.TF_CONFIG, CommMeasure.REPLICA_CALIBRATION,
+                     needs=("tensorflow",), extra="tf"),
+    )
 }
 
-PYTORCH_STRATEGIES = [n for n in STRATEGIES if not n.startswith("tf-")]
+
+def strategy_info(name: str) -> StrategyInfo:
+    """The facts of a registered strategy; an unknown name is a one-line usage error."""
+    if name not in STRATEGIES:
+        raise unknown_name("strategy", name, list(STRATEGIES))
+    return STRATEGIES[name]
+
+
+def framework_baselines() -> dict[Framework, str]:
+    """Each framework's baseline strategy (the first single-worker one registered)."""
+    out: dict[Framework, str] = {}
+    for info in STRATEGIES.values():
+        if info.baseline:
+            out.setdefault(info.framework, info.name)
+    return out
 
 
 def missing_framework(name: str) -> str | None:
     """The install hint if the strategy's framework is not importable, else None."""
-    _, _, extra, needs = STRATEGIES[name]
-    for module in needs:
+    info = strategy_info(name)
+    for module in info.needs:
         if importlib.util.find_spec(module) is None:
-            return f'strategy {name} needs {module}: pip install "distbench[{extra}]"'
+            return f'strategy {name} needs {module}: pip install "distbench[{info.extra}]"'
     return None
 
 
@@ -43,11 +140,10 @@ def available_strategies() -> list[str]:
 
 
 def get_strategy(name: str) -> Any:
-    """The strategy class for `name`; unknown names and missing frameworks are one-line errors."""
-    if name not in STRATEGIES:
-        raise unknown_name("strategy", name, list(STRATEGIES))
+    """The strategy class for `name` (imports its framework); unknown names and missing
+    frameworks are one-line errors."""
     hint = missing_framework(name)
     if hint:
         raise DistbenchError(hint)
-    module, cls, _, _ = STRATEGIES[name]
+    module, cls = strategy_info(name).target.split(":")
     return getattr(importlib.import_module(module), cls)

@@ -1,4 +1,5 @@
-"""The small interface between a PyTorch strategy and the one training loop in `train.py`.
+"""The small interface between a PyTorch strategy and the one training loop
+(`distbench.training.torch_trainer`).
 
 The base class is the null object: one process, collectives that return their input. A
 distributed strategy overrides only what differs: how the process group starts, how the model is
@@ -9,25 +10,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from distbench.errors import DistbenchError
+from distbench.core.errors import DistbenchError
 from distbench.strategies.role import WorkerRole
-from distbench.timing import clock
+from distbench.system.timing import clock
 
 
 class Strategy(WorkerRole):
     name: ClassVar[str] = "single"
-    framework: ClassVar[str] = "pytorch"
-    # How comm_s is obtained; stored in the record so readers know what the number means.
-    comm_method: ClassVar[str] = "none: one process"
-    # Synchronous strategies must match `single` weight for weight (the parity tests).
-    synchronous: ClassVar[bool] = True
-    # One worker by definition (the baselines): --workers other than 1 is a usage error.
-    single_worker: ClassVar[bool] = True
 
     @property
     def backend(self) -> str | None:
@@ -54,13 +48,6 @@ class Strategy(WorkerRole):
     def prepare(self, model: nn.Module) -> nn.Module:
         """Make initial weights identical on all ranks and wrap the model if the strategy does."""
         return model
-
-    def make_trainer(self, data: Any) -> Any:
-        """The object whose `run()` trains and measures, and whose `save_checkpoint(record)`
-        keeps the model. All PyTorch strategies share `train.Trainer`."""
-        from distbench.train import Trainer
-
-        return Trainer(self.cfg, self, data)
 
     # ---- training hooks, called by the loop
     def sync_gradients(self, model: nn.Module) -> None:

@@ -17,15 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from distbench.errors import DistbenchError
+from distbench.core.errors import DistbenchError
 from distbench.strategies.base import Strategy
 from distbench.strategies.buckets import FlatBucket, GradBuckets
 
 
 class MPIStrategy(Strategy):
     name = "mpi"
-    launcher = "mpiexec"
-    single_worker = False
     comm_method = "timed: MPI.Allreduce of one flattened gradient buffer, pack and average included"
 
     @property

@@ -20,7 +20,6 @@ from distbench.strategies.torch_dist import TorchDistStrategy
 class ParamAvgStrategy(TorchDistStrategy):
     name = "param-avg"
     comm_method = "timed: all_reduce of the flattened parameters (and optimizer state if asked)"
-    synchronous = False  # only with K=1 and plain SGD does it equal the baseline
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = super().prepare(model)

@@ -1,31 +1,33 @@
 """What every strategy is, whatever its framework: one worker's place in the world.
 
 Shared by the PyTorch base (`base.py`) and the TensorFlow one (`tf_base.py`); it imports neither
-framework, so the TF rows never load torch through it.
+framework, so the TF rows never load torch through it. The facts about a strategy (framework,
+launcher, ...) are its registry line's, read through `info`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from distbench.cluster import ClusterEnv
-from distbench.config import RunConfig
+from distbench.core.config import RunConfig
+from distbench.strategies import STRATEGIES, StrategyInfo
+from distbench.system.cluster import ClusterEnv
 
 
 class WorkerRole:
     name: ClassVar[str]
-    framework: ClassVar[str]
-    # How the local launcher starts workers: "one-process" (one worker process, whatever
-    # --workers says: the baselines, and TF replicas inside one process), "spawn" (N processes,
-    # torchrun-style env), "tf-config" (spawn, plus a TF_CONFIG per worker) or "mpiexec". The
-    # baselines are started as worker processes too, so every row is timed in a fresh process
-    # with the same environment, thread settings and --timeout.
-    launcher: ClassVar[str] = "one-process"
+    # How comm_s is obtained, in words, stored in the record so readers know what it means.
+    comm_method: ClassVar[str] = "none: one process"
 
     def __init__(self, cfg: RunConfig, env: ClusterEnv) -> None:
         self.cfg = cfg
         self.env = env
         self.comm_s = 0.0  # time inside this strategy's own collectives, timed steps only
+
+    @property
+    def info(self) -> StrategyInfo:
+        """This strategy's facts, from its registry line (the one place they are declared)."""
+        return STRATEGIES[self.name]
 
     @property
     def rank(self) -> int:

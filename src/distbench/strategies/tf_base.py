@@ -6,7 +6,7 @@ It mirrors `strategies/base.py` (the attributes and methods `worker.py` and the 
 TF rows run through the same worker, launcher and records as the PyTorch rows. A TF strategy
 only says how replicas are laid out (`make_distribution`), which loop trains (`loop`: Keras'
 `model.fit` or the custom `strategy.run` loop) and how a dataset is handed to the replicas
-(`distribute`); `distbench.tf_train.KerasTrainer` does the rest for all four.
+(`distribute`); `distbench.training.keras_trainer.KerasTrainer` does the rest for all four.
 
 TensorFlow is imported in `setup()`, never at module import, so `import distbench` and
 `distbench --help` work without it. Threads and logical devices are configured there too, because
@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from distbench.cluster import ClusterEnv
-from distbench.config import RunConfig
-from distbench.errors import DistbenchError
+from distbench.core.config import RunConfig
+from distbench.core.errors import DistbenchError
 from distbench.strategies.role import WorkerRole
+from distbench.system.cluster import ClusterEnv
 
 REPLICA_CALIBRATION = (
     "replica-calibration: (median step time with all replicas - median step time of one replica "
@@ -78,11 +78,7 @@ class TFStrategy(WorkerRole):
     """Base of the TF rows; one process, one replica unless a subclass says otherwise."""
 
     name: ClassVar[str] = "tf-single"
-    framework: ClassVar[str] = "tensorflow"
     comm_method: ClassVar[str] = REPLICA_CALIBRATION
-    synchronous: ClassVar[bool] = True
-    # One worker by definition (tf-single): the launcher refuses other --workers values.
-    single_worker: ClassVar[bool] = False
     # "fit": Keras' model.fit distributes the steps; "custom": distbench's strategy.run loop.
     loop: ClassVar[str] = "fit"
     # Custom loop only: reduce the loss across replicas every step (strategy.reduce), or sum it
@@ -125,8 +121,4 @@ class TFStrategy(WorkerRole):
     def teardown(self) -> None:
         """Nothing to leave: TensorFlow's servers stop with the process."""
 
-    def make_trainer(self, data: Any) -> Any:
-        from distbench.tf_train import KerasTrainer
-
-        return KerasTrainer(self.cfg, self, data)
 

@@ -17,4 +17,3 @@ from distbench.strategies.tf_mirrored import TFMirroredStrategy
 class TFCustomStrategy(TFMirroredStrategy):
     name = "tf-custom"
     loop = "custom"
-    reduce_loss_every_step = True

@@ -34,13 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from distbench.errors import DistbenchError
+from distbench.core.errors import DistbenchError
 from distbench.strategies.tf_base import TFStrategy
 
 
 class TFMultiWorkerStrategy(TFStrategy):
     name = "tf-multiworker"
-    launcher = "tf-config"
     loop = "custom"
     # One extra cross-process all-reduce per step would be paid for the loss alone; the loss is
     # summed locally instead and reduced once per epoch, outside the step.

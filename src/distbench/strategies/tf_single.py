@@ -11,4 +11,3 @@ from distbench.strategies.tf_base import TFStrategy
 class TFSingleStrategy(TFStrategy):
     name = "tf-single"
     comm_method = "none: one process"
-    single_worker = True

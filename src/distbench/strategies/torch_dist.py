@@ -18,8 +18,6 @@ COLLECTIVE_TIMEOUT = timedelta(seconds=120)
 
 
 class TorchDistStrategy(Strategy):
-    launcher = "spawn"
-    single_worker = False
 
     @property
     def backend(self) -> str:

@@ -15,7 +15,7 @@ sum of its allreduces, so `distbench project --from-bench-comm` fits the mean, n
 
 Writes bench_comm.json and bench_comm.png to --out and prints a table. A backend that is not
 available here (nccl without CUDA GPUs, mpi without mpi4py) is skipped with the reason recorded.
-The same file also runs one worker: `python -m distbench.bench_comm --worker CONFIG.json`.
+The same file also runs one worker: `python -m distbench.comm.bench_comm --worker CONFIG.json`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distbench.cost_model import bus_bandwidth, bus_factor, format_bytes
-from distbench.errors import DistbenchError, UsageError
-from distbench.fingerprint import fingerprint, usable_cores
-from distbench.results import utc_now
+from distbench.comm.cost_model import bus_bandwidth, bus_factor, format_bytes
+from distbench.core.errors import DistbenchError, UsageError
+from distbench.results.records import utc_now
+from distbench.system.fingerprint import fingerprint, usable_cores
 
 BACKENDS = ("gloo", "mpi", "nccl")
 JSON_NAME = "bench_comm.json"
@@ -113,7 +113,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
         "warmup": spec.warmup, "result": str(result_file),
     }))
     threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
-    cmd = [sys.executable, "-m", "distbench.bench_comm", "--worker", str(config_file)]
+    cmd = [sys.executable, "-m", "distbench.comm.bench_comm", "--worker", str(config_file)]
     env = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
     env.update(OMP_NUM_THREADS=str(threads), MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(free_port()))
@@ -252,7 +252,7 @@ class _TorchCollectives:
         import torch
         import torch.distributed as dist
 
-        from distbench.cluster import detect
+        from distbench.system.cluster import detect
 
         self.torch, self.dist, self.env = torch, dist, detect()
         self.device = torch.device("cpu")
@@ -320,7 +320,7 @@ def summarize(backend: str, nbytes: int, world: int,
     """One row: per-iteration latency = mean over ranks; median, IQR, algbw, busbw."""
     import numpy as np
 
-    from distbench.timing import iqr, median
+    from distbench.system.timing import iqr, median
 
     per_iter = np.mean(np.asarray(per_rank, dtype=float), axis=0)
     mid = median(per_iter)
@@ -334,7 +334,7 @@ def summarize(backend: str, nbytes: int, world: int,
 
 def worker_main(config_path: str) -> None:
     """One rank: time every size, then rank 0 writes the rows to the result file."""
-    from distbench.timing import clock
+    from distbench.system.timing import clock
 
     cfg = json.loads(Path(config_path).read_text())
     coll = _MPICollectives() if cfg["backend"] == "mpi" else _TorchCollectives(cfg["backend"])
@@ -362,6 +362,6 @@ def worker_main(config_path: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "--worker":
-        sys.exit("usage: python -m distbench.bench_comm --worker CONFIG.json "
+        sys.exit("usage: python -m distbench.comm.bench_comm --worker CONFIG.json "
                  "(started by `distbench bench-comm`)")
     worker_main(sys.argv[2])

@@ -17,7 +17,7 @@ from typing import Any
 
 
 def _validate_run_args(strategy: str, run_args: list[str]) -> None:
-    from distbench.cli import build_parser, config_from_args
+    from distbench.cli.main import build_parser, config_from_args
 
     ns = build_parser().parse_args(["run", "--strategy", strategy, *run_args])
     config_from_args(ns, load_strategy=False)
@@ -58,7 +58,7 @@ def cmd_multinode(args: argparse.Namespace) -> int:
     from distbench.launch.multinode import MultiNode, pick_port, read_hostfile, rehearsal_possible
 
     if args.nodes < 1:
-        from distbench.errors import UsageError
+        from distbench.core.errors import UsageError
 
         raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
     hosts = read_hostfile(args.hostfile, args.nodes)

@@ -10,7 +10,7 @@ from typing import Any
 from safetensors.torch import save_file
 from torch import nn
 
-from distbench.config import RunConfig
+from distbench.core.config import RunConfig
 from distbench.data import Dataset
 
 WEIGHTS, SIDECAR = "model.safetensors", "model.json"

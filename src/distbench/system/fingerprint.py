@@ -6,11 +6,13 @@ initialises MPI.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
 import socket
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,14 +52,24 @@ def usable_cores() -> int:
 
 
 def _gpus() -> list[str]:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001 - a broken CUDA install must not break fingerprinting
-        pass
-    return []
+    """GPU names, without importing a framework: the NVIDIA driver lists its GPUs under /proc.
+    A process that already holds torch (a PyTorch worker) asks it instead, for the same names
+    torch uses."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        except Exception:  # noqa: BLE001 - a broken CUDA install must not break fingerprinting
+            return []
+        return []
+    names = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        with contextlib.suppress(OSError):
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    names.append(line.split(":", 1)[1].strip())
+    return names
 
 
 def _mpi_library() -> str | None:

@@ -26,15 +26,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from distbench.config import RunConfig
+from distbench.core.config import RunConfig
 from distbench.data import Dataset
+from distbench.data.sharding import describe_sharding
 from distbench.models.keras_models import build_keras_model
-from distbench.progress import TrainProgress
 from distbench.strategies.tf_base import TFStrategy
-from distbench.tf_data import InputPipeline, nhwc
-from distbench.tf_loops import LOOPS, Loop, StepHook, per_sample_loss
-from distbench.timing import clock, median, rank_row, summarize_ranks
-from distbench.train import describe_sharding
+from distbench.system.timing import clock, median, rank_row, summarize_ranks
+from distbench.training.progress import TrainProgress
+from distbench.training.tf_data import InputPipeline, nhwc
+from distbench.training.tf_loops import LOOPS, Loop, StepHook, per_sample_loss
 
 EVAL_BATCH = 1024
 CALIBRATION_TRACE_STEPS = 2  # untimed steps before the one-replica reference is timed

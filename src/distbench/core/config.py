@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from distbench.errors import UsageError
+from distbench.core.errors import UsageError
 
 
 @dataclass

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from distbench import __version__
-from distbench.config import DataConfig, ModelConfig, RunConfig
-from distbench.errors import DistbenchError, UsageError, unknown_name
+from distbench.core.config import DataConfig, ModelConfig, RunConfig
+from distbench.core.errors import DistbenchError, UsageError, unknown_name
 from distbench.models import MODEL_NAMES
 
 
@@ -208,8 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Validate first: bad input is reported before the launcher's imports (torch) are paid for.
     cfg = config_from_args(args)
     from distbench.launch.local import launch
-    from distbench.results import default_out_dir
-    from distbench.worker import print_summary
+    from distbench.results.records import default_out_dir
+    from distbench.training.worker import print_summary
 
     cfg.out = cfg.out or default_out_dir()
     print_summary(launch(cfg), cfg.out)
@@ -218,9 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
-    from distbench.cluster import detect
-    from distbench.strategies import get_strategy
-    from distbench.worker import RUN_DIR_VAR, print_summary, run_worker
+    from distbench.strategies import strategy_info
+    from distbench.system.cluster import detect
+    from distbench.system.launchenv import RUN_DIR_VAR
+    from distbench.training.worker import print_summary, run_worker
 
     if args.config:
         try:
@@ -237,9 +238,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         master_addr=args.master_addr,
         master_port=args.master_port,
     )
-    strategy = get_strategy(cfg.strategy)
-    if strategy.launcher == "one-process":
-        if strategy.single_worker and cfg.workers != 1:
+    info = strategy_info(cfg.strategy)
+    if not info.launcher.multi_process:
+        if info.single_worker and cfg.workers != 1:
             raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use "
                              "--workers 1")
         if env.world_size != 1:
@@ -252,7 +253,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         cfg.workers = env.world_size
     cfg.validate()
     if cfg.out is None:
-        from distbench.results import default_out_dir
+        from distbench.results.records import default_out_dir
 
         cfg.out = default_out_dir()
     try:
@@ -266,7 +267,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     """Print the machine fingerprint stored with every result."""
-    from distbench.fingerprint import fingerprint
+    from distbench.system.fingerprint import fingerprint
 
     print(json.dumps(fingerprint(), indent=2))
     return 0
@@ -274,7 +275,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Every strategy x worker count x repeat, each run in a fresh process, then the report."""
-    from distbench.compare import run_compare
+    from distbench.study.compare import run_compare
 
     return run_compare(args, defaults=vars(build_parser().parse_args(["compare"])))
 
@@ -283,7 +284,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Tables, plots and report.html again, from the JSON records of one or more directories."""
     from distbench.report import build_report
     from distbench.report.tables import print_terminal
-    from distbench.results import default_out_dir
+    from distbench.results.records import default_out_dir
 
     out = args.out or (args.dirs[0] if len(args.dirs) == 1 else default_out_dir())
     report = build_report(args.dirs, out)
@@ -296,14 +297,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Top-3 classes for each image file from a saved checkpoint."""
-    from distbench.predict import run_predict
+    from distbench.serving.predict import run_predict
 
     return run_predict(args.checkpoint, args.images, args.json, sys.stdout, sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """A Gradio page for a checkpoint; local only unless --host / --share say otherwise."""
-    from distbench.serve import serve
+    from distbench.serving.serve import serve
 
     serve(args.checkpoint, host=args.host, port=args.port, share=args.share)
     return 0
@@ -311,9 +312,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_bench_comm(args: argparse.Namespace) -> int:
     """Allreduce latency and bandwidth per size and backend, with real worker processes."""
-    from distbench.bench_comm import BenchSpec, print_bench_table, run_bench_comm
-    from distbench.cost_model import parse_sizes
-    from distbench.results import default_out_dir
+    from distbench.comm.bench_comm import BenchSpec, print_bench_table, run_bench_comm
+    from distbench.comm.cost_model import parse_sizes
+    from distbench.results.records import default_out_dir
 
     spec = BenchSpec(
         backends=[b.strip() for b in args.backends.split(",") if b.strip()],
@@ -336,7 +337,7 @@ def cmd_bench_comm(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     """Step time, speedup and efficiency at more workers, from the alpha-beta allreduce model."""
-    from distbench.project import run_project
+    from distbench.comm.project import run_project
 
     print("wrote " + ", ".join(str(p) for p in run_project(args)))
     return 0
@@ -467,7 +468,7 @@ def build_parser() -> Parser:
     g.add_argument("--out", help="where to write projection.json/.png (default: RESULTS_DIR)")
     p.set_defaults(func=cmd_project)
 
-    from distbench.launch.commands import add_launch_parser
+    from distbench.cli.launch import add_launch_parser
 
     add_launch_parser(sub)
 

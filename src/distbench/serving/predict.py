@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from distbench.config import ModelConfig
-from distbench.errors import DistbenchError
+from distbench.core.config import ModelConfig
+from distbench.core.errors import DistbenchError
 from distbench.models import MODEL_NAMES
 
 WEIGHT_SUFFIXES = {".safetensors": "pytorch", ".keras": "tensorflow"}

@@ -21,8 +21,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from distbench.config import RunConfig
-from distbench.timing import clock
+from distbench.core.config import RunConfig
+from distbench.system.timing import clock
 
 # Called after every step with (step index in the epoch, a function returning the epoch's running
 # mean loss); the function syncs with the device, so the hook calls it only when it shows it.

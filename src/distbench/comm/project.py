@@ -8,7 +8,7 @@ Also:    distbench project RESULTS_DIR --workers 8,64 --from-bench-comm BENCH_DI
 From each group of runs in RESULTS_DIR (same strategy, worker count, model, data, batch) it takes
 the compute time per step, (train_s - comm_s) / steps, and the gradient size (`grad_bytes`, or
 the parameter count of the named model × 4 bytes), then predicts step time, speedup and
-efficiency at each worker count n with the cost model in `distbench.cost_model`. The model and
+efficiency at each worker count n with the cost model in `distbench.comm.cost_model`. The model and
 every assumption are printed with the table (`ASSUMPTIONS`) and written to projection.json.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distbench.cost_model import (
+from distbench.comm.cost_model import (
     Link,
     StepModel,
     fit_link,
@@ -28,14 +28,13 @@ from distbench.cost_model import (
     ring_allreduce_s,
     step_times,
 )
-from distbench.cost_model import speedup as speedup_of
-from distbench.errors import UsageError
+from distbench.comm.cost_model import speedup as speedup_of
+from distbench.core.errors import UsageError
+from distbench.strategies import STRATEGIES, Overlap
 
 JSON_NAME = "projection.json"
 PNG_NAME = "projection.png"
 DEFAULT_BACKWARD_FRACTION = 2 / 3
-# Strategies that do not allreduce the gradient every step: the per-step model does not apply.
-NOT_PER_STEP = {"param-avg": "averages parameters every K steps, not gradients every step"}
 # Input shape and classes of each dataset, to count a model's parameters without loading data.
 # DDP's first gradient bucket is capped at 1 MiB (torch's default), later ones at --bucket-mb.
 DDP_FIRST_BUCKET_BYTES = 2**20
@@ -121,7 +120,7 @@ def grad_bytes_of(record: dict[str, Any]) -> int:
     """`grad_bytes` from the record, else the named model rebuilt and its parameters counted."""
     if record.get("grad_bytes"):
         return int(record["grad_bytes"])
-    from distbench.config import ModelConfig
+    from distbench.core.config import ModelConfig
     from distbench.models.torch_models import build_model
 
     cfg = record.get("config") or {}
@@ -142,15 +141,16 @@ def grad_bytes_of(record: dict[str, Any]) -> int:
 
 def overlaps(strategy: str, overlap_flag: bool, grad_bytes: int, bucket_mb: float) -> bool:
     """Whether this run could send gradients during backward: its strategy overlaps and the
-    gradient fills more than the first bucket."""
+    gradient fills more than the first bucket (DDP's reducer: 1 MiB; otherwise --bucket-mb)."""
     cap = bucket_mb * 2**20
-    if strategy == "ddp":
+    overlap = STRATEGIES[strategy].overlap
+    if overlap is Overlap.ALWAYS:
         return grad_bytes > min(DDP_FIRST_BUCKET_BYTES, cap)
-    return strategy == "custom" and overlap_flag and grad_bytes > cap
+    return overlap is Overlap.WITH_FLAG and overlap_flag and grad_bytes > cap
 
 
 def _median(values: list[float]) -> float:
-    from distbench.timing import median
+    from distbench.system.timing import median
 
     return median(values)
 
@@ -165,8 +165,13 @@ def workloads_from_records(records: list[dict[str, Any]],
             continue
         if strategies and r["strategy"] not in strategies:
             continue
-        if r["strategy"] in NOT_PER_STEP:
-            skipped.append(f"{r['strategy']}: {NOT_PER_STEP[r['strategy']]}")
+        info = STRATEGIES.get(r["strategy"])
+        if info is None:
+            skipped.append(f"{r['strategy']}: not a strategy this distbench knows")
+            continue
+        if not info.per_step_allreduce:
+            skipped.append(f"{r['strategy']}: averages parameters every K steps, not gradients "
+                           "every step")
             continue
         overlap = bool((r.get("config") or {}).get("overlap"))
         key = (r["strategy"], overlap, r["workers"], r["dataset"], r["model"], r["global_batch"],
@@ -209,7 +214,7 @@ def expected_latency(row: dict[str, Any]) -> float:
 
 def links_from_bench_comm(path: str | Path) -> dict[str, Link]:
     """α and β fitted per backend from a bench-comm JSON (mean latency of every size)."""
-    from distbench.bench_comm import load_bench_comm
+    from distbench.comm.bench_comm import load_bench_comm
 
     data = load_bench_comm(path)
     by_backend: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
@@ -329,7 +334,7 @@ def parse_workers(text: str) -> list[int]:
 
 def _link_source(args: Any) -> tuple[dict[str, Link], bool]:
     """Links keyed by backend, and whether they were fitted (then chosen per workload)."""
-    from distbench.cost_model import parse_bandwidth, parse_latency
+    from distbench.comm.cost_model import parse_bandwidth, parse_latency
 
     if args.from_bench_comm:
         if args.bandwidth or args.latency:
@@ -344,8 +349,8 @@ def _link_source(args: Any) -> tuple[dict[str, Link], bool]:
 
 
 def _workloads(args: Any) -> tuple[list[Workload], list[str]]:
-    from distbench.cost_model import parse_size
-    from distbench.results import load_records
+    from distbench.comm.cost_model import parse_size
+    from distbench.results.records import load_records
 
     typed = args.compute_s is not None or args.grad_bytes is not None
     if args.results_dir and typed:

@@ -38,20 +38,15 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from distbench.best_model import describe as describe_best
-from distbench.best_model import keep_best
-from distbench.config import RunConfig
-from distbench.errors import UsageError, unknown_name
-from distbench.interrupts import stop_on_termination
+from distbench.core.config import RunConfig
+from distbench.core.errors import UsageError, unknown_name
 from distbench.report import COMPARE_FILE
-from distbench.report.analysis import (
-    FRAMEWORK_BASELINES,
-    ONE_WORKER_STRATEGIES,
-    is_complete,
-    setup_of,
-    setup_of_config,
-)
-from distbench.results import RUNS_FILE, append_record, framework_of, load_records, utc_now
+from distbench.report.analysis import is_complete, setup_of, setup_of_config
+from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
+from distbench.strategies import STRATEGIES, framework_baselines
+from distbench.study.best_model import describe as describe_best
+from distbench.study.best_model import keep_best
+from distbench.system.interrupts import stop_on_termination
 
 # Flags that the matrix sets per run, or that belong to compare itself.
 MATRIX_DESTS = frozenset({"strategy", "strategies", "workers", "out", "no_progress"})
@@ -82,7 +77,7 @@ class Slot:
 
 def run_flag_actions() -> list[argparse.Action]:
     """The options of `distbench run`, read from the parser itself so new flags pass through."""
-    from distbench.cli import Parser, add_run_flags
+    from distbench.cli.main import Parser, add_run_flags
 
     parser = Parser(add_help=False)
     add_run_flags(parser)
@@ -111,7 +106,7 @@ class Plan:
     def cells(self) -> list[Cell]:
         cells = []
         for s in self.strategies:
-            counts = [1] if s in ONE_WORKER_STRATEGIES else self.workers
+            counts = [1] if STRATEGIES[s].single_worker else self.workers
             cells += [Cell(s, w) for w in counts]
         return cells
 
@@ -147,7 +142,7 @@ class Plan:
         A strategy whose framework is missing still gets its config: its runs will fail with the
         install hint, and the report shows that reason.
         """
-        from distbench.cli import build_parser, config_from_args
+        from distbench.cli.main import build_parser, config_from_args
 
         args = build_parser().parse_args(self.child_argv(cell, out))
         return config_from_args(args, load_strategy=False)
@@ -195,8 +190,8 @@ def parse_workers(text: str) -> list[int]:
 
 def with_baselines(strategies: list[str], available: Sequence[str]) -> list[str]:
     """Put each framework's baseline first when a strategy of that framework is in the study."""
-    frameworks = {framework_of(s) for s in strategies}
-    bases = [b for f, b in FRAMEWORK_BASELINES.items() if f in frameworks]
+    frameworks = {STRATEGIES[s].framework for s in strategies}
+    bases = [b for f, b in framework_baselines().items() if f in frameworks]
     bases = [b for b in bases if b in available or b in strategies]
     return bases + [s for s in strategies if s not in bases]
 
@@ -328,7 +323,7 @@ class CellRunner:
 
     def record_failure(self, slot: Slot, reason: str) -> dict[str, Any]:
         """The run died without an answer (crash, kill, bad environment): record it for it."""
-        from distbench.results import make_record
+        from distbench.results.records import make_record
 
         record = make_record(self.configs[slot.cell], "failed", reason)
         append_record(self.out, record)
@@ -444,7 +439,7 @@ def run_compare(args: argparse.Namespace, defaults: dict[str, Any]) -> int:
     """The whole `distbench compare`: plan, run what is missing, report."""
     from distbench.report import build_report
     from distbench.report.tables import print_terminal
-    from distbench.results import default_out_dir
+    from distbench.results.records import default_out_dir
     from distbench.strategies import missing_framework
 
     console = Console(highlight=False)

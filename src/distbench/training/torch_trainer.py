@@ -19,14 +19,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distbench.checkpoint import save_checkpoint
-from distbench.config import RunConfig
+from distbench.core.config import RunConfig
 from distbench.data import Dataset, step_batches
-from distbench.data.sharding import SHARDING_RULE
+from distbench.data.sharding import describe_sharding
+from distbench.models.checkpoint import save_checkpoint
 from distbench.models.torch_models import build_model
-from distbench.progress import TrainProgress
+from distbench.strategies import CommMeasure
 from distbench.strategies.base import Strategy
-from distbench.timing import clock, median, rank_row, summarize_ranks
+from distbench.system.timing import clock, median, rank_row, summarize_ranks
+from distbench.training.progress import TrainProgress
 
 EVAL_BATCH = 1024
 
@@ -63,6 +64,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, strategy: Strategy, data: Dataset) -> None:
         self.cfg, self.strategy, self.data = cfg, strategy, data
+        torch.set_num_threads(cfg.threads_per_worker or torch.get_num_threads())
         self.device = strategy.device()
         self.tensors = Tensors.of(data, self.device)
         self.net = build_model(
@@ -166,7 +168,7 @@ class Trainer:
         leaves gradients cleared; the weights do not change (no optimizer step), and buffers that
         training-mode forwards update (BatchNorm statistics) are restored, so the checkpoint is
         the model that was evaluated."""
-        if self.strategy.comm_method != "calibration" or self.cfg.calibration_steps == 0:
+        if self.strategy.info.comm is not CommMeasure.CALIBRATION or not self.cfg.calibration_steps:
             return None
         buffers = [(b, b.clone()) for b in self.net.buffers()]
         synced, unsynced = [], []
@@ -256,7 +258,7 @@ class Trainer:
         if step_sync is not None:
             comm: float | None = step_sync * steps
         else:  # --calibration-steps 0 leaves a calibrated share unmeasured, not zero
-            comm = None if s.comm_method == "calibration" else s.comm_s
+            comm = None if s.info.comm is CommMeasure.CALIBRATION else s.comm_s
         ranks = s.all_gather(rank_row(s.rank, torch.get_num_threads(), epoch_s, comm))
         return {
             **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
@@ -268,18 +270,3 @@ class Trainer:
         }
 
 
-def set_threads(cfg: RunConfig, local_workers: int, cores: int) -> int:
-    """The baseline gets every core; each of N workers on a node gets cores // N (at least 1)."""
-    threads = cfg.threads_per_worker or max(1, cores // local_workers)
-    torch.set_num_threads(threads)
-    return threads
-
-
-def describe_sharding(n_train: int, global_batch: int) -> dict[str, Any]:
-    remainder = n_train % global_batch
-    return {
-        "rule": SHARDING_RULE,
-        "train_samples": n_train,
-        "last_step_samples": remainder or global_batch,
-        "remainder": remainder,
-    }

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distbench.errors import UsageError
+from distbench.core.errors import UsageError
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
                "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30}

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from distbench.errors import UsageError
+from distbench.core.errors import UsageError
 
 DEFAULT_PORT = 29500
 

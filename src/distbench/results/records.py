@@ -14,8 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from distbench.config import RunConfig
-from distbench.fingerprint import fingerprint
+from distbench.core.config import RunConfig
+from distbench.strategies import strategy_info
+from distbench.system.fingerprint import fingerprint
 
 SCHEMA_VERSION = 1
 RUNS_FILE = "runs.jsonl"
@@ -27,10 +28,6 @@ def utc_now() -> str:
 
 def default_out_dir() -> str:
     return str(Path("results") / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S"))
-
-
-def framework_of(strategy: str) -> str:
-    return "tensorflow" if strategy.startswith("tf-") else "pytorch"
 
 
 def make_record(
@@ -48,7 +45,7 @@ def make_record(
         "status": status,
         "error": error,
         "strategy": cfg.strategy,
-        "framework": framework_of(cfg.strategy),
+        "framework": strategy_info(cfg.strategy).framework.value,
         "workers": cfg.workers,
         "threads_per_worker": cfg.threads_per_worker,
         "backend": cfg.backend,

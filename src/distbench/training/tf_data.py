@@ -1,6 +1,6 @@
 """The `tf.data` input pipeline of the TensorFlow rows, from the same in-memory arrays.
 
-Command: python -c "from distbench.tf_data import demo; demo()"
+Command: python -c "from distbench.training.tf_data import demo; demo()"
 
 One epoch is: order -> shard -> batch -> gather pixels -> prefetch.
 

@@ -15,20 +15,26 @@ from typing import Any
 
 from rich.console import Console
 
-from distbench.cluster import ClusterEnv
-from distbench.config import RunConfig
-from distbench.data import load_dataset
-from distbench.fingerprint import usable_cores
-from distbench.results import append_record, make_record, utc_now
-from distbench.strategies import get_strategy
-from distbench.timing import clock
-from distbench.train import set_threads
+from distbench.core.config import RunConfig
+from distbench.data import Dataset, load_dataset
+from distbench.results.records import append_record, make_record, utc_now
+from distbench.strategies import Framework, get_strategy
+from distbench.system.cluster import ClusterEnv
+from distbench.system.fingerprint import usable_cores
+from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
+from distbench.system.timing import clock
 
-# Wall-clock time at which the launcher started, so start-up cost is measured from the user's view.
-LAUNCH_T0_VAR = "DISTBENCH_LAUNCH_T0"
-# Set for workers that distbench's launcher started: each leaves its PID there (so a rank killed
-# under mpiexec can be named), and the launcher, not rank 0, prints the summary.
-RUN_DIR_VAR = "DISTBENCH_RUN_DIR"
+
+def make_trainer(cfg: RunConfig, strategy: Any, data: Dataset) -> Any:
+    """The framework's trainer: an object whose `run()` trains and measures, and whose
+    `save_checkpoint(record)` keeps the model. Only that framework is imported."""
+    if strategy.info.framework is Framework.TENSORFLOW:
+        from distbench.training.keras_trainer import KerasTrainer
+
+        return KerasTrainer(cfg, strategy, data)
+    from distbench.training.torch_trainer import Trainer
+
+    return Trainer(cfg, strategy, data)
 
 
 def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
@@ -39,14 +45,16 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
     launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
     strategy = get_strategy(cfg.strategy)(cfg, env)
-    cfg.threads_per_worker = set_threads(cfg, env.local_world_size, usable_cores())
+    # The baseline gets every core; each of N workers on a node gets cores // N (at least 1).
+    cfg.threads_per_worker = cfg.threads_per_worker or max(
+        1, usable_cores() // env.local_world_size)
     strategy.setup()
     try:
         startup_s = time.time() - launch_t0
         t = clock()
         data = load_dataset(cfg.data)
         data_s = clock() - t
-        trainer = strategy.make_trainer(data)
+        trainer = make_trainer(cfg, strategy, data)
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
         record = None

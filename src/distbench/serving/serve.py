@@ -23,9 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from distbench.errors import DistbenchError
-from distbench.predict import Checkpoint, CheckpointError, load_checkpoint, load_image, resolve
-from distbench.predict import top_k as top_classes
+from distbench.core.errors import DistbenchError
+from distbench.serving.predict import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_image,
+    resolve,
+)
+from distbench.serving.predict import top_k as top_classes
 
 SAMPLES = 10  # sample images from the test set, one per class while classes last
 MAX_UPLOAD = "20mb"
@@ -91,7 +97,7 @@ def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
     """
     from PIL import Image
 
-    from distbench.config import DataConfig
+    from distbench.core.config import DataConfig
     from distbench.data import load_dataset
 
     name = str(ckpt.meta.get("dataset"))
