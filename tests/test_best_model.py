@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from distbench.study import compare
 from distbench.cli.main import build_parser, main
 from distbench.results.records import make_record
+from distbench.study import compare
 from distbench.study.best_model import BEST_DIR, keep_best, kept
 from distbench.study.compare import CellRunner, Slot
 

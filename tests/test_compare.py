@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from distbench.study import compare
 from distbench.cli.main import build_parser, main
 from distbench.report.analysis import INTERRUPTED, is_complete
 from distbench.results.records import append_record, load_records, make_record
+from distbench.study import compare
 from distbench.study.compare import Cell, CellRunner, Plan, Slot, pending_slots, with_baselines
 
 APPEND = ("import json, sys; from distbench.results.records import append_record; "

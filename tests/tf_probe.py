@@ -2,9 +2,9 @@
 
 Command: TF_CONFIG=... RANK=0 WORLD_SIZE=2 python tests/tf_probe.py OUT_DIR
 
-Each worker runs `distbench.training.worker.run_worker` as `distbench worker` does (rank 0 writes the
-record to OUT_DIR); `make_trainer` is only wrapped to keep a handle on the trainer, so each
-worker can save its trainable weights to OUT_DIR/rank<r>.npz. Rank 0 then also trains, from the
+Each worker runs `distbench.training.worker.run_worker` as `distbench worker` does (rank 0
+writes the record to OUT_DIR); `make_trainer` is only wrapped to keep a handle on the trainer, so
+each worker can save its trainable weights to OUT_DIR/rank<r>.npz. Rank 0 then also trains, from the
 same initial weights and without any distribution, the two references the test compares against:
 `one_shard.npz`, its own shard alone (what it would learn without exchanging gradients), and
 `full_batch.npz`, one process on the whole global batch (what synchronous data parallelism must

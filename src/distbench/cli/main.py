@@ -17,7 +17,7 @@ from pathlib import Path
 
 from distbench import __version__
 from distbench.core.config import DataConfig, ModelConfig, RunConfig
-from distbench.core.errors import DistbenchError, UsageError, unknown_name
+from distbench.core.errors import DistbenchError, UsageError, error_line, unknown_name
 from distbench.models import MODEL_NAMES
 
 
@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
-    from distbench.strategies import strategy_info
+    from distbench.strategies import check_workers, strategy_info
     from distbench.system.cluster import detect
     from distbench.system.launchenv import RUN_DIR_VAR
     from distbench.training.worker import print_summary, run_worker
@@ -240,9 +240,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
     info = strategy_info(cfg.strategy)
     if not info.launcher.multi_process:
-        if info.single_worker and cfg.workers != 1:
-            raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use "
-                             "--workers 1")
+        check_workers(cfg.strategy, cfg.workers)
         if env.world_size != 1:
             raise UsageError(
                 f"strategy {cfg.strategy} runs in one process, but this worker is rank "
@@ -489,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except DistbenchError as exc:
         # One write, so lines from several ranks sharing a stream never interleave mid-line.
-        sys.stderr.write(f"distbench: error: {exc}\n")
+        sys.stderr.write(error_line(str(exc)))
         sys.stderr.flush()
         return exc.exit_code
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ local launcher hands it to workers as JSON, so a worker never re-derives a setti
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -161,9 +160,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:

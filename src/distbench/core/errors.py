@@ -17,6 +17,22 @@ class UsageError(DistbenchError):
     exit_code = 2
 
 
+# How the CLI prints a DistbenchError; launchers read it back from a child's log.
+ERROR_PREFIX = "distbench: error: "
+
+
+def error_line(message: str) -> str:
+    """The one line the CLI writes to stderr for an error."""
+    return f"{ERROR_PREFIX}{message}\n"
+
+
+def last_error(lines: list[str]) -> str | None:
+    """The message of the last `distbench: error:` line of a child's output, if any."""
+    errors = [ln.strip().removeprefix(ERROR_PREFIX) for ln in lines
+              if ln.strip().startswith(ERROR_PREFIX)]
+    return errors[-1] if errors else None
+
+
 def unknown_name(kind: str, name: str, known: "list[str] | tuple[str, ...]") -> UsageError:
     """The one error for every registry lookup, so each lists the valid names the same way."""
     return UsageError(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(known))}")

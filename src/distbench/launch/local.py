@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.core.config import RunConfig
-from distbench.core.errors import DistbenchError, UsageError
+from distbench.core.errors import DistbenchError, error_line, last_error
 from distbench.results.records import append_record, load_records, make_record, utc_now
-from distbench.strategies import Launcher, missing_framework, strategy_info
+from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
 from distbench.system.fingerprint import usable_cores
 from distbench.system.interrupts import die_with_parent, stop_on_termination
 from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
@@ -33,7 +33,6 @@ from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
 POLL_S = 0.05
 GRACE_S = 3.0
 LOG_TAIL_LINES = 12
-ERROR_PREFIX = "distbench: error: "
 # How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
 HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
 SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
@@ -64,9 +63,9 @@ class Worker:
         if killed:
             return killed
         lines = self.lines()
-        errors = [ln.removeprefix(ERROR_PREFIX) for ln in lines if ln.startswith(ERROR_PREFIX)]
-        if errors:
-            return errors[-1]
+        error = last_error(lines)
+        if error:
+            return error
         return f"{who} exited with code {code}: {lines[-1] if lines else 'no output'}"
 
     def rank_killed_under_mpiexec(self) -> str | None:
@@ -84,7 +83,7 @@ class Worker:
     def report(self) -> str:
         """The reason, then the end of the log when there is more to it (a traceback)."""
         reason = self.reason()
-        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if ERROR_PREFIX + reason != ln]
+        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if error_line(reason).strip() != ln]
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
@@ -109,8 +108,7 @@ def launch(cfg: RunConfig) -> dict:
     hint = missing_framework(cfg.strategy)
     if hint:
         raise DistbenchError(hint)
-    if info.single_worker and cfg.workers != 1:
-        raise UsageError(f"strategy {cfg.strategy} is the one-process baseline; use --workers 1")
+    check_workers(cfg.strategy, cfg.workers)
     started_at = utc_now()
     try:
         with stop_on_termination():

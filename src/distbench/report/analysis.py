@@ -56,10 +56,6 @@ class Setup:
                 f"({self.scaling} scaling) · {self.optimizer} lr {self.lr:g} · {self.device} · "
                 f"host {self.host}")
 
-    def slug(self) -> str:
-        return "-".join(str(p) for p in (self.dataset, self.model, f"e{self.epochs}",
-                                          f"b{self.batch}", self.scaling, self.host))
-
 
 def setup_of(record: dict[str, Any]) -> Setup:
     """The setup a record belongs to; tolerant of hand-made records with few keys."""

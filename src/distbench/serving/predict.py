@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from distbench.core.config import ModelConfig
-from distbench.core.errors import DistbenchError
+from distbench.core.errors import DistbenchError, error_line
 from distbench.models import MODEL_NAMES
 
 WEIGHT_SUFFIXES = {".safetensors": "pytorch", ".keras": "tensorflow"}
@@ -345,7 +345,7 @@ def run_predict(checkpoint: str, images: Sequence[str], as_json: bool, out: Any,
     for r in results:
         if "error" in r:
             out.flush()
-            err.write(f"distbench: error: {r['error']}\n")
+            err.write(error_line(r["error"]))
             err.flush()
         elif not as_json:
             top = [(t["class"], t["probability"]) for t in r["top"]]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from distbench.core.errors import DistbenchError
+from distbench.core.errors import DistbenchError, error_line
 from distbench.serving.predict import (
     Checkpoint,
     CheckpointError,
@@ -217,7 +217,7 @@ def _serve(live: LiveCheckpoint, samples_dir: Path, host: str, port: int, share:
         live.get()
     except DistbenchError as exc:
         # Still serve: the page shows the same line, and picks up a fixed checkpoint by itself.
-        sys.stderr.write(f"distbench: error: {exc} (the page shows this until it is fixed)\n")
+        sys.stderr.write(error_line(f"{exc} (the page shows this until it is fixed)"))
     app = build_app(live, samples_dir)
     try:
         app.queue(default_concurrency_limit=2).launch(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from distbench.core.errors import DistbenchError, unknown_name
+from distbench.core.errors import DistbenchError, UsageError, unknown_name
 
 
 class Framework(str, Enum):
@@ -115,6 +115,12 @@ def strategy_info(name: str) -> StrategyInfo:
     if name not in STRATEGIES:
         raise unknown_name("strategy", name, list(STRATEGIES))
     return STRATEGIES[name]
+
+
+def check_workers(name: str, workers: int) -> None:
+    """A baseline is one worker by definition: any other count is a usage error."""
+    if strategy_info(name).single_worker and workers != 1:
+        raise UsageError(f"strategy {name} is the one-process baseline; use --workers 1")
 
 
 def framework_baselines() -> dict[Framework, str]:

@@ -25,10 +25,6 @@ class FlatBucket:
             self.views.append(self.buffer[offset : offset + t.numel()].view_as(t))
             offset += t.numel()
 
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.numel() * self.buffer.element_size()
-
     def pack(self, sources: list[torch.Tensor | None], scale: float = 1.0) -> torch.Tensor:
         """Copy `scale * sources` (None counts as zeros) into the buffer and return it.
 

@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from distbench.core.config import RunConfig
-from distbench.core.errors import UsageError, unknown_name
+from distbench.core.errors import UsageError, last_error, unknown_name
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
@@ -269,10 +269,9 @@ class SlotResult:
 def reason_from_log(log: Path, code: int | None) -> str:
     """One line: the child's `distbench: error:` line, else its last line, else its exit."""
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    prefix = "distbench: error: "
-    errors = [ln[len(prefix):] for ln in lines if ln.startswith(prefix)]
-    if errors:
-        return errors[-1]
+    error = last_error(lines)
+    if error:
+        return error
     last = f": {lines[-1]}" if lines else ""
     if code is not None and code < 0:
         return f"run process killed by {signal.Signals(-code).name}{last}"
