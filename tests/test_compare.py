@@ -143,7 +143,7 @@ def test_failing_cells_are_recorded_and_the_study_goes_on(fake_runs, tmp_path, c
     assert meta["plan"]["strategies"] == ["single", "ddp", "mpi", "custom"]
     (session,) = meta["sessions"]
     assert session["runs"] == 14 and session["command"].startswith("distbench compare")
-    assert "Training time (s) median [IQR]" in capsys.readouterr().out
+    assert "Training time (s) median [95% CI]" in capsys.readouterr().out
 
     # Everything has an answer (failures included): resuming runs nothing and keeps the records.
     before = (out / "runs.jsonl").read_bytes()

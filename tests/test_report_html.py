@@ -50,7 +50,7 @@ def test_chromium_decodes_every_plot_and_shows_the_table(chromium, report_html, 
     assert match, dom[:500]
     widths = json.loads(match[1].replace("&quot;", '"'))
     assert len(widths) == 4 and all(w == 800 for w in widths), widths
-    assert "Training time (s) median [IQR]" in dom
+    assert "Training time (s) median [95% CI]" in dom
     assert "rank 1 exited with code 1: boom" in dom
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distbench.report.stats import Interval, median_interval, ratio_interval
 from distbench.strategies import STRATEGIES, Framework, framework_baselines
 from distbench.system.timing import iqr, median
 
@@ -28,6 +29,8 @@ INTERRUPTED = "interrupted by the user"
 FRAMEWORK_BASELINES = {fw.value: name for fw, name in framework_baselines().items()}
 BASELINE = FRAMEWORK_BASELINES[Framework.PYTORCH.value]
 MAX_REASON_CHARS = 200
+# Ranks whose training times differ by more than this are shown as skewed.
+RANK_SKEW = 0.10
 
 
 # --------------------------------------------------------------------------- grouping
@@ -124,8 +127,10 @@ class CellStats:
     train_median: float | None = None
     train_q1: float | None = None
     train_q3: float | None = None
+    train_ci: Interval | None = None  # 95% bootstrap interval of the median
     samples_per_s: float | None = None
     speedup: float | None = None  # vs `single` in the same setup
+    speedup_ci: Interval | None = None  # 95% bootstrap over interleaved rounds
     efficiency: float | None = None  # speedup / workers
     core_efficiency: float | None = None  # speedup / (cores used / baseline's cores used)
     framework_baseline: str | None = None
@@ -139,6 +144,10 @@ class CellStats:
     comm_s: float | None = None
     compute_s: float | None = None
     comm_method: str | None = None
+    backend: str | None = None
+    steps: int | None = None
+    contended: int = 0  # runs measured while other processes used the cores
+    rank_skew: float | None = None  # median over runs of slowest / fastest rank - 1
     startup_s: float | None = None
     data_s: float | None = None
     threads_per_worker: int | None = None
@@ -147,6 +156,8 @@ class CellStats:
     global_batch: int | None = None
     curve: list[tuple[float, float]] = field(default_factory=list)  # (wall s, test accuracy)
     notes: list[str] = field(default_factory=list)
+    # Findings a reader must not miss (implausible speedups, skewed ranks): shown with the verdict.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -173,13 +184,24 @@ def _short(reason: str) -> str:
     return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 1] + "…"
 
 
+def _elapsed(record: dict[str, Any]) -> list[float]:
+    """Cumulative train time after each epoch, of the slowest rank in each epoch (`epoch_s`):
+    the definition the table's train time uses, so every view agrees."""
+    total, out = 0.0, []
+    for t in record.get("epoch_s") or []:
+        total += float(t)
+        out.append(total)
+    return out
+
+
 def _curve(records: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
     """Per-epoch medians across repeats of (cumulative train time, test accuracy)."""
     histories = [r.get("history") or [] for r in records]
-    epochs = min((len(h) for h in histories), default=0)
+    times = [_elapsed(r) or [h.get("time_s") for h in r.get("history") or []] for r in records]
+    epochs = min((min(len(h), len(t)) for h, t in zip(histories, times)), default=0)
     curve = []
     for e in range(epochs):
-        t = _med(h[e].get("time_s") for h in histories)
+        t = _med(ts[e] for ts in times)
         a = _med(h[e].get("test_accuracy") for h in histories)
         if t is not None and a is not None:
             curve.append((t, a))
@@ -229,6 +251,11 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.train_s = [float(r["train_s"]) for r in ok]
     c.train_median = median(c.train_s)
     c.train_q1, c.train_q3 = iqr(c.train_s)
+    c.train_ci = median_interval(c.train_s)
+    c.steps = _mode(r.get("steps") for r in ok)
+    c.backend = _mode(r.get("backend") for r in ok)
+    c.contended = sum(bool((r.get("machine_state") or {}).get("contended")) for r in ok)
+    _rank_skew(c, ok)
     c.samples_per_s = _med(r.get("samples_per_s") for r in ok)
     c.test_acc_median = _med(r.get("test_accuracy") for r in ok)
     accs = [r["test_accuracy"] for r in ok if r.get("test_accuracy") is not None]
@@ -244,6 +271,43 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.data_s = _med(r.get("data_s") for r in ok)
     c.curve = _curve(ok)
     return c
+
+
+def _rank_skew(c: CellStats, ok: Sequence[dict[str, Any]]) -> None:
+    """Ranks of one run should finish together; a skew above RANK_SKEW is shown and explained."""
+    skews = []
+    for r in ok:
+        times = [float(t) for t in r.get("per_rank_train_s") or [] if t]
+        if len(times) > 1:
+            skews.append(max(times) / min(times) - 1)
+    if not skews:
+        return
+    c.rank_skew = median(skews)
+    if c.rank_skew > RANK_SKEW:
+        c.warnings.append(
+            f"ranks finish {c.rank_skew:.0%} apart (median over runs): the slowest rank sets "
+            "the train time. Each rank's clock starts after the same barrier, so start-up is "
+            "outside it; a skew means one rank was slowed inside the epochs (a shared core, "
+            "another process, or an uneven last step)")
+
+
+def _plausibility(c: CellStats, base: CellStats) -> None:
+    """A speedup above the worker count, or above the ratio of cores used, is flagged: the
+    first cannot come from parallelism at all, the second not from the cores it was given."""
+    low = c.speedup_ci.low if c.speedup_ci is not None else c.speedup
+    if c.speedup is None or low is None:
+        return
+    if low > c.workers:
+        c.warnings.append(
+            f"speedup {c.speedup:.2f}× with {c.workers} worker(s) is implausible (more than the "
+            "worker count): likely the baseline's runs were slowed (contention, a cold cache) "
+            "or this row does less work; check the contended runs and repeat")
+    elif base.cores_used and c.cores_used and low > c.cores_used / base.cores_used:
+        c.warnings.append(
+            f"speedup {c.speedup:.2f}× on {c.cores_used} core(s) against the baseline's "
+            f"{base.cores_used} is super-linear per core: the baseline uses its cores less "
+            "well (intra-op threads on small operations scale poorly) or was slowed; it is not "
+            "a gain from parallelism")
 
 
 def apply_baseline(cell: CellStats, base: CellStats | None) -> tuple[float | None, float | None]:
@@ -347,8 +411,12 @@ def _with_baselines(setup: Setup, cells: list[CellStats],
                      "are not available")
     for c in cells:
         c.speedup, c.efficiency = apply_baseline(c, base)
-        if c.speedup is not None and base is not None and base.cores_used and c.cores_used:
-            c.core_efficiency = c.speedup / (c.cores_used / base.cores_used)
+        if c.speedup is not None and base is not None:
+            if c is not base:
+                c.speedup_ci = ratio_interval(base.train_s, c.train_s)
+                _plausibility(c, base)
+            if base.cores_used and c.cores_used:
+                c.core_efficiency = c.speedup / (c.cores_used / base.cores_used)
         fw_name = FRAMEWORK_BASELINES.get(c.framework)
         if fw_name and fw_name != BASELINE:
             c.framework_baseline = fw_name

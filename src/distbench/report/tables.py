@@ -17,8 +17,9 @@ from typing import Any
 from distbench.report.analysis import CellStats, SetupSummary, Study
 
 DASH = "–"
-HEADERS = ["Strategy", "Workers", "Training time (s) median [IQR]", "Speedup", "Efficiency",
-           "Samples/s", "Test acc", "Comm %"]
+HEADERS = ["Strategy", "Workers", "Training time (s) median [95% CI]", "Speedup [95% CI]",
+           "Efficiency", "Samples/s", "Test acc", "Comm %"]
+NOT_SIGNIFICANT = "≈ baseline (not significant)"
 
 
 # --------------------------------------------------------------------------- number formats
@@ -51,7 +52,23 @@ def fmt_rate(v: float | None) -> str:
 def fmt_time_cell(c: CellStats) -> str:
     if c.train_median is None:
         return f"{c.status}: {c.reason}" if c.reason else c.status
-    return f"{fmt_s(c.train_median)} [{fmt_s(c.train_q1)}–{fmt_s(c.train_q3)}]"
+    if c.train_ci is None:
+        return f"{fmt_s(c.train_median)} (1 run)"
+    return f"{fmt_s(c.train_median)} [{fmt_s(c.train_ci.low)}–{fmt_s(c.train_ci.high)}]"
+
+
+def fmt_speedup(c: CellStats, baseline: CellStats | None) -> str:
+    """The ratio with its interval; never a bare number where the interval holds 1.0."""
+    if c.speedup is None:
+        return DASH
+    mark = " ⚠" if c.warnings else ""
+    if c is baseline:
+        return "1.00× (baseline)"
+    if c.speedup_ci is None:
+        return f"{fmt_x(c.speedup)} (1 run: untested){mark}"
+    if c.speedup_ci.contains(1.0):
+        return NOT_SIGNIFICANT + mark
+    return f"{fmt_x(c.speedup)} [{c.speedup_ci.low:.2f}–{c.speedup_ci.high:.2f}]{mark}"
 
 
 def fmt_efficiency(c: CellStats) -> str:
@@ -79,10 +96,10 @@ def fmt_target(c: CellStats) -> str:
     return fmt_s(c.time_to_target)
 
 
-def row(c: CellStats) -> list[str]:
+def row(c: CellStats, baseline: CellStats | None = None) -> list[str]:
     """The summary.md columns of one cell, in HEADERS order."""
-    return [c.strategy, str(c.workers), fmt_time_cell(c), fmt_x(c.speedup), fmt_efficiency(c),
-            fmt_rate(c.samples_per_s), fmt_acc(c), fmt_pct(c.comm_fraction)]
+    return [c.strategy, str(c.workers), fmt_time_cell(c), fmt_speedup(c, baseline),
+            fmt_efficiency(c), fmt_rate(c.samples_per_s), fmt_acc(c), fmt_pct(c.comm_fraction)]
 
 
 def columns(summary: SetupSummary) -> tuple[list[str], Callable[[CellStats], list[str]]]:
@@ -95,7 +112,10 @@ def columns(summary: SetupSummary) -> tuple[list[str], Callable[[CellStats], lis
     if any(c.ok != c.runs for c in summary.cells):
         headers.append("Runs ok")
         extra.append(lambda c: f"{c.ok}/{c.runs}")
-    return headers, lambda c: row(c) + [f(c) for f in extra]
+    if any(c.contended for c in summary.cells):
+        headers.append("Contended")
+        extra.append(lambda c: f"{c.contended}/{c.ok}" if c.ok else DASH)
+    return headers, lambda c: row(c, summary.baseline) + [f(c) for f in extra]
 
 
 def framework_rows(summary: SetupSummary) -> list[list[str]]:
@@ -110,6 +130,12 @@ def cell_notes(summary: SetupSummary) -> list[str]:
     for c in summary.cells:
         notes += [f"{c.strategy} ×{c.workers}: {n}" for n in c.notes]
     return notes
+
+
+def verdict_lines(summary: SetupSummary) -> list[str]:
+    from distbench.report.verdict import verdict
+
+    return verdict(summary)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -131,12 +157,15 @@ def markdown(study: Study) -> str:
     out: list[str] = ["# distbench comparison", ""]
     for s in study.setups:
         headers, make_row = columns(s)
-        out += [f"## {s.setup.title()}", ""]
+        out += [f"## {s.setup.title()}", "", "**Verdict**", ""]
+        out += [f"- {_md_escape(v)}" for v in verdict_lines(s)] + [""]
         out += _md_table(headers, [make_row(c) for c in s.cells])
-        out += ["", f"Median over {_repeat_words(s)} per cell; [IQR] is the 25th–75th percentile "
-                "of training time. Speedup = median training time of `single` ×1 ÷ the cell's; "
-                "efficiency = speedup ÷ workers (core: speedup ÷ (cores used ÷ the baseline's "
-                "cores used))."]
+        out += ["", f"Median over {_repeat_words(s)} per cell; [95% CI] is a bootstrap interval "
+                "of the median (of the ratio of medians for speedups, resampling interleaved "
+                f"rounds). A speedup whose interval holds 1.0 reads \"{NOT_SIGNIFICANT}\"; ⚠ "
+                "marks a finding in the verdict. Speedup = median training time of `single` ×1 ÷ "
+                "the cell's; efficiency = speedup ÷ workers (core: speedup ÷ (cores used ÷ the "
+                "baseline's cores used))."]
         out += ["", fairness_line(s), "", machine_line(s)]
         fw = framework_rows(s)
         if fw:
@@ -189,17 +218,22 @@ CSV_FIELDS = [
     "dataset", "model", "epochs", "batch", "scaling", "optimizer", "lr", "device", "host",
     "strategy", "framework", "workers", "threads_per_worker", "cores", "cores_used",
     "global_batch", "status", "runs", "ok", "failed", "interrupted", "train_s_median",
-    "train_s_q1", "train_s_q3", "samples_per_s", "speedup", "efficiency", "core_efficiency",
+    "train_s_q1", "train_s_q3", "train_s_ci_low", "train_s_ci_high", "samples_per_s", "speedup",
+    "speedup_ci_low", "speedup_ci_high", "efficiency", "core_efficiency",
     "framework_baseline", "speedup_vs_framework_baseline", "efficiency_vs_framework_baseline",
     "test_accuracy_median", "test_accuracy_min", "target_accuracy", "time_to_target_s_median",
     "target_reached_runs", "comm_fraction", "comm_s", "compute_s", "comm_method", "startup_s",
-    "data_s", "error", "notes",
+    "data_s", "contended_runs", "rank_skew", "error", "notes", "warnings",
 ]
 
 
 def _num(v: Any) -> Any:
     """Floats with 6 significant digits: stable text, more precision than any timing has."""
     return f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)
+
+
+def _bounds(ci: Any) -> tuple[float | None, float | None]:
+    return (ci.low, ci.high) if ci is not None else (None, None)
 
 
 def csv_text(study: Study) -> str:
@@ -213,11 +247,13 @@ def csv_text(study: Study) -> str:
                 st.dataset, st.model, st.epochs, st.batch, st.scaling, st.optimizer, st.lr,
                 st.device, st.host, c.strategy, c.framework, c.workers, c.threads_per_worker,
                 c.cores, c.cores_used, c.global_batch, c.status, c.runs, c.ok, c.failed,
-                c.interrupted, c.train_median, c.train_q1, c.train_q3, c.samples_per_s,
-                c.speedup, c.efficiency, c.core_efficiency, c.framework_baseline, c.speedup_fw,
+                c.interrupted, c.train_median, c.train_q1, c.train_q3,
+                *(_bounds(c.train_ci)), c.samples_per_s, c.speedup, *(_bounds(c.speedup_ci)),
+                c.efficiency, c.core_efficiency, c.framework_baseline, c.speedup_fw,
                 c.efficiency_fw, c.test_acc_median, c.test_acc_min, s.target, c.time_to_target,
                 c.target_reached, c.comm_fraction, c.comm_s, c.compute_s, c.comm_method,
-                c.startup_s, c.data_s, c.reason, "; ".join(c.notes),
+                c.startup_s, c.data_s, c.contended, c.rank_skew, c.reason, "; ".join(c.notes),
+                "; ".join(c.warnings),
             ]
             w.writerow([_num(v) for v in values])
     return buf.getvalue()
@@ -239,6 +275,9 @@ def print_terminal(study: Study, console: Any = None) -> None:
         console = Console(file=console.file, width=max(console.width, 160), highlight=False)
     for s in study.setups:
         headers, make_row = columns(s)
+        console.print(f"[bold]{escape(s.setup.title())}[/bold]", highlight=False)
+        for line in verdict_lines(s):
+            console.print(f"[bold]verdict:[/bold] {escape(line)}", highlight=False)
         table = Table(title=s.setup.title(), title_justify="left")
         for i, h in enumerate(headers):
             table.add_column(h, justify="left" if i == 0 else "right",
