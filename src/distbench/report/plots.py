@@ -2,8 +2,9 @@
 
 Command: distbench report results/<timestamp>/
 
-- train_time.png: training time per strategy, one bar per worker count, IQR whiskers, every run
-  as a dot;
+- train_time.png: training time per strategy, one bar per worker count, whiskers for the 95%
+  interval of the median, every run as a dot, on a log axis (one slow outlier must not flatten
+  every real bar);
 - speedup.png: speedup against the number of workers, with the ideal (linear) line;
 - accuracy_time.png: test accuracy against training wall time, one curve per strategy;
 - compute_comm.png: compute and communication time as stacked bars.
@@ -23,7 +24,7 @@ DPI = 100
 SIZE = (8.0, 4.5)
 PLOT_NAMES = ("train_time", "speedup", "accuracy_time", "compute_comm")
 TITLES = {
-    "train_time": "Training time per strategy (median, IQR whiskers, dots = runs)",
+    "train_time": "Training time per strategy (median, 95% CI whiskers, dots = runs; log axis)",
     "speedup": "Speedup against workers (vs single ×1)",
     "accuracy_time": "Test accuracy against training wall time",
     "compute_comm": "Compute and communication (median seconds)",
@@ -70,16 +71,23 @@ def plot_train_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
                 continue
             x = i - 0.4 + width * (j + 0.5)
             if c.train_median is None:
-                ax.text(x, 0, "✗", ha="center", va="bottom", color="red")
+                ax.text(x, 0.02, "✗ failed", ha="center", va="bottom", color="red",
+                        transform=ax.get_xaxis_transform())
                 continue
-            err = [[c.train_median - c.train_q1], [c.train_q3 - c.train_median]]
+            low, high = (c.train_ci.low, c.train_ci.high) if c.train_ci else (c.train_median,) * 2
+            err = [[c.train_median - low], [high - c.train_median]]
             ax.bar(x, c.train_median, width * 0.9, color=colour, yerr=err, capsize=3,
                    label=f"{w} worker{'s' if w > 1 else ''}" if i == _first(strategies, w, summary)
                    else None)
             ax.plot([x] * len(c.train_s), c.train_s, "o", color="black", markersize=2.5)
     ax.set_xticks(range(len(strategies)), strategies, rotation=35, ha="right",
                   rotation_mode="anchor")
-    ax.set_ylabel("training time (s)")
+    ax.set_yscale("log")
+    from matplotlib.ticker import LogFormatter
+
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.set_ylabel("training time (s, log scale)")
     ax.legend(frameon=False)
 
 

@@ -2,7 +2,10 @@
 
 Command: distbench report results/<timestamp>/   (every table shows these intervals)
 
-- A cell's median training time gets a 95% percentile-bootstrap interval (resampling its runs).
+- A cell's median training time gets a 95% bootstrap interval (resampling its runs). Plain
+  percentile intervals are too narrow for the few runs a study has (about 93% coverage at 10
+  runs), so the percentiles are widened by sqrt(n / (n - 1)) on the normal scale: Hesterberg's
+  "expanded percentile" interval, which keeps false alarms under 5% at 10 runs.
 - A speedup is a ratio of medians; its interval resamples whole *rounds* (compare interleaves
   the cells, A B C A B C ..., so the k-th run of every cell shares the machine's state of round
   k), which keeps the drift that hits both sides of a ratio alike out of the interval.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -41,8 +45,10 @@ class Interval:
         return (self.high - self.low) / 2 / abs(centre) if centre else float("inf")
 
 
-def _percentiles(samples: np.ndarray) -> Interval:
-    tail = (1 - CONFIDENCE) / 2 * 100
+def _percentiles(samples: np.ndarray, n: int) -> Interval:
+    """The expanded percentile interval of bootstrap `samples` drawn from `n` runs."""
+    z = NormalDist().inv_cdf(1 - (1 - CONFIDENCE) / 2) * (n / (n - 1)) ** 0.5
+    tail = (1 - NormalDist().cdf(z)) * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
     return Interval(float(low), float(high))
 
@@ -54,7 +60,7 @@ def median_interval(values: Sequence[float]) -> Interval | None:
         return None
     rng = np.random.default_rng(SEED)
     picks = rng.integers(0, data.size, size=(RESAMPLES, data.size))
-    return _percentiles(np.median(data[picks], axis=1))
+    return _percentiles(np.median(data[picks], axis=1), data.size)
 
 
 def ratio_interval(base: Sequence[float], cell: Sequence[float]) -> Interval | None:
@@ -73,7 +79,7 @@ def ratio_interval(base: Sequence[float], cell: Sequence[float]) -> Interval | N
         b_s = np.concatenate([b_s, rng.choice(b[paired:], (RESAMPLES, b.size - paired))], 1)
     if c.size > paired:
         c_s = np.concatenate([c_s, rng.choice(c[paired:], (RESAMPLES, c.size - paired))], 1)
-    return _percentiles(np.median(b_s, axis=1) / np.median(c_s, axis=1))
+    return _percentiles(np.median(b_s, axis=1) / np.median(c_s, axis=1), paired)
 
 
 def mann_whitney_p(old: Sequence[float], new: Sequence[float]) -> float | None:
