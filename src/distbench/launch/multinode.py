@@ -20,9 +20,11 @@ from pathlib import Path
 
 from distbench.core.errors import UsageError
 from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+from distbench.launch.netns import check_netns, netns_commands
 from distbench.launch.scripts import launched_by, quote, worker_args
 from distbench.strategies import Launcher
 from distbench.system.launchenv import LAUNCH_T0_VAR
+from distbench.vcluster.cluster import require_root_and_tools
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -61,18 +63,25 @@ class MultiNode:
     port: int = 29500
     python: str = "python3"
     hostfile: str = ""
+    netns: bool = False  # each host is a node of `distbench cluster up`: run inside its namespace
 
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
         kinds = (Launcher.SPAWN,) if self.launcher == "torchrun" else (Launcher.MPIEXEC,
                                                                          Launcher.SPAWN)
+        if self.netns and self.launcher == "torchrun":
+            kinds += (Launcher.TF_CONFIG,)  # one command per node: the workers themselves
         allowed = launched_by(*kinds)
         if self.strategy not in allowed:
             raise UsageError(f"{self.launcher} launches {', '.join(allowed)}, not {self.strategy}")
+        if self.netns:
+            check_netns(self.strategy, self.nproc_per_node)
 
     def commands(self) -> list[list[str]]:
         """One command per node (torchrun) or one for all (mpiexec, which reaches every node)."""
+        if self.netns:
+            return netns_commands(self)
         py = self.python
         worker = worker_args(self.strategy, self.run_args)
         if self.launcher == "mpiexec":
@@ -120,6 +129,8 @@ class MultiNode:
 
     def run_here(self, timeout: float | None) -> None:
         """All nodes are this machine: start every node's command and watch them as one run."""
+        if self.netns:
+            require_root_and_tools()
         env = {**os.environ, LAUNCH_T0_VAR: repr(time.time())}
         with tempfile.TemporaryDirectory(prefix="distbench-nodes-") as tmp:
             workers = []
