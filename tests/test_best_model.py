@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from distbench.cli.compare import request_from_args
 from distbench.cli.main import build_parser, main
 from distbench.results.records import make_record
 from distbench.study import compare
@@ -65,7 +66,7 @@ def test_compare_save_model_best(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     def command(self: CellRunner, slot: Slot) -> list[str]:
         cfg = self.configs[slot.cell]
         assert cfg.save_model  # every run saves; compare keeps one
-        assert "--save-model" in self.plan.child_argv(slot.cell, self.out)
+        assert self.plan.base.save_model
         accuracy = ACCURACY[(slot.cell.strategy, slot.cell.workers)] - 0.01 * slot.repeat
         record = make_record(cfg, measured={
             "train_s": 1.0, "samples_per_s": 100.0, "test_accuracy": accuracy, "comm_s": 0.0,
@@ -92,5 +93,6 @@ def test_save_model_takes_best_in_compare_and_no_value_in_run() -> None:
     assert parser.parse_args(["compare"]).save_model is None
     assert parser.parse_args(["run", "--save-model"]).save_model is True
     assert main(["compare", "--save-model", "all"]) == 2
-    plan = compare.plan_from_args(parser.parse_args(["compare", "--strategies", "single"]))
-    assert "--save-model" not in plan.child_argv(plan.cells()[0], Path("out"))
+    plan = compare.make_plan(request_from_args(parser.parse_args(
+        ["compare", "--strategies", "single"])))
+    assert not plan.config(plan.cells()[0], Path("out")).save_model

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from distbench.cli.compare import request_from_args
+from distbench.cli.flags import config_argv
 from distbench.cli.main import build_parser, main
 from distbench.report.analysis import INTERRUPTED, is_complete
 from distbench.results.records import append_record, load_records, make_record
@@ -63,20 +65,20 @@ def test_pending_skips_completed_runs_cell_by_cell():
     assert len(pending_slots(plan, Counter())) == 6
 
 
-def test_child_command_reproduces_the_config_flag_for_flag(tmp_path):
+def test_child_config_reproduces_the_flags(tmp_path):
     args = build_parser().parse_args([
         "compare", "--strategies", "ddp", "--workers", "2", "--dataset", "synthetic",
         "--synthetic-shape", "3x8x8", "--epochs", "4", "--lr", "0.0125", "--overlap",
         "--batch-size", "48", "--target-accuracy", "0.5"])
-    plan = compare.plan_from_args(args)
+    plan = compare.make_plan(request_from_args(args))
     plan = Plan.from_dict(json.loads(json.dumps(plan.to_dict())))  # as saved in compare.json
     cfg = plan.config(Cell("ddp", 2), tmp_path)
     assert (cfg.strategy, cfg.workers, cfg.epochs, cfg.lr, cfg.batch_size) == (
         "ddp", 2, 4, 0.0125, 48)
     assert cfg.data.synthetic_shape == (3, 8, 8) and cfg.overlap and not cfg.progress
     assert cfg.target_accuracy == 0.5 and cfg.out == str(tmp_path)
-    argv = plan.child_argv(Cell("ddp", 2), tmp_path)
-    assert argv[0] == "run" and "--no-progress" in argv and "--synthetic-shape" in argv
+    argv = config_argv(plan.base)
+    assert "--synthetic-shape" in argv and "--overlap" in argv
     assert "--momentum" not in argv  # defaults stay implicit
 
 
@@ -222,7 +224,7 @@ def test_interrupted_compare_resumes_to_the_same_cells(tmp_path):
 
 def test_records_written_by_compare_for_a_dead_run_match_the_schema(tmp_path):
     """A run that died without a record still leaves one the report can read."""
-    plan = Plan(["ddp"], [2], 1, {})
+    plan = Plan(["ddp"], [2], 1)
     runner = CellRunner(plan, tmp_path, {Cell("ddp", 2): plan.config(Cell("ddp", 2), tmp_path)})
     record = runner.record_failure(Slot(Cell("ddp", 2), 0), "run process killed by SIGKILL")
     assert set(record) >= set(make_record(runner.configs[Cell("ddp", 2)]))

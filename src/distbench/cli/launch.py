@@ -1,10 +1,10 @@
-"""`distbench launch slurm|compose|torchrun|mpiexec|tf-config`: the subcommand's flags and handlers.
+"""`distbench launch slurm|compose|torchrun|mpiexec|tf-config`: the engines' flags and handlers.
 
 Command: distbench launch slurm --nodes 1 --tasks-per-node 2 --strategy ddp --submit --wait \
            -- --dataset mnist-5k --epochs 1
 
-Everything after `--` is handed to `distbench worker` on every node; it is validated here with the
-run flags' own parser first, so a typo fails now rather than on the cluster.
+Everything after `--` is handed to `distbench worker` on every node; it is checked here with the
+run flags first (`cli.flags`), so a typo fails now rather than on the cluster.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from distbench.cli.flags import check_run_argv
+from distbench.cli.parser import Subparsers
+from distbench.core.errors import UsageError
 
 
-def _validate_run_args(strategy: str, run_args: list[str]) -> None:
-    from distbench.cli.main import build_parser, config_from_args
-
-    ns = build_parser().parse_args(["run", "--strategy", strategy, *run_args])
-    config_from_args(ns, load_strategy=False)
+def _check_run_args(strategy: str, run_args: list[str]) -> None:
+    check_run_argv(["--strategy", strategy, *run_args])
 
 
-def cmd_slurm(args: argparse.Namespace) -> int:
+def _slurm(args: argparse.Namespace) -> int:
     from distbench.launch.slurm import SlurmJob, cluster_partitions, sbatch_script, submit
 
     job = SlurmJob(args.strategy, args.run_args, args.nodes, args.tasks_per_node,
@@ -31,7 +32,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
                    args.account, args.job_name, args.mpi_launcher, args.port,
                    args.python or sys.executable)
     job.validate(cluster_partitions() if args.partition else None)
-    _validate_run_args(args.strategy, args.run_args)
+    _check_run_args(args.strategy, args.run_args)
     script = Path(args.script or f"distbench-{args.strategy}.sbatch")
     script.write_text(sbatch_script(job))
     script.chmod(0o755)
@@ -43,30 +44,28 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compose(args: argparse.Namespace) -> int:
+def _compose(args: argparse.Namespace) -> int:
     from distbench.launch.compose import ComposeJob, write_compose
 
     job = ComposeJob(args.strategy, args.workers, args.run_args)
     job.validate()
-    _validate_run_args(args.strategy, args.run_args)
+    _check_run_args(args.strategy, args.run_args)
     for path in write_compose(job, Path(args.dir or f"compose-{args.strategy}")):
         print(f"wrote {path}")
     return 0
 
 
-def cmd_multinode(args: argparse.Namespace) -> int:
+def _multinode(args: argparse.Namespace) -> int:
     from distbench.launch.multinode import MultiNode, pick_port, read_hostfile, rehearsal_possible
 
     if args.nodes < 1:
-        from distbench.core.errors import UsageError
-
         raise UsageError(f"--nodes must be >= 1, got {args.nodes}")
     hosts = read_hostfile(args.hostfile, args.nodes)
     job = MultiNode(args.launcher, args.strategy, hosts, args.nproc_per_node, args.run_args,
                     args.port or pick_port(hosts), args.python or sys.executable,
                     os.path.abspath(args.hostfile))
     job.validate()
-    _validate_run_args(args.strategy, args.run_args)
+    _check_run_args(args.strategy, args.run_args)
     print(job.describe())
     if rehearsal_possible(hosts) and not args.print_only:
         print("every host is this machine: starting them here")
@@ -74,17 +73,19 @@ def cmd_multinode(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tf_config(args: argparse.Namespace) -> int:
+def _tf_config(args: argparse.Namespace) -> int:
     from distbench.launch.slurm import tf_config_from_slurm
 
     print(tf_config_from_slurm(os.environ, args.tasks_per_node))
     return 0
 
 
-def add_launch_parser(sub: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Register `launch` and its engines on the top-level subparsers."""
-    launch = sub.add_parser("launch", help="run on Slurm, Docker Compose, or several nodes",
-                            description="Flags after `--` go to `distbench worker` on every node.")
+    launch = subparsers.add_parser(
+        "launch", help="run on Slurm, Docker Compose, or several nodes",
+        description="Flags after `--` go to `distbench worker` on every node.")
+    launch.set_defaults(func=run, run_args=[])  # filled with what follows `--`
     engines = launch.add_subparsers(dest="engine", required=True, parser_class=type(launch))
 
     p = engines.add_parser("slurm", help="write (and --submit) an sbatch script")
@@ -105,13 +106,13 @@ def add_launch_parser(sub: Any) -> None:
     g.add_argument("--script", help="where to write it (default: distbench-<strategy>.sbatch)")
     g.add_argument("--submit", action="store_true", help="sbatch it and print the job id")
     g.add_argument("--wait", action="store_true", help="submit and wait for the job to end")
-    p.set_defaults(func=cmd_slurm)
+    p.set_defaults(engine_run=_slurm)
 
     p = engines.add_parser("compose", help="write a Dockerfile and docker-compose.yml")
     p.add_argument("--strategy", required=True)
     p.add_argument("--workers", type=int, default=2, help="containers, one worker each")
     p.add_argument("--dir", help="output folder (default: compose-<strategy>)")
-    p.set_defaults(func=cmd_compose)
+    p.set_defaults(engine_run=_compose)
 
     for name in ("torchrun", "mpiexec"):
         p = engines.add_parser(name, help=f"{name} across the hosts of a hostfile")
@@ -123,8 +124,14 @@ def add_launch_parser(sub: Any) -> None:
         p.add_argument("--python", help="interpreter on the nodes (default: this one)")
         p.add_argument("--print-only", action="store_true", help="never start, only print")
         p.add_argument("--timeout", type=float, help="seconds before a local rehearsal is stopped")
-        p.set_defaults(func=cmd_multinode, launcher=name)
+        p.set_defaults(engine_run=_multinode, launcher=name)
 
     p = engines.add_parser("tf-config", help="print this Slurm task's TF_CONFIG (used by scripts)")
     p.add_argument("--tasks-per-node", type=int, default=1)
-    p.set_defaults(func=cmd_tf_config)
+    p.set_defaults(engine_run=_tf_config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The chosen engine: write a script or a compose file, or start the nodes."""
+    engine: Callable[[argparse.Namespace], int] = args.engine_run
+    return engine(args)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,78 +323,66 @@ def write_projection(results: list[tuple[Workload, Link, list[Row]]], out: Path,
 # --------------------------------------------------------------------------- the command
 
 
-def parse_workers(text: str) -> list[int]:
-    try:
-        counts = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise UsageError(f"--workers {text}: expected a comma list of integers") from None
-    if not counts or counts[0] < 1:
-        raise UsageError(f"--workers {text}: every worker count must be >= 1")
-    return counts
+@dataclass(frozen=True)
+class ProjectRequest:
+    """What `distbench project` was asked, already parsed."""
+
+    workers: list[int]  # worker counts to project to
+    network: Link | Path  # a given link, or a bench-comm JSON (or its folder) to fit per backend
+    inputs: Workload | Path  # a typed-in workload, or a compare/run output (folder or runs.jsonl)
+    backend: str | None = None  # which fitted backend to use (default: each workload's own)
+    strategies: list[str] | None = None  # only these strategies from the records
+    backward_fraction: float = DEFAULT_BACKWARD_FRACTION
+    out: Path | None = None  # default: beside the records, else ./projection
+
+    def validate(self) -> None:
+        if not self.workers or min(self.workers) < 1:
+            raise UsageError(f"--workers must be integers >= 1, got {self.workers}")
+        if not 0 < self.backward_fraction < 1:
+            raise UsageError(f"--backward-fraction must be in (0, 1), got "
+                             f"{self.backward_fraction}")
 
 
-def _link_source(args: Any) -> tuple[dict[str, Link], bool]:
-    """Links keyed by backend, and whether they were fitted (then chosen per workload)."""
-    from distbench.comm.cost_model import parse_bandwidth, parse_latency
-
-    if args.from_bench_comm:
-        if args.bandwidth or args.latency:
-            raise UsageError("give either --from-bench-comm or --bandwidth/--latency, not both")
-        return links_from_bench_comm(args.from_bench_comm), True
-    if not (args.bandwidth and args.latency):
-        raise UsageError("give --bandwidth and --latency (e.g. 25Gbit/s and 5us), "
-                         "or --from-bench-comm FILE")
-    link = Link(parse_latency(args.latency), parse_bandwidth(args.bandwidth),
-                f"given: {args.bandwidth}, {args.latency}")
-    return {"given": link}, False
-
-
-def _workloads(args: Any) -> tuple[list[Workload], list[str]]:
-    from distbench.comm.cost_model import parse_size
+def _workloads(request: ProjectRequest) -> tuple[list[Workload], list[str]]:
     from distbench.results.records import load_records
 
-    typed = args.compute_s is not None or args.grad_bytes is not None
-    if args.results_dir and typed:
-        raise UsageError("give RESULTS_DIR or --compute-s/--grad-bytes, not both")
-    if typed:
-        if args.compute_s is None or args.grad_bytes is None or args.compute_s <= 0:
-            raise UsageError("typed-in inputs need both --compute-s (> 0) and --grad-bytes")
-        if args.scaling not in ("strong", "weak"):
-            raise UsageError(f"--scaling must be strong or weak, got {args.scaling}")
-        w = Workload(args.name or "typed-in workload", args.measured_workers, args.compute_s,
-                     parse_size(args.grad_bytes), args.scaling, overlaps=args.overlap)
-        return [w], []
-    if not args.results_dir:
-        raise UsageError("give RESULTS_DIR (a compare or run output) or --compute-s/--grad-bytes")
-    path = Path(args.results_dir)
+    if isinstance(request.inputs, Workload):
+        return [request.inputs], []
+    path = request.inputs
     if not (path / "runs.jsonl").is_file() and not path.is_file():
-        raise UsageError(f"no runs.jsonl in {args.results_dir}")
-    strategies = args.strategies.split(",") if args.strategies else None
-    workloads, skipped = workloads_from_records(load_records(path), strategies)
+        raise UsageError(f"no runs.jsonl in {path}")
+    workloads, skipped = workloads_from_records(load_records(path), request.strategies)
     if not workloads:
-        raise UsageError(f"no successful run to project in {args.results_dir}")
+        raise UsageError(f"no successful run to project in {path}")
     return workloads, skipped
 
 
-def run_project(args: Any) -> list[Path]:
+def _link_for(request: ProjectRequest) -> Callable[[Workload], Link]:
+    """The given link for every workload, or the link fitted to each workload's backend."""
+    if isinstance(request.network, Link):
+        given = request.network
+        return lambda w: given
+    links = links_from_bench_comm(request.network)
+    return lambda w: choose_link(w, links, request.backend)
+
+
+def run_project(request: ProjectRequest) -> list[Path]:
     """The `distbench project` command: inputs, projection, table, plot and JSON."""
     from rich.console import Console
 
-    counts = parse_workers(args.workers)
-    if not 0 < args.backward_fraction < 1:
-        raise UsageError(f"--backward-fraction must be in (0, 1), got {args.backward_fraction}")
-    links, fitted = _link_source(args)
-    workloads, skipped = _workloads(args)
+    request.validate()
+    link_for = _link_for(request)
+    workloads, skipped = _workloads(request)
     results = []
     for w in workloads:
-        link = choose_link(w, links, args.backend) if fitted else links["given"]
-        results.append((w, link, project(w, link, counts, args.backward_fraction)))
+        link = link_for(w)
+        results.append((w, link, project(w, link, request.workers, request.backward_fraction)))
     console = Console(soft_wrap=True)
-    print_projection(results, args.backward_fraction, console)
+    print_projection(results, request.backward_fraction, console)
     for item in skipped:
         console.print(f"not projected: {item}", highlight=False)
-    given = Path(args.results_dir) if args.results_dir else None
+    records = request.inputs if isinstance(request.inputs, Path) else None
     # Beside the records: RESULTS_DIR itself, or the folder of a runs.jsonl given directly.
-    beside = (given.parent if given.is_file() else given) if given else None
-    out = Path(args.out) if args.out else beside or Path("projection")
-    return write_projection(results, out, args.backward_fraction)
+    beside = (records.parent if records.is_file() else records) if records else None
+    out = request.out or beside or Path("projection")
+    return write_projection(results, out, request.backward_fraction)

@@ -28,18 +28,39 @@ class Report:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_metas(dirs: list[str | Path]) -> list[dict[str, Any]]:
+def _meta_problem(meta: Any) -> str | None:
+    """Why a parsed compare.json cannot be shown, if it cannot: the page reads its commands."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    sessions = meta.get("sessions", [])
+    if not isinstance(sessions, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("command", ""), str) for s in sessions):
+        return "'sessions' is not a list of commands"
+    if not isinstance(meta.get("equivalent", ""), str):
+        return "'equivalent' is not a string"
+    return None
+
+
+def read_metas(dirs: list[str | Path]) -> tuple[list[dict[str, Any]], list[str]]:
     """The compare.json of each directory that has one (the commands that made the records), in
-    an order of their own, so that `report A B` and `report B A` write the same page."""
-    metas = []
+    an order of their own, so that `report A B` and `report B A` write the same page; and one
+    line for each compare.json that could not be read (the report goes on without it)."""
+    metas, skipped = [], []
     for d in dirs:
         path = Path(d) / COMPARE_FILE
-        if path.is_file():
-            try:
-                metas.append(json.loads(path.read_text()))
-            except json.JSONDecodeError:
-                continue
-    return sorted(metas, key=lambda m: json.dumps(m, sort_keys=True, default=str))
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path}: not readable JSON ({type(exc).__name__}: {exc})")
+            continue
+        problem = _meta_problem(meta)
+        if problem:
+            skipped.append(f"{path}: {problem}")
+        else:
+            metas.append(meta)
+    return sorted(metas, key=lambda m: json.dumps(m, sort_keys=True, default=str)), skipped
 
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
@@ -70,7 +91,9 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
             plot_paths[i] = write_plots(s, out_dir, f"-{i + 1}" if many else "")
             report.files += plot_paths[i].values()
     sources = sorted({Path(d).resolve().name for d in dirs})
-    page = html.render(report.study, plot_paths, read_metas(list(dirs)), sources)
+    metas, unreadable = read_metas(list(dirs))
+    report.skipped += unreadable
+    page = html.render(report.study, plot_paths, metas, sources)
     _write(report, out_dir / "report.html", page)
     return report
 

@@ -2,10 +2,11 @@
 
 Command: distbench compare --strategies single,ddp --workers 1,2 --repeats 3 --dataset mnist-5k
 
-Each run is a fresh `python -m distbench run ... --out DIR --no-progress` process, so TensorFlow,
-torch thread settings and memory never leak from one cell into the next, and each record in
-`DIR/runs.jsonl` is exactly what that run wrote. Runs are interleaved (A B C A B C ...) so that
-drift of the machine hits every strategy alike.
+Each run is a fresh `python -m distbench run --config DIR/configs/<strategy>-w<N>.json` process,
+its cell's config (the study's shared settings with the cell's strategy and workers), so
+TensorFlow, torch thread settings and memory never leak from one cell into the next, and each
+record in `DIR/runs.jsonl` is exactly what that run wrote. Runs are interleaved
+(A B C A B C ...) so that drift of the machine hits every strategy alike.
 
 The baselines `single` and `tf-single` are one-process strategies: they run at 1 worker only,
 whatever `--workers` says, and are added to the study when a strategy of their framework is in it
@@ -14,24 +15,23 @@ whatever `--workers` says, and are added to the study when a strategy of their f
 A run that fails is recorded as failed with its one-line reason (by the run itself, or by compare
 when the process died without writing one) and the study goes on. Ctrl-C stops the current run
 (it records itself as interrupted) and leaves every finished record intact; `--resume DIR` runs
-only what is missing. The plan and the commands are kept in DIR/compare.json.
+only what is missing. The plan (the shared settings as a `RunConfig`) and the commands are kept
+in DIR/compare.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,12 @@ from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
 from distbench.system.interrupts import stop_on_termination
 
-# Flags that the matrix sets per run, or that belong to compare itself.
-MATRIX_DESTS = frozenset({"strategy", "strategies", "workers", "out", "no_progress"})
 # A run that neither finishes nor fails within this long is stopped (unless --timeout is given).
 CELL_TIMEOUT_S = 3600.0
 # After a forwarded Ctrl-C, how long a run may take to stop its workers and record itself.
 STOP_GRACE_S = 20.0
 LOGS_DIR = "logs"
+CONFIGS_DIR = "configs"
 
 
 # --------------------------------------------------------------------------- the plan
@@ -75,23 +74,11 @@ class Slot:
     repeat: int  # 0-based
 
 
-def run_flag_actions() -> list[argparse.Action]:
-    """The options of `distbench run`, read from the parser itself so new flags pass through."""
-    from distbench.cli.main import Parser, add_run_flags
-
-    parser = Parser(add_help=False)
-    add_run_flags(parser)
-    return [a for a in parser._actions if a.option_strings]
-
-
-def _flag(action: argparse.Action) -> str:
-    return max(action.option_strings, key=len)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "x".join(str(v) for v in value)
-    return repr(value) if isinstance(value, float) else str(value)
+def check_strategies(names: Sequence[str]) -> None:
+    """Every name a registered strategy (whether installed or not), else a one-line error."""
+    for name in names:
+        if name not in STRATEGIES:
+            raise unknown_name("strategy", name, list(STRATEGIES))
 
 
 @dataclass
@@ -101,7 +88,17 @@ class Plan:
     strategies: list[str]
     workers: list[int]
     repeats: int
-    run_args: dict[str, Any] = field(default_factory=dict)  # run flag dest -> value
+    # The settings every run shares; each cell sets its strategy, workers, --out and progress.
+    # `save_model` here means: every run saves, and the study keeps the most accurate one.
+    base: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> None:
+        check_strategies(self.strategies)
+        if not self.workers or min(self.workers) < 1:
+            raise UsageError(f"--workers must be integers >= 1, got {self.workers}")
+        if self.repeats < 1:
+            raise UsageError(f"--repeats must be >= 1, got {self.repeats}")
+        self.base.validate()
 
     def cells(self) -> list[Cell]:
         cells = []
@@ -114,45 +111,16 @@ class Plan:
         """Interleaved: one run of every cell, then the next repeat of every cell, ..."""
         return [Slot(c, r) for r in range(self.repeats) for c in self.cells()]
 
-    def run_argv(self, everything: bool = False) -> list[str]:
-        """The shared `distbench run` flags; defaults are left out unless `everything`."""
-        argv: list[str] = []
-        for action in run_flag_actions():
-            if action.dest in MATRIX_DESTS:
-                continue
-            value = self.run_args.get(action.dest, action.default)
-            if isinstance(value, list):
-                value = tuple(value)
-            if isinstance(action, argparse._StoreTrueAction):
-                argv += [_flag(action)] if value else []
-            elif value is None or (value == action.default and not everything):
-                continue
-            else:
-                argv += [_flag(action), _text(value)]
-        return argv
-
-    def child_argv(self, cell: Cell, out: Path) -> list[str]:
-        """Arguments after `distbench`: the run of one cell, exactly as a user would type it."""
-        return ["run", *self.run_argv(), "--strategy", cell.strategy, "--workers",
-                str(cell.workers), "--out", str(out), "--no-progress"]
-
     def config(self, cell: Cell, out: Path) -> RunConfig:
-        """The validated config the child will build from `child_argv` (same parser, same code).
+        """The validated config of one cell's runs.
 
         A strategy whose framework is missing still gets its config: its runs will fail with the
         install hint, and the report shows that reason.
         """
-        from distbench.cli.main import build_parser, config_from_args
-
-        args = build_parser().parse_args(self.child_argv(cell, out))
-        return config_from_args(args, load_strategy=False)
-
-    def command(self, out: Path) -> str:
-        """The compare command with every setting spelled out."""
-        return shlex.join(["distbench", "compare", "--strategies", ",".join(self.strategies),
-                           "--workers", ",".join(map(str, self.workers)), "--repeats",
-                           str(self.repeats), *self.run_argv(everything=True), "--out",
-                           str(out)])
+        cfg = replace(self.base, strategy=cell.strategy, workers=cell.workers, out=str(out),
+                      progress=False)
+        cfg.validate()
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=list))
@@ -160,32 +128,32 @@ class Plan:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
         return cls(list(raw["strategies"]), [int(w) for w in raw["workers"]],
-                   int(raw["repeats"]), dict(raw.get("run_args", {})))
+                   int(raw["repeats"]), RunConfig.from_dict(raw["base"]))
+
+
+# The compare command that redoes a plan into a folder, every setting spelled out; the CLI
+# writes it, since it knows the flags.
+Equivalent = Callable[[Plan, Path], str]
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """Everything `distbench compare` was asked for, already parsed."""
+
+    base: RunConfig  # the settings every run shares (strategy, workers and out are per cell)
+    equivalent: Equivalent
+    strategies: list[str] | None = None  # None: every installed strategy
+    workers: list[int] = field(default_factory=lambda: [1, 2])
+    repeats: int = 3
+    out: Path | None = None  # None: results/<UTC timestamp>/
+    resume: Path | None = None  # continue the study saved there; the settings above are unused
+    no_baseline: bool = False  # do not add single / tf-single when they are not listed
+    save_best: bool = False  # every run saves its model; the most accurate ok one is kept
+    progress: bool = True  # the live display
+    command: str | None = None  # the command as typed, for compare.json
 
 
 # --------------------------------------------------------------------------- building the plan
-
-
-def parse_names(text: str) -> list[str]:
-    """`a,b,c` -> names, duplicates dropped; each must be a registered strategy."""
-    from distbench.strategies import STRATEGIES
-
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise UsageError(f"--strategies expects a comma-separated list of names, got '{text}'")
-    for n in names:
-        if n not in STRATEGIES:
-            raise unknown_name("strategy", n, list(STRATEGIES))
-    return names
-
-
-def parse_workers(text: str) -> list[int]:
-    """`1,2,4` -> sorted distinct positive integers."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
-        raise UsageError(f"--workers expects comma-separated integers >= 1 such as 1,2,4, "
-                         f"got '{text}'")
-    return sorted({int(p) for p in parts})
 
 
 def with_baselines(strategies: list[str], available: Sequence[str]) -> list[str]:
@@ -196,38 +164,37 @@ def with_baselines(strategies: list[str], available: Sequence[str]) -> list[str]
     return bases + [s for s in strategies if s not in bases]
 
 
-def plan_from_args(args: argparse.Namespace) -> Plan:
+def make_plan(request: CompareRequest) -> Plan:
+    """The plan of a new study: the strategies asked for (or every installed one), baselines
+    added, and the shared settings."""
     from distbench.strategies import available_strategies
 
     available = available_strategies()
-    strategies = parse_names(args.strategies) if args.strategies else list(available)
-    if not args.no_baseline:
+    strategies = list(request.strategies) if request.strategies else list(available)
+    check_strategies(strategies)
+    if not request.no_baseline:
         strategies = with_baselines(strategies, available)
-    if args.repeats < 1:
-        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
-    run_args = {a.dest: getattr(args, a.dest) for a in run_flag_actions()
-                if a.dest not in MATRIX_DESTS and hasattr(args, a.dest)}
-    return Plan(strategies, parse_workers(args.workers), args.repeats, run_args)
+    plan = Plan(strategies, sorted(set(request.workers)), request.repeats,
+                replace(request.base, save_model=request.save_best))
+    plan.validate()
+    return plan
 
 
 def load_plan(out: Path) -> tuple[Plan, dict[str, Any]]:
+    """The plan and the history saved in DIR/compare.json, or a one-line error."""
     path = out / COMPARE_FILE
     if not path.is_file():
         raise UsageError(f"cannot resume {out}: it has no {COMPARE_FILE} (not a directory "
                          "written by distbench compare)")
-    meta = json.loads(path.read_text())
-    return Plan.from_dict(meta["plan"]), meta
-
-
-def refuse_changes(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
-    """`--resume` continues the saved study; a changed setting would silently mix two studies."""
-    ignore = {"resume", "out", "no_progress", "func", "command", "argv"}
-    changed = [d for d, v in vars(args).items()
-               if d not in ignore and d in defaults and v != defaults[d]]
-    if changed:
-        flags = ", ".join("--" + d.replace("_", "-") for d in sorted(changed))
-        raise UsageError(f"--resume continues the study saved in {args.resume}/{COMPARE_FILE} "
-                         f"and takes no study settings; drop {flags} (or start a new compare)")
+    try:
+        meta = json.loads(path.read_text())
+        plan = Plan.from_dict(meta["plan"])
+        meta["sessions"] = [dict(s) for s in meta.get("sessions", [])]
+        plan.validate()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"cannot resume {out}: {path} is not a study plan this distbench can "
+                         f"read ({type(exc).__name__}: {exc})") from None
+    return plan, meta
 
 
 def completed_counts(out: Path, plan: Plan, configs: dict[Cell, RunConfig]) -> Counter[Cell]:
@@ -254,6 +221,18 @@ def pending_slots(plan: Plan, done: Counter[Cell]) -> list[Slot]:
         else:
             pending.append(slot)
     return pending
+
+
+def config_path(out: Path, cell: Cell) -> Path:
+    return out / CONFIGS_DIR / f"{cell.strategy}-w{cell.workers}.json"
+
+
+def write_configs(out: Path, configs: dict[Cell, RunConfig]) -> None:
+    """One config file per cell: what each of its runs is started with (`run --config`)."""
+    (out / CONFIGS_DIR).mkdir(parents=True, exist_ok=True)
+    for cell, cfg in configs.items():
+        config_path(out, cell).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True)
+                                          + "\n")
 
 
 # --------------------------------------------------------------------------- running one cell
@@ -287,10 +266,12 @@ class CellRunner:
         self.started = 0
 
     def command(self, slot: Slot) -> list[str]:
-        return [sys.executable, "-m", "distbench", *self.plan.child_argv(slot.cell, self.out)]
+        """`distbench run` of the cell's config file (see `write_configs`), in a new process."""
+        return [sys.executable, "-m", "distbench", "run", "--config",
+                str(config_path(self.out, slot.cell))]
 
     def timeout(self) -> float:
-        given = self.plan.run_args.get("timeout")
+        given = self.plan.base.timeout
         return float(given) + STOP_GRACE_S if given else CELL_TIMEOUT_S
 
     def run(self, slot: Slot) -> SlotResult:
@@ -425,91 +406,120 @@ class StudyProgress:
 # --------------------------------------------------------------------------- the study
 
 
-def save_meta(out: Path, plan: Plan, meta: dict[str, Any]) -> None:
-    """compare.json: the plan (for --resume) and every command that added runs (for the report)."""
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "plan": plan.to_dict(), "equivalent": plan.command(out)}
-    tmp = out / f".{COMPARE_FILE}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / COMPARE_FILE)
+@dataclass
+class Study:
+    """A study being run: its folder, its plan, its history (compare.json) and the configs."""
+
+    out: Path
+    plan: Plan
+    meta: dict[str, Any]
+    equivalent: Equivalent
+    configs: dict[Cell, RunConfig]
+
+    def save(self) -> None:
+        """compare.json: the plan (for --resume) and every command that added runs (for the
+        report)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        meta = {**self.meta, "plan": self.plan.to_dict(),
+                "equivalent": self.equivalent(self.plan, self.out)}
+        tmp = self.out / f".{COMPARE_FILE}.tmp"
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.out / COMPARE_FILE)
 
 
-def run_compare(args: argparse.Namespace, defaults: dict[str, Any]) -> int:
-    """The whole `distbench compare`: plan, run what is missing, report."""
-    from distbench.report import build_report
-    from distbench.report.tables import print_terminal
+def open_study(request: CompareRequest) -> Study:
+    """The saved study to resume, or a new one in a folder that holds no records yet."""
     from distbench.results.records import default_out_dir
-    from distbench.strategies import missing_framework
 
-    console = Console(highlight=False)
-    if args.resume:
-        out = Path(args.resume)
-        if args.out and Path(args.out).resolve() != out.resolve():
+    if request.resume:
+        out = request.resume
+        if request.out and request.out.resolve() != out.resolve():
             raise UsageError("--resume DIR writes into DIR; drop --out or give the same folder")
-        refuse_changes(args, defaults)
         plan, meta = load_plan(out)
     else:
-        plan, meta = plan_from_args(args), {}
-        out = Path(args.out or default_out_dir())
+        plan, meta = make_plan(request), {}
+        out = request.out or Path(default_out_dir())
         if (out / RUNS_FILE).exists():
             raise UsageError(f"{out} already holds {RUNS_FILE}: continue that study with "
                              f"--resume {out}, or choose another --out")
     configs = {cell: plan.config(cell, out) for cell in plan.cells()}
+    return Study(out, plan, meta, request.equivalent, configs)
+
+
+def run_pending(console: Console, study: Study, pending: list[Slot], live: bool
+                ) -> tuple[list[float], bool]:
+    """Run the slots in order; the wall time of each finished run, and whether Ctrl-C came."""
+    runner = CellRunner(study.plan, study.out, study.configs)
+    walls: list[float] = []
+    try:
+        with StudyProgress(console, study.plan, len(study.plan.slots()) - len(pending),
+                           live=live) as progress, stop_on_termination():
+            for i, slot in enumerate(pending):
+                progress.start(slot, pending[i:])
+                result = runner.run(slot)
+                if study.plan.base.save_model:
+                    keep_best(study.out, result.record)
+                walls.append(result.wall_s)
+                progress.finish(result, pending[i + 1:])
+    except KeyboardInterrupt:
+        return walls, True
+    return walls, False
+
+
+def report_study(console: Console, study: Study, session: dict[str, Any],
+                 walls: list[float]) -> None:
+    """Tables, plots and report.html of the whole folder, and what compare itself cost."""
+    from distbench.report import build_report
+    from distbench.report.tables import print_terminal
+
+    report_start = time.monotonic()
+    report = build_report([study.out], study.out)
+    session["report_s"] = time.monotonic() - report_start
+    study.save()
+    print_terminal(report.study, console)
+    for skipped in report.skipped:
+        console.print(f"skipped {escape(skipped)}")
+    console.print("wrote " + ", ".join(str(p) for p in report.files))
+    if study.plan.base.save_model:
+        console.print(escape(describe_best(study.out)))
+    if walls:
+        added = session["wall_s"] - sum(walls)
+        console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
+                      f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
+                      "report")
+
+
+def run_compare(request: CompareRequest) -> int:
+    """The whole `distbench compare`: plan, run what is missing, report."""
+    from distbench.strategies import missing_framework
+
+    console = Console(highlight=False)
+    study = open_study(request)
+    plan, out = study.plan, study.out
     for name in plan.strategies:
         hint = missing_framework(name)
         if hint:
             console.print(f"note: {escape(hint)}; its runs will be recorded as failed")
-    pending = pending_slots(plan, completed_counts(out, plan, configs))
+    pending = pending_slots(plan, completed_counts(out, plan, study.configs))
     total = len(plan.slots())
-    argv = getattr(args, "argv", None)
-    session: dict[str, Any] = {
-        "command": shlex.join(["distbench", *argv]) if argv else plan.command(out),
-        "started_at": utc_now(),
-    }
-    meta["sessions"] = [*meta.get("sessions", []), session]
-    save_meta(out, plan, meta)
+    session: dict[str, Any] = {"command": request.command or request.equivalent(plan, out),
+                               "started_at": utc_now()}
+    study.meta["sessions"] = [*study.meta.get("sessions", []), session]
+    study.save()
+    write_configs(out, study.configs)
     console.print(f"distbench compare: {len(plan.cells())} cells × {plan.repeats} repeats = "
                   f"{total} runs, {total - len(pending)} already done; results in {out}")
 
-    runner = CellRunner(plan, out, configs)
-    walls: list[float] = []
     start = time.monotonic()
-    try:
-        with StudyProgress(console, plan, total - len(pending),
-                           live=not args.no_progress) as progress, stop_on_termination():
-            for i, slot in enumerate(pending):
-                progress.start(slot, pending[i:])
-                result = runner.run(slot)
-                if plan.run_args.get("save_model"):
-                    keep_best(out, result.record)
-                walls.append(result.wall_s)
-                progress.finish(result, pending[i + 1:])
-        interrupted = False
-    except KeyboardInterrupt:
-        interrupted = True
+    walls, interrupted = run_pending(console, study, pending, live=request.progress)
     session.update(finished_at=utc_now(), wall_s=time.monotonic() - start, runs=len(walls),
                    runs_wall_s=sum(walls), interrupted=interrupted)
-    save_meta(out, plan, meta)
+    study.save()
     if interrupted:
         done = total - len(pending) + len(walls)
         console.print(f"interrupted: {done} of {total} runs done, every finished record is in "
                       f"{out / RUNS_FILE}.\ncontinue with: distbench compare --resume {out}\n"
                       f"or see the partial results with: distbench report {out}")
         return 130
-
-    report_start = time.monotonic()
-    report = build_report([out], out)
-    session["report_s"] = time.monotonic() - report_start
-    save_meta(out, plan, meta)
-    print_terminal(report.study, console)
-    for skipped in report.skipped:
-        console.print(f"skipped {escape(skipped)}")
-    console.print("wrote " + ", ".join(str(p) for p in report.files))
-    if plan.run_args.get("save_model"):
-        console.print(escape(describe_best(out)))
-    if walls:
-        added = session["wall_s"] - sum(walls)
-        console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
-                      f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
-                      "report")
+    report_study(console, study, session, walls)
     return 0

@@ -1,0 +1,67 @@
+"""`distbench worker`: one worker process, started by distbench's launcher or by an external one.
+
+Command: torchrun --nproc-per-node 2 -m distbench worker --strategy ddp --dataset mnist-5k
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from distbench.cli.flags import CONFIG_HELP, add_run_flags, check_config, config_of
+from distbench.cli.parser import Subparsers
+from distbench.core.config import RunConfig
+from distbench.core.errors import DistbenchError, UsageError
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("worker", help="one worker process (for torchrun, mpiexec, srun)")
+    add_run_flags(p)
+    g = p.add_argument_group("cluster (default: detected from the launcher's environment)")
+    g.add_argument("--config", help=CONFIG_HELP)
+    g.add_argument("--rank", type=int)
+    g.add_argument("--world-size", type=int)
+    g.add_argument("--local-rank", type=int)
+    g.add_argument("--master-addr")
+    g.add_argument("--master-port", type=int)
+    p.set_defaults(func=run)
+
+
+def _fit_to_launch(cfg: RunConfig, world_size: int, rank: int, source: str) -> None:
+    """The launcher decides the worker count: a one-process strategy refuses a larger world."""
+    from distbench.strategies import check_workers, strategy_info
+
+    if strategy_info(cfg.strategy).launcher.multi_process:
+        cfg.workers = world_size
+        return
+    check_workers(cfg.strategy, cfg.workers)
+    if world_size != 1:
+        raise UsageError(
+            f"strategy {cfg.strategy} runs in one process, but this worker is rank {rank} of "
+            f"{world_size} ({source}); start it once, or use distbench run --strategy "
+            f"{cfg.strategy}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
+    from distbench.results.records import default_out_dir
+    from distbench.system.cluster import detect
+    from distbench.system.launchenv import RUN_DIR_VAR
+    from distbench.training.worker import print_summary, run_worker
+
+    cfg = config_of(args)
+    if not args.config:
+        check_config(cfg)  # the flags as typed, before the environment is read
+    env = detect(rank=args.rank, world_size=args.world_size, local_rank=args.local_rank,
+                 master_addr=args.master_addr, master_port=args.master_port)
+    _fit_to_launch(cfg, env.world_size, env.rank, env.source)
+    check_config(cfg)
+    cfg.out = cfg.out or default_out_dir()
+    try:
+        record = run_worker(cfg, env)
+    except DistbenchError as exc:
+        raise DistbenchError(f"rank {env.rank}: {exc}") from None
+    if record is not None and RUN_DIR_VAR not in os.environ:
+        print_summary(record, cfg.out)
+    return 0
