@@ -63,12 +63,13 @@ def _multinode(args: argparse.Namespace) -> int:
     hosts = read_hostfile(args.hostfile, args.nodes)
     job = MultiNode(args.launcher, args.strategy, hosts, args.nproc_per_node, args.run_args,
                     args.port or pick_port(hosts), args.python or sys.executable,
-                    os.path.abspath(args.hostfile))
+                    os.path.abspath(args.hostfile), netns=args.netns)
     job.validate()
     _check_run_args(args.strategy, args.run_args)
     print(job.describe())
-    if rehearsal_possible(hosts) and not args.print_only:
-        print("every host is this machine: starting them here")
+    if (args.netns or rehearsal_possible(hosts)) and not args.print_only:
+        print("every host is a namespace of `distbench cluster up`: starting them there"
+              if args.netns else "every host is this machine: starting them here")
         job.run_here(args.timeout)
     return 0
 
@@ -124,6 +125,9 @@ def add_parser(subparsers: Subparsers) -> None:
         p.add_argument("--python", help="interpreter on the nodes (default: this one)")
         p.add_argument("--print-only", action="store_true", help="never start, only print")
         p.add_argument("--timeout", type=float, help="seconds before a local rehearsal is stopped")
+        p.add_argument("--netns", action="store_true",
+                       help="the hosts are nodes of `distbench cluster up`: start each node's "
+                       "processes inside its network namespace")
         p.set_defaults(engine_run=_multinode, launcher=name)
 
     p = engines.add_parser("tf-config", help="print this Slurm task's TF_CONFIG (used by scripts)")

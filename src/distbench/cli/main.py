@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from distbench import __version__
 from distbench.cli import (
     bench_comm,
+    cluster,
     compare,
     env,
     launch,
@@ -31,7 +32,8 @@ from distbench.cli.parser import Parser
 from distbench.core.errors import DistbenchError, UsageError, error_line
 
 # In the order `distbench --help` lists them.
-COMMANDS = (run, worker, compare, report, predict, serve, bench_comm, project, launch, env)
+COMMANDS = (run, worker, compare, report, predict, serve, bench_comm, project, launch, cluster,
+            env)
 
 __all__ = ["Parser", "build_parser", "main"]
 
