@@ -19,6 +19,7 @@ from distbench.cli import (
     bench_comm,
     cluster,
     compare,
+    diff,
     env,
     launch,
     predict,
@@ -32,8 +33,8 @@ from distbench.cli.parser import Parser
 from distbench.core.errors import DistbenchError, UsageError, error_line
 
 # In the order `distbench --help` lists them.
-COMMANDS = (run, worker, compare, report, predict, serve, bench_comm, project, launch, cluster,
-            env)
+COMMANDS = (run, worker, compare, report, diff, predict, serve, bench_comm, project, launch,
+            cluster, env)
 
 __all__ = ["Parser", "build_parser", "main"]
 

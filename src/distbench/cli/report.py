@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or (args.dirs[0] if len(args.dirs) == 1 else default_out_dir())
     report = build_report(args.dirs, out)
-    print_terminal(report.study)
+    print_terminal(report.study, notes=report.notes)
     for skipped in report.skipped:
         print(f"skipped {skipped}")
     print("wrote " + ", ".join(str(p) for p in report.files))

@@ -26,6 +26,7 @@ class Report:
     out: Path
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the studies' own: noise, reruns, repeats
 
 
 def _meta_problem(meta: Any) -> str | None:
@@ -66,19 +67,23 @@ def read_metas(dirs: list[str | Path]) -> tuple[list[dict[str, Any]], list[str]]
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
     """Write every output for the records in `dirs` into `out`; returns what was written."""
     from distbench.report import html, tables
+    from distbench.report.study_notes import replaced_runs, study_notes
     from distbench.results.records import RUNS_FILE
 
     records = load_dirs(dirs)
+    metas, unreadable = read_metas(list(dirs))
+    replaced = replaced_runs(metas)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(analyse(records), out_dir)
+    report = Report(analyse([r for r in records if str(r.get("run_id")) not in replaced]),
+                    out_dir, notes=study_notes(metas))
     inputs = {Path(d).resolve() for d in dirs}
     if out_dir.resolve() not in inputs:
         # A merged report keeps its merged records, so it can itself be rebuilt later.
         _write(report, out_dir / RUNS_FILE,
                "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
     _write(report, out_dir / "summary.csv", tables.csv_text(report.study))
-    _write(report, out_dir / "summary.md", tables.markdown(report.study))
+    _write(report, out_dir / "summary.md", tables.markdown(report.study, report.notes))
     plot_paths: list[dict[str, Path]] = [{} for _ in report.study.setups]
     if plots and importlib.util.find_spec("matplotlib") is None:
         report.skipped.append(
@@ -91,7 +96,6 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
             plot_paths[i] = write_plots(s, out_dir, f"-{i + 1}" if many else "")
             report.files += plot_paths[i].values()
     sources = sorted({Path(d).resolve().name for d in dirs})
-    metas, unreadable = read_metas(list(dirs))
     report.skipped += unreadable
     page = html.render(report.study, plot_paths, metas, sources)
     _write(report, out_dir / "report.html", page)

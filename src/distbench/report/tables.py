@@ -152,9 +152,11 @@ def _md_table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) 
     return lines
 
 
-def markdown(study: Study) -> str:
+def markdown(study: Study, notes: list[str] | None = None) -> str:
     """summary.md: one section per setup, in the published studies' column order."""
     out: list[str] = ["# distbench comparison", ""]
+    if notes:
+        out += [f"- {_md_escape(n)}" for n in notes] + [""]
     for s in study.setups:
         headers, make_row = columns(s)
         out += [f"## {s.setup.title()}", "", "**Verdict**", ""]
@@ -262,7 +264,7 @@ def csv_text(study: Study) -> str:
 # --------------------------------------------------------------------------- terminal
 
 
-def print_terminal(study: Study, console: Any = None) -> None:
+def print_terminal(study: Study, console: Any = None, notes: list[str] | None = None) -> None:
     """The rich table printed at the end of compare and report."""
     from rich.console import Console
     from rich.markup import escape
@@ -273,6 +275,8 @@ def print_terminal(study: Study, console: Any = None) -> None:
     if not console.is_terminal:
         # Captured output (CI logs, files) would otherwise wrap the table at 80 columns.
         console = Console(file=console.file, width=max(console.width, 160), highlight=False)
+    for n in notes or []:
+        console.print(f"[bold]study:[/bold] {escape(n)}", highlight=False)
     for s in study.setups:
         headers, make_row = columns(s)
         console.print(f"[bold]{escape(s.setup.title())}[/bold]", highlight=False)

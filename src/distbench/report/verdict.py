@@ -53,8 +53,8 @@ def fastest_lines(s: SetupSummary, base: str) -> list[str]:
         if not ranked:
             continue
         best = ranked[0]
-        line = (f"{workers} worker{'s' if workers > 1 else ''}: fastest is `{best.strategy}`, "
-                f"{speedup_words(best, base)}")
+        how = "the baseline itself" if best is s.baseline else speedup_words(best, base)
+        line = f"{workers} worker{'s' if workers > 1 else ''}: fastest is `{best.strategy}`, {how}"
         if len(ranked) > 1 and ranked[1] is not s.baseline:
             line += f"; {_against_runner_up(best, ranked[1])}"
         lines.append(line + ".")

@@ -44,9 +44,11 @@ from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
 from distbench.strategies import STRATEGIES, framework_baselines
+from distbench.study.adaptive import AutoRepeats, stop_reason, widest
 from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
 from distbench.system.interrupts import stop_on_termination
+from distbench.system.noise import measure_noise, noise_warning
 
 # A run that neither finishes nor fails within this long is stopped (unless --timeout is given).
 CELL_TIMEOUT_S = 3600.0
@@ -91,6 +93,10 @@ class Plan:
     # The settings every run shares; each cell sets its strategy, workers, --out and progress.
     # `save_model` here means: every run saves, and the study keeps the most accurate one.
     base: RunConfig = field(default_factory=RunConfig)
+    # `--repeats auto`: `repeats` is then the rounds planned so far, grown one at a time.
+    auto: AutoRepeats | None = None
+    # How often a run measured while other processes used the cores is run again.
+    rerun_contended: int = 0
 
     def validate(self) -> None:
         check_strategies(self.strategies)
@@ -98,6 +104,10 @@ class Plan:
             raise UsageError(f"--workers must be integers >= 1, got {self.workers}")
         if self.repeats < 1:
             raise UsageError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.rerun_contended < 0:
+            raise UsageError(f"--rerun-contended must be >= 0, got {self.rerun_contended}")
+        if self.auto and not (0 < self.auto.target_ci < 1 and self.auto.max_repeats >= 2):
+            raise UsageError("--target-ci must be in (0%, 100%) and --max-repeats >= 2")
         self.base.validate()
 
     def cells(self) -> list[Cell]:
@@ -127,8 +137,10 @@ class Plan:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Plan:
+        auto = raw.get("auto")
         return cls(list(raw["strategies"]), [int(w) for w in raw["workers"]],
-                   int(raw["repeats"]), RunConfig.from_dict(raw["base"]))
+                   int(raw["repeats"]), RunConfig.from_dict(raw["base"]),
+                   AutoRepeats(**auto) if auto else None, int(raw.get("rerun_contended", 0)))
 
 
 # The compare command that redoes a plan into a folder, every setting spelled out; the CLI
@@ -145,6 +157,8 @@ class CompareRequest:
     strategies: list[str] | None = None  # None: every installed strategy
     workers: list[int] = field(default_factory=lambda: [1, 2])
     repeats: int = 3
+    auto: AutoRepeats | None = None  # `--repeats auto`: rounds added until the intervals converge
+    rerun_contended: int = 0  # run a contended run again, at most this often
     out: Path | None = None  # None: results/<UTC timestamp>/
     resume: Path | None = None  # continue the study saved there; the settings above are unused
     no_baseline: bool = False  # do not add single / tf-single when they are not listed
@@ -175,7 +189,8 @@ def make_plan(request: CompareRequest) -> Plan:
     if not request.no_baseline:
         strategies = with_baselines(strategies, available)
     plan = Plan(strategies, sorted(set(request.workers)), request.repeats,
-                replace(request.base, save_model=request.save_best))
+                replace(request.base, save_model=request.save_best), request.auto,
+                request.rerun_contended)
     plan.validate()
     return plan
 
@@ -197,19 +212,28 @@ def load_plan(out: Path) -> tuple[Plan, dict[str, Any]]:
     return plan, meta
 
 
-def completed_counts(out: Path, plan: Plan, configs: dict[Cell, RunConfig]) -> Counter[Cell]:
-    """How many runs of each cell already have an answer (ok, or a genuine failure)."""
+def cell_records(out: Path, configs: dict[Cell, RunConfig],
+                 replaced: set[str]) -> dict[Cell, list[dict[str, Any]]]:
+    """The answered runs (ok, or a genuine failure) of each cell of this study, in run order;
+    runs that compare replaced (contended, run again) are left out."""
     path = out / RUNS_FILE
+    found: dict[Cell, list[dict[str, Any]]] = {cell: [] for cell in configs}
     if not path.exists():
-        return Counter()
+        return found
     host = socket.gethostname()
     setups = {cell: setup_of_config(cfg, host) for cell, cfg in configs.items()}
-    done: Counter[Cell] = Counter()
     for r in load_records(path):
         cell = Cell(str(r.get("strategy")), int(r.get("workers") or 1))
-        if cell in setups and setup_of(r) == setups[cell] and is_complete(r):
-            done[cell] += 1
-    return done
+        if (cell in setups and setup_of(r) == setups[cell] and is_complete(r)
+                and str(r.get("run_id")) not in replaced):
+            found[cell].append(r)
+    return found
+
+
+def completed_counts(out: Path, plan: Plan, configs: dict[Cell, RunConfig],
+                     replaced: set[str] = frozenset()) -> Counter[Cell]:  # type: ignore[assignment]
+    """How many runs of each cell already have an answer (ok, or a genuine failure)."""
+    return Counter({cell: len(rs) for cell, rs in cell_records(out, configs, replaced).items()})
 
 
 def pending_slots(plan: Plan, done: Counter[Cell]) -> list[Slot]:
@@ -446,6 +470,26 @@ def open_study(request: CompareRequest) -> Study:
     return Study(out, plan, meta, request.equivalent, configs)
 
 
+def is_contended(record: dict[str, Any]) -> bool:
+    return bool((record.get("machine_state") or {}).get("contended"))
+
+
+def run_slot(console: Console, study: Study, runner: CellRunner, slot: Slot) -> SlotResult:
+    """One slot; a contended run is run again, at most `--rerun-contended` times, and the
+    replaced run's id goes into compare.json (its record stays in runs.jsonl)."""
+    result = runner.run(slot)
+    for _ in range(study.plan.rerun_contended):
+        if not is_contended(result.record):
+            break
+        study.meta.setdefault("replaced_runs", []).append(result.record.get("run_id"))
+        study.save()
+        console.print(f"{slot.cell.label()}: run {result.record.get('run_id')} was contended "
+                      "(other processes used the cores): running it again", highlight=False)
+        again = runner.run(slot)
+        result = SlotResult(slot, again.record, result.wall_s + again.wall_s)
+    return result
+
+
 def run_pending(console: Console, study: Study, pending: list[Slot], live: bool
                 ) -> tuple[list[float], bool]:
     """Run the slots in order; the wall time of each finished run, and whether Ctrl-C came."""
@@ -456,7 +500,7 @@ def run_pending(console: Console, study: Study, pending: list[Slot], live: bool
                            live=live) as progress, stop_on_termination():
             for i, slot in enumerate(pending):
                 progress.start(slot, pending[i:])
-                result = runner.run(slot)
+                result = run_slot(progress.bar.console, study, runner, slot)
                 if study.plan.base.save_model:
                     keep_best(study.out, result.record)
                 walls.append(result.wall_s)
@@ -464,6 +508,50 @@ def run_pending(console: Console, study: Study, pending: list[Slot], live: bool
     except KeyboardInterrupt:
         return walls, True
     return walls, False
+
+
+def replaced(study: Study) -> set[str]:
+    return {str(r) for r in study.meta.get("replaced_runs", [])}
+
+
+def next_round(console: Console, study: Study, elapsed_s: float, round_s: float) -> bool:
+    """`--repeats auto`: plan one more round, or record why not (False)."""
+    auto = study.plan.auto
+    if auto is None:
+        return False
+    runs = cell_records(study.out, study.configs, replaced(study))
+    times = {cell: [float(r["train_s"]) for r in rs if r.get("status") == "ok"
+                    and r.get("train_s") is not None] for cell, rs in runs.items()}
+    cell, width = widest(times)
+    label = cell.label() if isinstance(cell, Cell) else "no cell"
+    console.print(f"round {study.plan.repeats}: widest 95% interval ±{width:.1%} ({label}); "
+                  f"target ±{auto.target_ci:.1%}", highlight=False)
+    reason = stop_reason(auto, study.plan.repeats, width, elapsed_s, round_s)
+    if reason:
+        study.meta["auto"] = {"rounds": study.plan.repeats, "stopped": reason,
+                              "widest": width, "widest_cell": label}
+        console.print(f"adaptive repeats stop: {reason}", highlight=False)
+        return False
+    study.plan.repeats += 1
+    study.save()
+    return True
+
+
+def run_rounds(console: Console, study: Study, live: bool) -> tuple[list[float], bool]:
+    """The planned rounds, then (with `--repeats auto`) more until the intervals converge."""
+    start = time.monotonic()
+    walls: list[float] = []
+    while True:
+        done = completed_counts(study.out, study.plan, study.configs, replaced(study))
+        pending = pending_slots(study.plan, done)
+        before = time.monotonic()
+        more, interrupted = run_pending(console, study, pending, live)
+        walls += more
+        if interrupted:
+            return walls, True
+        round_s = time.monotonic() - before if pending else 0.0
+        if not next_round(console, study, time.monotonic() - start, round_s):
+            return walls, False
 
 
 def report_study(console: Console, study: Study, session: dict[str, Any],
@@ -476,7 +564,7 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
     report = build_report([study.out], study.out)
     session["report_s"] = time.monotonic() - report_start
     study.save()
-    print_terminal(report.study, console)
+    print_terminal(report.study, console, notes=report.notes)
     for skipped in report.skipped:
         console.print(f"skipped {escape(skipped)}")
     console.print("wrote " + ", ".join(str(p) for p in report.files))
@@ -487,6 +575,24 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
         console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
                       f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
                       "report")
+
+
+def warn_noise(console: Console, noise: dict[str, Any], when: str) -> None:
+    warning = noise_warning(noise["cv"])
+    if warning:
+        console.print(f"{when}: {warning}", highlight=False)
+
+
+def warn_contended(console: Console, study: Study) -> None:
+    """The runs that shared their cores with other processes, and what to do about it."""
+    runs = cell_records(study.out, study.configs, replaced(study))
+    busy = [f"{cell.label()} ({sum(map(is_contended, rs))} of {len(rs)})"
+            for cell, rs in runs.items() if any(map(is_contended, rs))]
+    if busy:
+        console.print(f"WARNING: contended runs (other processes used more than a tenth of the "
+                      f"cores while they were timed): {', '.join(busy)}. Their times include "
+                      "that load; rerun on a quiet machine, or with --rerun-contended N.",
+                      highlight=False)
 
 
 def run_compare(request: CompareRequest) -> int:
@@ -500,10 +606,11 @@ def run_compare(request: CompareRequest) -> int:
         hint = missing_framework(name)
         if hint:
             console.print(f"note: {escape(hint)}; its runs will be recorded as failed")
-    pending = pending_slots(plan, completed_counts(out, plan, study.configs))
+    pending = pending_slots(plan, completed_counts(out, plan, study.configs, replaced(study)))
     total = len(plan.slots())
     session: dict[str, Any] = {"command": request.command or request.equivalent(plan, out),
-                               "started_at": utc_now()}
+                               "started_at": utc_now(), "noise_before": measure_noise()}
+    warn_noise(console, session["noise_before"], "before the runs")
     study.meta["sessions"] = [*study.meta.get("sessions", []), session]
     study.save()
     write_configs(out, study.configs)
@@ -511,15 +618,19 @@ def run_compare(request: CompareRequest) -> int:
                   f"{total} runs, {total - len(pending)} already done; results in {out}")
 
     start = time.monotonic()
-    walls, interrupted = run_pending(console, study, pending, live=request.progress)
+    walls, interrupted = run_rounds(console, study, live=request.progress)
     session.update(finished_at=utc_now(), wall_s=time.monotonic() - start, runs=len(walls),
-                   runs_wall_s=sum(walls), interrupted=interrupted)
+                   runs_wall_s=sum(walls), interrupted=interrupted,
+                   noise_after=measure_noise())
+    warn_noise(console, session["noise_after"], "after the runs")
+    total = len(plan.slots())
     study.save()
     if interrupted:
-        done = total - len(pending) + len(walls)
+        done = sum(completed_counts(out, plan, study.configs, replaced(study)).values())
         console.print(f"interrupted: {done} of {total} runs done, every finished record is in "
                       f"{out / RUNS_FILE}.\ncontinue with: distbench compare --resume {out}\n"
                       f"or see the partial results with: distbench report {out}")
         return 130
     report_study(console, study, session, walls)
+    warn_contended(console, study)
     return 0
