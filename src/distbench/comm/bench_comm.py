@@ -33,6 +33,8 @@ from typing import Any
 from distbench.comm.cost_model import bus_bandwidth, bus_factor, format_bytes
 from distbench.core.errors import DistbenchError, UsageError
 from distbench.results.records import utc_now
+from distbench.strategies.collectives import MPICollectives, TorchCollectives
+from distbench.system.cluster import detect
 from distbench.system.fingerprint import fingerprint, usable_cores
 
 BACKENDS = ("gloo", "mpi", "nccl")
@@ -243,76 +245,18 @@ def plot_bench_comm(result: dict[str, Any], path: Path) -> None:
 # --------------------------------------------------------------------------- worker side
 
 
-class _TorchCollectives:
-    """gloo or nccl through torch.distributed; buffers live where the backend reads them."""
+def open_collectives(backend: str) -> TorchCollectives | MPICollectives:
+    """This rank's collectives, the very ones the strategies use, joined and ready."""
+    if backend == "mpi":
+        return MPICollectives()
+    import torch
 
-    def __init__(self, backend: str) -> None:
-        from datetime import timedelta
-
-        import torch
-        import torch.distributed as dist
-
-        from distbench.system.cluster import detect
-
-        self.torch, self.dist, self.env = torch, dist, detect()
-        self.device = torch.device("cpu")
-        if backend == "nccl":
-            torch.cuda.set_device(self.env.local_rank)
-            self.device = torch.device("cuda", self.env.local_rank)
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        dist.init_process_group(
-            backend, init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
-            rank=self.env.rank, world_size=self.env.world_size, timeout=timedelta(seconds=120),
-        )
-        self.rank, self.world = self.env.rank, self.env.world_size
-
-    def buffer(self, numel: int) -> Any:
-        return self.torch.zeros(numel, dtype=self.torch.float32, device=self.device)
-
-    def allreduce(self, buf: Any) -> None:
-        self.dist.all_reduce(buf)
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-
-    def barrier(self) -> None:
-        if self.device.type == "cuda":
-            self.dist.barrier(device_ids=[self.env.local_rank])
-        else:
-            self.dist.barrier()
-
-    def gather(self, obj: Any) -> list[Any]:
-        out: list[Any] = [None] * self.world
-        self.dist.all_gather_object(out, obj)
-        return out
-
-    def close(self) -> None:
-        self.dist.destroy_process_group()
-
-
-class _MPICollectives:
-    """mpi4py on numpy buffers, as the `mpi` strategy calls it (in-place Allreduce, SUM)."""
-
-    def __init__(self) -> None:
-        import numpy as np
-        from mpi4py import MPI
-
-        self.np, self.MPI, self.comm = np, MPI, MPI.COMM_WORLD
-        self.rank, self.world = self.comm.Get_rank(), self.comm.Get_size()
-
-    def buffer(self, numel: int) -> Any:
-        return self.np.zeros(numel, dtype=self.np.float32)
-
-    def allreduce(self, buf: Any) -> None:
-        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
-
-    def barrier(self) -> None:
-        self.comm.Barrier()
-
-    def gather(self, obj: Any) -> list[Any]:
-        return self.comm.allgather(obj)
-
-    def close(self) -> None:
-        pass
+    env = detect()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    device = torch.device("cuda", env.local_rank) if backend == "nccl" else torch.device("cpu")
+    coll = TorchCollectives(backend, env, device)
+    coll.join()
+    return coll
 
 
 def summarize(backend: str, nbytes: int, world: int,
@@ -337,25 +281,27 @@ def worker_main(config_path: str) -> None:
     from distbench.system.timing import clock
 
     cfg = json.loads(Path(config_path).read_text())
-    coll = _MPICollectives() if cfg["backend"] == "mpi" else _TorchCollectives(cfg["backend"])
+    coll = open_collectives(cfg["backend"])
     rows = []
     try:
         for size in cfg["sizes"]:
             numel = max(1, size // 4)
-            buf = coll.buffer(numel)
+            buf = coll.zeros(numel)
             for _ in range(cfg["warmup"]):
-                coll.allreduce(buf)
+                coll.sum_in_place(buf)
+                coll.synchronize()
             times = []
             for _ in range(cfg["repeats"]):
                 coll.barrier()
                 start = clock()
-                coll.allreduce(buf)
+                coll.sum_in_place(buf)
+                coll.synchronize()
                 times.append(clock() - start)
-            per_rank = coll.gather(times)
+            per_rank = coll.all_gather(times)
             rows.append(summarize(cfg["backend"], numel * 4, coll.world, per_rank))
         coll.barrier()
     finally:
-        coll.close()
+        coll.leave()
     if coll.rank == 0:
         Path(cfg["result"]).write_text(json.dumps(rows))
 

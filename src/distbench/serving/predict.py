@@ -29,8 +29,10 @@ import numpy as np
 from distbench.core.config import ModelConfig
 from distbench.core.errors import DistbenchError, error_line
 from distbench.models import MODEL_NAMES
+from distbench.models.checkpoint import FORMATS, SIDECAR
 
-WEIGHT_SUFFIXES = {".safetensors": "pytorch", ".keras": "tensorflow"}
+WEIGHT_SUFFIXES = {Path(f.file).suffix: framework for framework, f in FORMATS.items()}
+WEIGHT_FILES = [f.file for f in FORMATS.values()]
 REQUIRED_KEYS = ("framework", "model", "classes", "input_shape", "normalisation")
 TOP_K = 3
 
@@ -73,12 +75,12 @@ def resolve(path: str | Path) -> tuple[Path, Path]:
     """(weights, sidecar) from the weights file, the sidecar, or the folder holding them."""
     path = Path(path)
     if path.is_dir():
-        found = [path / f"model{s}" for s in WEIGHT_SUFFIXES if (path / f"model{s}").is_file()]
+        found = [path / name for name in WEIGHT_FILES if (path / name).is_file()]
         if not found:
-            raise CheckpointError(f"{path} holds no model.safetensors or model.keras; save one "
+            raise CheckpointError(f"{path} holds no {' or '.join(WEIGHT_FILES)}; save one "
                                   "with distbench run --save-model")
         path = found[0]
-    elif path.suffix == ".json":
+    elif path.suffix == Path(SIDECAR).suffix:
         found = [path.with_suffix(s) for s in WEIGHT_SUFFIXES if path.with_suffix(s).is_file()]
         if not found:
             raise CheckpointError(f"{path}: no {path.stem}.safetensors or {path.stem}.keras "
@@ -89,7 +91,7 @@ def resolve(path: str | Path) -> tuple[Path, Path]:
     if not path.is_file() or path.suffix not in WEIGHT_SUFFIXES:
         raise CheckpointError(f"{path}: not a checkpoint (expected a .safetensors or .keras "
                               "weights file, its .json sidecar, or their folder)")
-    sidecar = path.with_suffix(".json")
+    sidecar = path.with_suffix(Path(SIDECAR).suffix)  # beside the weights, the same stem
     if not sidecar.is_file():
         raise CheckpointError(f"{path}: its sidecar {sidecar.name} is missing; the weights alone "
                               "do not say which model, classes or input they belong to")

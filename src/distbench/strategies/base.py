@@ -65,7 +65,9 @@ class Strategy(WorkerRole):
         same rule for every strategy (DDP included, which syncs buffers only at construction)."""
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
-        """A context in which a step skips synchronisation (calibration of comm time)."""
+        """A context in which forward and backward issue no collective: the calibration of the
+        comm time, and the `--compile` trial, which must not leave a rank waiting in a collective
+        that a peer, failing to compile, never joins."""
         return contextlib.nullcontext()
 
     @contextlib.contextmanager

@@ -11,7 +11,10 @@ comm_s is the time spent in these calls.
 
 from __future__ import annotations
 
-import torch.distributed as dist
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from torch import nn
 
 from distbench.strategies.buckets import GradBuckets
@@ -29,7 +32,8 @@ class CustomStrategy(TorchDistStrategy):
     def prepare(self, model: nn.Module) -> nn.Module:
         model = super().prepare(model)
         self.buckets = GradBuckets(model, self.cfg.bucket_mb * 2**20, self._comm_device())
-        self.pending: dict[int, dist.Work | None] = {}
+        self.pending: dict[int, Any] = {}  # bucket -> the handle of its async all_reduce
+        self.suspended = False
         if self.cfg.overlap:
             self._install_hooks()
         return model
@@ -41,10 +45,12 @@ class CustomStrategy(TorchDistStrategy):
                 p.register_post_accumulate_grad_hook(lambda _p, i=index: self._grad_ready(i))
 
     def _grad_ready(self, index: int) -> None:
+        if self.suspended:
+            return
         self.missing[index] -= 1
         if self.missing[index] == 0:
             with self.timed_comm():
-                self.pending[index] = dist.all_reduce(
+                self.pending[index] = self.coll.sum_in_place(
                     self.buckets.pack(index, self.world), async_op=True
                 )
 
@@ -53,9 +59,18 @@ class CustomStrategy(TorchDistStrategy):
             for index in range(len(self.buckets.buckets)):
                 work = self.pending.pop(index, None)
                 if work is None:  # blocking mode, or a bucket with unused parameters
-                    dist.all_reduce(self.buckets.pack(index, self.world))
+                    self.coll.sum_in_place(self.buckets.pack(index, self.world))
                 else:
                     work.wait()
                 self.buckets.finish(index)
         if self.cfg.overlap:
             self.missing = [len(g) for g in self.buckets.params]
+
+    @contextlib.contextmanager
+    def unsynced(self, model: nn.Module) -> Iterator[None]:
+        """Backward without the overlapped all_reduces (the hooks stand still)."""
+        self.suspended = True
+        try:
+            yield
+        finally:
+            self.suspended = False

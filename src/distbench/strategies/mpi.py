@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from distbench.core.errors import DistbenchError
 from distbench.strategies.base import Strategy
 from distbench.strategies.buckets import FlatBucket, GradBuckets
+from distbench.strategies.collectives import MPICollectives
 
 
 class MPIStrategy(Strategy):
@@ -31,20 +30,12 @@ class MPIStrategy(Strategy):
         return "mpi"
 
     def setup(self) -> None:
-        from mpi4py import MPI
-
-        self.MPI = MPI
-        self.comm = MPI.COMM_WORLD
-        if self.comm.Get_size() != self.world or self.comm.Get_rank() != self.rank:
-            raise DistbenchError(
-                f"MPI says rank {self.comm.Get_rank()} of {self.comm.Get_size()} but the "
-                f"environment says {self.rank} of {self.world}; start mpi workers with mpiexec"
-            )
+        self.coll = MPICollectives(self.env)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         for tensor in [*model.parameters(), *model.buffers()]:
             host = tensor.data.cpu()
-            self.comm.Bcast(host.numpy(), root=0)
+            self.coll.broadcast(host.numpy())
             tensor.data.copy_(host)
         # One bucket holding every gradient, on the host where MPI reads it.
         self.grads = GradBuckets(model, float("inf"), torch.device("cpu"))
@@ -52,23 +43,21 @@ class MPIStrategy(Strategy):
 
     def sync_gradients(self, model: nn.Module) -> None:
         with self.timed_comm():
-            buffer = self.grads.pack(0, self.world)
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
+            self.coll.sum_in_place(self.grads.pack(0, self.world).numpy())
             self.grads.finish(0)
 
     @torch.no_grad()
     def average_running_stats(self, tensors: list[torch.Tensor]) -> None:
         with self.timed_comm():
             bucket = FlatBucket(tensors, torch.device("cpu"))
-            buffer = bucket.pack(bucket.tensors, 1.0 / self.world)
-            self.comm.Allreduce(self.MPI.IN_PLACE, buffer.numpy(), op=self.MPI.SUM)
+            self.coll.sum_in_place(bucket.pack(bucket.tensors, 1.0 / self.world).numpy())
             bucket.copy_back()
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return self.comm.allreduce(np.asarray(values, dtype=np.float64), op=self.MPI.SUM).tolist()
+        return self.coll.all_reduce_sum(values)
 
     def all_gather(self, obj: Any) -> list[Any]:
-        return self.comm.allgather(obj)
+        return self.coll.all_gather(obj)
 
     def barrier(self) -> None:
-        self.comm.Barrier()
+        self.coll.barrier()

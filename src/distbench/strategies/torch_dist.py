@@ -3,18 +3,14 @@ the initial-weight broadcast from rank 0, and small collectives for metrics."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from distbench.strategies.base import Strategy
 from distbench.strategies.buckets import FlatBucket
-
-# A collective that waits this long means a peer is gone; fail instead of hanging.
-COLLECTIVE_TIMEOUT = timedelta(seconds=120)
+from distbench.strategies.collectives import TorchCollectives
 
 
 class TorchDistStrategy(Strategy):
@@ -24,22 +20,18 @@ class TorchDistStrategy(Strategy):
         return self.cfg.backend or ("nccl" if self.cfg.device == "cuda" else "gloo")
 
     def setup(self) -> None:
+        device = self._comm_device()
         if self.cfg.device == "cuda":
             torch.cuda.set_device(self.env.local_rank)
-        if not dist.is_initialized():
-            dist.init_process_group(
-                self.backend,
-                init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
-                rank=self.rank, world_size=self.world, timeout=COLLECTIVE_TIMEOUT,
-            )
+        self.coll = TorchCollectives(self.backend, self.env, device)
+        self.coll.join()
 
     def teardown(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        self.coll.leave()
 
     def prepare(self, model: nn.Module) -> nn.Module:
         for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+            self.coll.broadcast(tensor.data)
         return model
 
     @torch.no_grad()
@@ -49,24 +41,17 @@ class TorchDistStrategy(Strategy):
 
     def _all_reduce_mean(self, bucket: FlatBucket) -> None:
         """Replace the tensors of `bucket` by their average over the ranks."""
-        dist.all_reduce(bucket.pack(bucket.tensors, 1.0 / self.world))
+        self.coll.sum_in_place(bucket.pack(bucket.tensors, 1.0 / self.world))
         bucket.copy_back()
 
     def _comm_device(self) -> torch.device:
         return self.device() if self.backend == "nccl" else torch.device("cpu")
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
-        t = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return t.tolist()
+        return self.coll.all_reduce_sum(values)
 
     def all_gather(self, obj: Any) -> list[Any]:
-        out: list[Any] = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
+        return self.coll.all_gather(obj)
 
     def barrier(self) -> None:
-        if self.backend == "nccl":
-            dist.barrier(device_ids=[self.env.local_rank])
-        else:
-            dist.barrier()
+        self.coll.barrier()

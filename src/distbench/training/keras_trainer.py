@@ -1,24 +1,21 @@
-"""The one Keras-side trainer: every TF row (tf-single, tf-mirrored, tf-custom, tf-multiworker)
-runs through it, with the same timing rules as the PyTorch loop in `train.py`.
+"""The Keras side of the one training driver (`driver.py`): every TF row (tf-single,
+tf-mirrored, tf-custom, tf-multiworker) runs through it, with the PyTorch rows' timing rules.
 
 Command: distbench run --strategy tf-mirrored --workers 2 --dataset mnist-5k --epochs 1
 
 - Same seed -> same initial weights (and MultiWorkerMirroredStrategy broadcasts worker 0's).
-- Warm-up: `--warmup-steps` real steps trace the step function and warm the pipeline; then every
-  variable a step changes (weights, optimizer slots and iteration counter, dropout RNG state) is
-  restored to its value before warm-up, as `train.Trainer.warm_up` does.
-- Each epoch is timed from a barrier to the end of its last step; evaluation on the full test set
-  (each worker a strided part, summed) happens after the clock stops.
-- Train time is the slowest worker's; throughput is global samples / that time.
+- Warm-up restores every variable a step changes (weights, optimizer slots and iteration
+  counter, dropout RNG state) to its value before warm-up.
+- `--compile` is XLA (`jit_compile`). Only XLA's own compilation errors make a run fall back to
+  plain graphs. A TF step cannot be tried without its collectives; XLA, though, fails while
+  compiling, before any collective runs, and every tf-multiworker worker compiles the same step.
 - Communication share: after training, `--calibration-steps` steps with all replicas against the
-  same steps of one replica on the same per-replica batch (see `tf_base.REPLICA_CALIBRATION`);
-  the model is restored afterwards.
+  same steps of one replica on the same per-replica batch (see `tf_base.REPLICA_CALIBRATION`).
 """
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +25,39 @@ import tensorflow as tf
 
 from distbench.core.config import RunConfig
 from distbench.data import Dataset
-from distbench.data.sharding import describe_sharding
 from distbench.models.keras_models import build_keras_model
+from distbench.strategies import CommMeasure
 from distbench.strategies.tf_base import TFStrategy
-from distbench.system.timing import clock, median, rank_row, summarize_ranks
-from distbench.training.progress import TrainProgress
+from distbench.training.driver import EVAL_BATCH, EpochDriver
+from distbench.training.progress import StepHook
 from distbench.training.tf_data import InputPipeline, nhwc
-from distbench.training.tf_loops import LOOPS, Loop, StepHook, per_sample_loss
+from distbench.training.tf_loops import LOOPS, Loop, per_sample_loss
 
-EVAL_BATCH = 1024
 CALIBRATION_TRACE_STEPS = 2  # untimed steps before the one-replica reference is timed
-WEIGHTS, SIDECAR = "model.keras", "model.json"
+# What XLA's compilation errors say: TensorFlow raises them as generic errors, the words differ.
+XLA_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.InternalError)
+XLA_MARKERS = ("tf2xla", "xla/known_issues", "XLA compilation", "XLA_CPU_JIT", "XLA_GPU_JIT",
+               "when trying to compile")
 
 
 def first_reason(exc: BaseException) -> str:
     """The first line of a TensorFlow error that says what went wrong, not where."""
-    noise = ("Graph execution error", "Detected at node", "[[", "Cf.", "File ")
+    noise = ("Graph execution error", "Detected at node", "[[", "Cf.", "File ",
+             "<stack traces unavailable>", "Stack trace for op definition")
     lines = [ln.strip() for ln in str(exc).splitlines()
              if ln.strip() and not ln.startswith((" ", "\t"))]
     return next((ln for ln in lines if not ln.startswith(noise)), lines[0] if lines else "")
 
 
-class Snapshot:
+def xla_failure(exc: BaseException) -> str | None:
+    """'Type: reason' when `exc` is XLA failing to compile a step, None for any other error
+    (a peer gone is Unavailable, Cancelled or Aborted; a bad argument does not mention XLA)."""
+    if not isinstance(exc, XLA_ERRORS) or not any(m in str(exc) for m in XLA_MARKERS):
+        return None
+    return f"{type(exc).__name__}: {first_reason(exc)[:160]}"
+
+
+class VariableSnapshot:
     """Values of a list of variables, to put back later (warm-up, calibration)."""
 
     def __init__(self, variables: list[Any]) -> None:
@@ -88,8 +96,10 @@ class Evaluator:
         return [loss, correct, float(len(self.labels))]
 
 
-class KerasTrainer:
-    """Holds what the phases share; `run()` is the whole measured training of one worker."""
+class KerasTrainer(EpochDriver):
+    """The Keras step, epoch, evaluation and calibration; `run()` is the driver's."""
+
+    strategy: TFStrategy
 
     def __init__(self, cfg: RunConfig, strategy: TFStrategy, data: Dataset) -> None:
         self.cfg, self.strategy, self.data = cfg, strategy, data
@@ -115,10 +125,8 @@ class KerasTrainer:
             return build_keras_model(cfg.model, data.input_shape, data.num_classes, data.mean,
                                      data.std, seed=cfg.seed)
 
-        kind = self.strategy.loop
-        extra = ({"reduce_every_step": self.strategy.reduce_loss_every_step}
-                 if kind == "custom" else {})
-        return LOOPS[kind](dist, model_fn, cfg, distribute, **extra)
+        return LOOPS[self.strategy.loop](dist, model_fn, cfg, distribute,
+                                         reduce_every_step=self.strategy.reduce_loss_every_step)
 
     def observe_per_replica_batch(self) -> list[int]:
         """Batch sizes the replicas of this process actually receive at the first step."""
@@ -126,39 +134,48 @@ class KerasTrainer:
         local = self.strategy.tf_strategy.experimental_local_results(images)
         return [int(t.shape[0]) for t in local]
 
-    # ---- phases
-    def warm_up(self) -> None:
-        """Run the first steps (tracing, allocation, pipeline start), then undo them."""
-        steps = min(self.cfg.warmup_steps, self.pipeline.steps)
-        if steps == 0:
-            return
-        snapshot = Snapshot(self.loop.state)
-        try:
-            self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(), steps)
-        except Exception as exc:  # noqa: BLE001 - any XLA failure means "without XLA instead"
-            if not self.loop.xla:
-                raise
-            self.compile_note = (f"--compile (XLA) unavailable here ({type(exc).__name__}: "
-                                 f"{first_reason(exc)[:160]}); ran without XLA")
-            snapshot.restore()
-            self.loop.without_xla()
-            self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(), steps)
-        snapshot.restore()
-        self.strategy.reset()
+    # ---- the driver's parts
+    def snapshot(self) -> VariableSnapshot:
+        return VariableSnapshot(self.loop.state)
 
-    def evaluate(self) -> tuple[float, float]:
-        loss, correct, count = self.strategy.all_reduce_sum(self.evaluator())
-        return correct / count, loss / count
+    def warm_up_steps(self, steps: int) -> None:
+        self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(), steps)
 
-    def calibrate(self) -> float | None:
-        """Per-step communication time: median step with all replicas minus median step of one
-        replica on the same per-replica batch; None for one replica or no calibration steps."""
-        k = self.cfg.calibration_steps
-        if self.strategy.replicas == 1 or k == 0:
-            return None
-        snapshot = Snapshot(self.loop.state)
+    def try_compiled_step(self) -> None:
+        self.warm_up_steps(1)  # the loop compiles with XLA from the start (`Loop.xla`)
+
+    def compile_failure(self, exc: Exception) -> str | None:
+        return xla_failure(exc)
+
+    def fall_back(self, reason: str) -> str:
+        self.loop.without_xla()
+        return f"--compile (XLA) unavailable here ({reason}); ran without XLA"
+
+    def before_timed_epochs(self) -> None:
+        """Nothing: the dropout RNG state is a variable, restored with the warm-up snapshot."""
+
+    def epoch_input(self, epoch: int) -> Any:
+        return self.pipeline.dataset(epoch)
+
+    def train_epoch(self, prepared: Any, hook: StepHook | None) -> float:
+        return self.loop.train_epoch(prepared, self.pipeline.counts(), hook)
+
+    def local_evaluation(self) -> list[float]:
+        return self.evaluator()
+
+    @property
+    def calibrated(self) -> bool:
+        """Replicas exchange gradients inside TensorFlow's step, where they cannot be timed."""
+        return (self.strategy.info.comm is CommMeasure.REPLICA_CALIBRATION
+                and self.strategy.replicas > 1)
+
+    def calibration_times(self, steps: int, snapshot: VariableSnapshot
+                          ) -> tuple[list[float], list[float]]:
+        """Steps with all replicas, then the same steps of one replica on the same per-replica
+        batch: the same loop under TensorFlow's default strategy, from the same weights."""
         self.strategy.barrier()
-        synced = self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(), k + 1)[1:]
+        synced = self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(),
+                                      steps + 1)[1:]
         snapshot.restore()
         per_replica = self.cfg.global_batch // self.strategy.replicas
         reference = InputPipeline(
@@ -173,68 +190,22 @@ class KerasTrainer:
             target.assign(source.numpy())
         self.strategy.barrier()
         single = alone.step_times(reference.dataset(0), reference.counts(),
-                                  k + CALIBRATION_TRACE_STEPS)[CALIBRATION_TRACE_STEPS:]
+                                  steps + CALIBRATION_TRACE_STEPS)[CALIBRATION_TRACE_STEPS:]
         self.strategy.barrier()
-        return max(0.0, median(synced) - median(single))
+        return synced, single
 
-    def run(self) -> dict[str, Any]:
-        cfg, s = self.cfg, self.strategy
-        self.warm_up()
-        steps_per_epoch = self.pipeline.steps
-        progress = TrainProgress(enabled=cfg.progress and s.rank == 0, epochs=cfg.epochs,
-                                 steps_per_epoch=steps_per_epoch)
-        epoch_s: list[float] = []
-        history: list[dict[str, Any]] = []
-        with progress:
-            for epoch in range(cfg.epochs):
-                dataset = self.pipeline.dataset(epoch)
-                s.barrier()
-                start = clock()
-                local_loss = self.loop.train_epoch(dataset, self.pipeline.counts(),
-                                                   self.progress_hook(progress, epoch, start))
-                epoch_s.append(clock() - start)
-                train_loss = s.all_reduce_sum([local_loss])[0] / self.n_train
-                accuracy, test_loss = self.evaluate()
-                history.append({"epoch": epoch + 1, "time_s": sum(epoch_s),
-                                "train_loss": train_loss, "test_accuracy": accuracy,
-                                "test_loss": test_loss})
-                progress.end_epoch(epoch, train_loss, accuracy)
-        step_sync = self.calibrate()
-        return self.measurements(epoch_s, history, steps_per_epoch * cfg.epochs, step_sync)
+    def threads(self) -> int:
+        return tf.config.threading.get_intra_op_parallelism_threads()
 
-    def progress_hook(self, progress: TrainProgress, epoch: int, start: float) -> StepHook | None:
-        if not progress.enabled:
-            return None
-        batch = self.cfg.global_batch
+    def rank_fields(self) -> dict[str, Any]:
+        return {"per_replica_batch": self.per_replica_batch}
 
-        def hook(step: int, mean_loss: Any) -> None:
-            if progress.due(step):
-                rate = (step + 1) * batch / (clock() - start)
-                progress.update(epoch, step + 1, mean_loss(), rate)
-
-        return hook
-
-    def measurements(self, epoch_s: list[float], history: list[dict[str, Any]], steps: int,
-                     step_sync: float | None) -> dict[str, Any]:
-        """Gather every worker's timings; the record keeps the slowest worker's train time."""
-        s, cfg = self.strategy, self.cfg
-        if step_sync is not None:
-            comm: float | None = step_sync * steps
-        else:  # one replica exchanges nothing; --calibration-steps 0 measures nothing
-            comm = 0.0 if s.replicas == 1 else None
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
-        row = rank_row(s.rank, threads, epoch_s, comm)
-        ranks = s.all_gather({**row, "per_replica_batch": self.per_replica_batch})
+    def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        s = self.strategy
         return {
-            **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
-            "steps": steps,
-            "comm_method": s.comm_method,
-            "compile_note": self.compile_note,
-            "sharding": describe_sharding(self.n_train, cfg.global_batch),
             "replicas": s.replicas,
             "per_replica_batch": [b for r in ranks for b in r["per_replica_batch"]],
-            "tf_loop": ("model.fit" if s.loop == "fit" else "custom tf.function loop with "
-                        "strategy.run"),
+            "tf_loop": self.loop.description,
             "input_pipeline": self.pipeline.describe(),
             "tensorflow_threads": {
                 "intra_op": ranks[0]["threads"],
@@ -242,34 +213,9 @@ class KerasTrainer:
             },
         }
 
-    def save_checkpoint(self, record: dict[str, Any]) -> Path:
-        """`<out>/model.keras` (architecture and weights) and the `model.json` sidecar."""
-        cfg, data = self.cfg, self.data
-        out = Path(cfg.out or ".")
-        out.mkdir(parents=True, exist_ok=True)
-        weights = out / WEIGHTS
-        tmp = out / f".tmp-{WEIGHTS}"
-        # An uncompiled copy: loading then needs neither distbench's optimizer classes nor a
-        # distribution strategy, only Keras.
+    def save_weights(self) -> tuple[Callable[[Path], None], dict[str, Any]]:
+        """`model.keras`: architecture and weights of an uncompiled copy, which loads with
+        Keras alone (no distbench optimizer classes, no distribution strategy)."""
         plain = keras.Model.from_config(self.model.get_config())
         plain.set_weights(self.model.get_weights())
-        plain.save(tmp)
-        os.replace(tmp, weights)
-        meta = {
-            "framework": "tensorflow",
-            "model": cfg.model.name,
-            "image_size": cfg.model.image_size,
-            "dataset": cfg.data.name,
-            "classes": data.classes,
-            "input_shape": list(data.input_shape),
-            "input_layout": "NHWC (transpose the dataset's NCHW arrays)",
-            "normalisation": {"mean": data.mean, "std": data.std,
-                              "pixels": "[0, 1]; the model normalises internally"},
-            "run_id": record["run_id"],
-            "strategy": cfg.strategy,
-            "workers": cfg.workers,
-            "test_accuracy": record["test_accuracy"],
-            "load_with": "keras.models.load_model(path)",
-        }
-        (out / SIDECAR).write_text(json.dumps(meta, indent=2) + "\n")
-        return weights
+        return (lambda path: plain.save(path)), {}

@@ -6,12 +6,20 @@ integer comparison per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from distbench.system.timing import clock
+
 UPDATES_PER_EPOCH = 50
+
+# What a training loop calls after every step: (step index in the epoch, a function returning the
+# epoch's running mean loss). The function may wait for the device, so it is called only when the
+# bar is due to show it.
+StepHook = Callable[[int, Callable[[], float]], None]
 
 
 class TrainProgress:
@@ -44,6 +52,19 @@ class TrainProgress:
 
     def due(self, step_in_epoch: int) -> bool:
         return self.enabled and step_in_epoch % self.every == 0
+
+    def hook(self, epoch: int, start: float, global_batch: int) -> StepHook | None:
+        """The step hook of one epoch whose clock started at `start`; None when the bar is off,
+        so a loop without a bar pays nothing per step."""
+        if not self.enabled:
+            return None
+
+        def after_step(step: int, mean_loss: Callable[[], float]) -> None:
+            if self.due(step):
+                rate = (step + 1) * global_batch / (clock() - start)
+                self.update(epoch, step + 1, mean_loss(), rate)
+
+        return after_step
 
     def update(self, epoch: int, steps_done: int, loss: float, rate: float) -> None:
         self.bar.update(self.task, completed=steps_done, epoch=f"{epoch + 1}/{self.epochs}",

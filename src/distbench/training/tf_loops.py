@@ -23,10 +23,7 @@ import tensorflow as tf
 
 from distbench.core.config import RunConfig
 from distbench.system.timing import clock
-
-# Called after every step with (step index in the epoch, a function returning the epoch's running
-# mean loss); the function syncs with the device, so the hook calls it only when it shows it.
-StepHook = Callable[[int, Callable[[], float]], None]
+from distbench.training.progress import StepHook
 
 
 class _CoupledL2:
@@ -63,9 +60,14 @@ def per_sample_loss(labels: Any, logits: Any) -> Any:
 class Loop:
     """What both loops share: the model and optimizer, created in the strategy's scope."""
 
+    description: str  # the record's `tf_loop`
+
     def __init__(self, dist: Any, model_fn: Callable[[], keras.Model], cfg: RunConfig,
-                 distribute: Callable[[Any], Any]) -> None:
+                 distribute: Callable[[Any], Any], reduce_every_step: bool = True) -> None:
+        """`reduce_every_step`: the custom loop reduces each step's loss across replicas (else
+        it sums locally and the trainer reduces once per epoch); `model.fit` always does."""
         self.dist, self.cfg, self.distribute = dist, cfg, distribute
+        self.reduce_every_step = reduce_every_step
         self.xla = cfg.model.compile  # --compile: XLA (jit_compile) for the TF rows
         with dist.scope():
             self.model = model_fn()
@@ -97,6 +99,8 @@ class Loop:
 class FitLoop(Loop):
     """`model.fit`, one call per epoch on that epoch's dataset; Keras distributes the steps."""
 
+    description = "model.fit"
+
     def prepare(self) -> None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.model.compile(optimizer=self.optimizer, loss=loss, jit_compile=self.xla)
@@ -115,11 +119,7 @@ class FitLoop(Loop):
 class CustomLoop(Loop):
     """A `tf.function` `distributed_train_step` that calls `strategy.run` on each replica."""
 
-    def __init__(self, *args: Any, reduce_every_step: bool = True, **kwargs: Any) -> None:
-        self.reduce_every_step = reduce_every_step
-        self._step: Any = None
-        self._replica_step: Any = None
-        super().__init__(*args, **kwargs)
+    description = "custom tf.function loop with strategy.run"
 
     def replica_step(self, images: Any, labels: Any, count: Any) -> Any:
         """One replica: its summed loss / the global step's samples, so that the optimizer's
@@ -142,7 +142,8 @@ class CustomLoop(Loop):
         return tf.add_n(self.dist.experimental_local_results(per_replica))
 
     def prepare(self) -> None:
-        self._step = None  # traced again at the next step
+        self._step: Any = None  # traced again at the next step
+        self._replica_step: Any = None
 
     def _steps(self, dataset: Any, counts: list[int]) -> Iterable[tuple[Any, Any, Any]]:
         """(compiled step, this epoch's distributed iterator, the step's sample count) per step."""

@@ -1,16 +1,17 @@
-"""The one PyTorch training loop. Every PyTorch strategy runs through it; none copies it.
+"""The PyTorch side of the one training driver (`driver.py`). Every PyTorch strategy runs
+through it; none copies it.
 
 Command: distbench run --strategy single --dataset mnist-5k --model mlp-128 --epochs 1
 
-Fairness rules it enforces (DESIGN §3): same seed and initial weights, one global permutation per
-epoch split into strided shards, the loss normalised by the global step's sample count (so the
-averaged gradient equals the single-process one), warm-up steps run and then undone before the
-clock starts, evaluation outside the timed region, and train time = the slowest rank's.
+Fairness rules it adds to the driver's (DESIGN §3): same seed and initial weights, one global
+permutation per epoch split into strided shards, and the loss normalised by the global step's
+sample count, so the averaged gradient equals the single-process one.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save as safetensors_bytes
 
 from distbench.core.config import RunConfig
 from distbench.data import Dataset, step_batches
-from distbench.data.sharding import describe_sharding
-from distbench.models.checkpoint import save_checkpoint
 from distbench.models.torch_models import build_model
 from distbench.strategies import CommMeasure
 from distbench.strategies.base import Strategy
-from distbench.system.timing import clock, median, rank_row, summarize_ranks
-from distbench.training.progress import TrainProgress
+from distbench.system.timing import clock
+from distbench.training.driver import EVAL_BATCH, EpochDriver
+from distbench.training.progress import StepHook
 
-EVAL_BATCH = 1024
+Batch = tuple[torch.Tensor, torch.Tensor, int]  # this rank's images, labels; the step's samples
 
 
 @dataclass
@@ -59,8 +60,36 @@ def make_optimizer(cfg: RunConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-class Trainer:
-    """Holds what the steps share; `run()` is the whole measured training."""
+def compile_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean "the compiler failed" (torch.compile fails lazily, at the first
+    call): every TorchDynamo error (BackendCompilerFailed and InductorError among them,
+    Unsupported, ...), and Inductor's own that can escape unwrapped from a backward compiled
+    lazily (no or a broken C++ compiler, an operator it cannot lower). Imported on demand: only
+    a `--compile` run has loaded the compiler."""
+    from torch._dynamo.exc import TorchDynamoException
+    from torch._inductor.exc import CppCompileError, InvalidCxxCompiler, OperatorIssue
+
+    return (TorchDynamoException, CppCompileError, InvalidCxxCompiler, OperatorIssue)
+
+
+class ModuleSnapshot:
+    """Weights, buffers and optimizer state, copied; `restore` also clears the gradients."""
+
+    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.net, self.optimizer = net, optimizer
+        self.weights = copy.deepcopy(net.state_dict())
+        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
+
+    def restore(self) -> None:
+        self.net.load_state_dict(self.weights)
+        self.optimizer.load_state_dict(self.optimizer_state)
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+class Trainer(EpochDriver):
+    """The PyTorch step, epoch, evaluation and calibration; `run()` is the driver's."""
+
+    strategy: Strategy
 
     def __init__(self, cfg: RunConfig, strategy: Strategy, data: Dataset) -> None:
         self.cfg, self.strategy, self.data = cfg, strategy, data
@@ -70,10 +99,12 @@ class Trainer:
         self.net = build_model(
             cfg.model, data.input_shape, data.num_classes, data.mean, data.std, seed=cfg.seed
         ).to(self.device)
-        self.model = strategy.prepare(self.net)
+        self.wrapped = strategy.prepare(self.net)  # what the strategy trains (DDP's wrapper)
+        self.model = self.wrapped  # what the steps call: `wrapped`, or its compiled form
         self.compile_note: str | None = None
         self.optimizer = make_optimizer(cfg, self.net.parameters())
         self.n_train = len(data.train_y)
+        self.steps_done = 0  # timed steps, across epochs (param-avg syncs every K of them)
         self.running_stats = [
             b
             for m in self.net.modules()
@@ -83,7 +114,7 @@ class Trainer:
         ]
 
     # ---- one step, shared by warm-up, training and calibration
-    def batches(self, epoch: int):
+    def batches(self, epoch: int) -> Iterator[Batch]:
         s = self.strategy
         for idx, count in step_batches(
             self.n_train, self.cfg.seed, epoch, s.rank, s.world, self.cfg.global_batch
@@ -108,46 +139,59 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    # ---- phases
-    def warm_up(self) -> None:
-        """Run the first steps to warm caches, allocators and compilers, then undo them."""
-        steps = max(self.cfg.warmup_steps, 1 if self.cfg.model.compile else 0)
-        if steps == 0:
-            return
-        weights = copy.deepcopy(self.net.state_dict())
-        opt_state = copy.deepcopy(self.optimizer.state_dict())
+    # ---- the driver's parts
+    def snapshot(self) -> ModuleSnapshot:
+        return ModuleSnapshot(self.net, self.optimizer)
+
+    def warm_up_steps(self, steps: int) -> None:
         for i, (x, y, count) in enumerate(self.batches(epoch=0)):
             if i == steps:
                 break
-            if i == 0 and self.cfg.model.compile:
-                self.compile_first_step(x, y, count)
-            else:
-                self.step(x, y, count, i)
+            self.step(x, y, count, i)
         self.sync_device()
-        self.net.load_state_dict(weights)
-        self.optimizer.load_state_dict(opt_state)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.strategy.reset()
 
-    def compile_first_step(self, x: torch.Tensor, y: torch.Tensor, count: int) -> None:
-        """torch.compile fails lazily, at the first call: try it there, fall back to eager."""
-        eager = self.model
+    def try_compiled_step(self) -> None:
         # dynamic: the last, smaller step of an epoch must not recompile inside the clock.
-        self.model = torch.compile(eager, dynamic=True)
-        try:
-            self.step(x, y, count, 0)
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means "run eager"
-            self.model = eager
-            self.optimizer.zero_grad(set_to_none=True)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            self.compile_note = (
-                f"--compile is unavailable here ({type(exc).__name__}: "
-                f"{reason[:200]}); this run is eager"
-            )
-            self.step(x, y, count, 0)
+        self.model = torch.compile(self.wrapped, dynamic=True)
+        x, y, count = next(self.batches(epoch=0))
+        with self.strategy.unsynced(self.wrapped):
+            self.forward_backward(x, y, count)
+        self.sync_device()
 
-    def evaluate(self) -> tuple[float, float]:
-        """(accuracy, mean loss) on the whole test set, each rank scoring a strided part."""
+    def compile_failure(self, exc: Exception) -> str | None:
+        if not isinstance(exc, compile_errors()):
+            return None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {reason[:200]}"
+
+    def fall_back(self, reason: str) -> str:
+        self.model = self.wrapped
+        return f"--compile is unavailable here ({reason}); this run is eager"
+
+    def before_timed_epochs(self) -> None:
+        # Dropout masks: reproducible, and different on every rank (as in one big batch).
+        torch.manual_seed(self.cfg.seed + self.strategy.rank)
+
+    def epoch_input(self, epoch: int) -> tuple[Iterator[Batch], torch.Tensor]:
+        return self.batches(epoch), torch.zeros((), device=self.device)
+
+    def train_epoch(self, prepared: tuple[Iterator[Batch], torch.Tensor],
+                    hook: StepHook | None) -> torch.Tensor:
+        batches, loss_total = prepared
+        s = self.strategy
+        for i, (x, y, count) in enumerate(batches):
+            loss_total += self.step(x, y, count, self.steps_done)
+            self.steps_done += 1
+            if hook is not None:
+                seen = (i + 1) * len(x)
+                hook(i, lambda t=loss_total, n=seen: float(t) / max(1, n))
+        s.end_epoch(self.model, self.optimizer)
+        if self.running_stats:
+            s.average_running_stats(self.running_stats)
+        self.sync_device()
+        return loss_total
+
+    def local_evaluation(self) -> list[float]:
         s, t = self.strategy, self.tensors
         self.net.eval()
         loss = correct = 0.0
@@ -159,114 +203,49 @@ class Trainer:
                 loss += F.cross_entropy(logits, t.test_y[index], reduction="sum").item()
                 correct += (logits.argmax(1) == t.test_y[index]).sum().item()
         self.net.train()
-        loss, correct, count = s.all_reduce_sum([loss, correct, float(len(part))])
-        return correct / count, loss / count
+        return [loss, correct, float(len(part))]
 
-    def calibrate(self) -> float | None:
-        """Per-step sync time as (synchronised - unsynchronised) forward+backward, for strategies
-        whose collectives run inside a wrapper we cannot time (DDP). Uses epoch-0 batches and
-        leaves gradients cleared; the weights do not change (no optimizer step), and buffers that
-        training-mode forwards update (BatchNorm statistics) are restored, so the checkpoint is
-        the model that was evaluated."""
-        if self.strategy.info.comm is not CommMeasure.CALIBRATION or not self.cfg.calibration_steps:
-            return None
-        buffers = [(b, b.clone()) for b in self.net.buffers()]
-        synced, unsynced = [], []
+    @property
+    def calibrated(self) -> bool:
+        """DDP's collectives run inside its wrapper, where they cannot be timed."""
+        return self.strategy.info.comm is CommMeasure.CALIBRATION
+
+    def calibration_times(self, steps: int, snapshot: ModuleSnapshot
+                          ) -> tuple[list[float], list[float]]:
+        """Forward+backward with and without synchronisation, alternating, on epoch-0 batches;
+        no optimizer step, so only gradients and BatchNorm statistics change (the driver
+        restores them)."""
+        synced: list[float] = []
+        unsynced: list[float] = []
         batches = self.batches(epoch=0)
-        for _ in range(self.cfg.calibration_steps):
-            try:
-                x, y, count = next(batches)
-            except StopIteration:
+        for _ in range(steps):
+            batch = next(batches, None)
+            if batch is None:
                 batches = self.batches(epoch=0)
-                x, y, count = next(batches)
-            for times, ctx in (
-                (synced, nullcontext()),
-                (unsynced, self.strategy.unsynced(self.model)),
-            ):
+                batch = next(batches)
+            for times, ctx in ((synced, nullcontext()),
+                               (unsynced, self.strategy.unsynced(self.wrapped))):
                 self.strategy.barrier()
                 start = clock()
                 with ctx:
-                    self.forward_backward(x, y, count)
+                    self.forward_backward(*batch)
                     self.strategy.sync_gradients(self.model)
                 self.sync_device()
                 times.append(clock() - start)
                 self.optimizer.zero_grad(set_to_none=True)
-        for buffer, saved in buffers:
-            buffer.copy_(saved)
-        return max(0.0, median(synced) - median(unsynced))
+        return synced, unsynced
 
-    def save_checkpoint(self, record: dict[str, Any]) -> Path:
-        return save_checkpoint(self.net, self.cfg, self.data, record)
+    def threads(self) -> int:
+        return torch.get_num_threads()
 
-    def run(self) -> dict[str, Any]:
-        cfg, s = self.cfg, self.strategy
-        self.warm_up()
-        # Dropout masks: reproducible, and different on every rank (as in one big batch).
-        torch.manual_seed(cfg.seed + s.rank)
-        progress = TrainProgress(
-            enabled=cfg.progress and s.rank == 0,
-            epochs=cfg.epochs,
-            steps_per_epoch=-(-self.n_train // cfg.global_batch),
-        )
-        epoch_s: list[float] = []
-        history: list[dict[str, Any]] = []
-        step = 0
-        with progress:
-            for epoch in range(cfg.epochs):
-                loss_total = torch.zeros((), device=self.device)
-                s.barrier()
-                start = clock()
-                for i, (x, y, count) in enumerate(self.batches(epoch)):
-                    loss_total += self.step(x, y, count, step)
-                    step += 1
-                    if progress.due(i):
-                        progress.update(
-                            epoch,
-                            i + 1,
-                            float(loss_total) / max(1, (i + 1) * len(x)),
-                            (i + 1) * cfg.global_batch / (clock() - start),
-                        )
-                s.end_epoch(self.model, self.optimizer)
-                if self.running_stats:
-                    s.average_running_stats(self.running_stats)
-                self.sync_device()
-                epoch_s.append(clock() - start)
-                train_loss = s.all_reduce_sum([float(loss_total)])[0] / self.n_train
-                accuracy, test_loss = self.evaluate()
-                history.append(
-                    {
-                        "epoch": epoch + 1,
-                        "time_s": sum(epoch_s),
-                        "train_loss": train_loss,
-                        "test_accuracy": accuracy,
-                        "test_loss": test_loss,
-                    }
-                )
-                progress.end_epoch(epoch, train_loss, accuracy)
-        step_sync = self.calibrate()
-        return self.measurements(epoch_s, history, step, step_sync)
+    def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters())}
 
-    def measurements(
-        self,
-        epoch_s: list[float],
-        history: list[dict[str, Any]],
-        steps: int,
-        step_sync: float | None,
-    ) -> dict[str, Any]:
-        """Gather every rank's timings; the record keeps the slowest rank's train time."""
-        s, cfg = self.strategy, self.cfg
-        if step_sync is not None:
-            comm: float | None = step_sync * steps
-        else:  # --calibration-steps 0 leaves a calibrated share unmeasured, not zero
-            comm = None if s.info.comm is CommMeasure.CALIBRATION else s.comm_s
-        ranks = s.all_gather(rank_row(s.rank, torch.get_num_threads(), epoch_s, comm))
-        return {
-            **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
-            "steps": steps,
-            "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
-            "comm_method": s.comm_method,
-            "compile_note": self.compile_note,
-            "sharding": describe_sharding(self.n_train, cfg.global_batch),
-        }
+    def save_weights(self) -> tuple[Callable[[Path], None], dict[str, Any]]:
+        """safetensors of the state dict (buffers included), from host copies."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
 
+        def save(path: Path) -> None:
+            path.write_bytes(safetensors_bytes(state))
 
+        return save, {"tensors": sorted(state)}
