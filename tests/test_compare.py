@@ -85,7 +85,9 @@ def test_child_config_reproduces_the_flags(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--workers", "1,x"], "--workers expects comma-separated integers"),
     (["--workers", "0"], "--workers expects"),
-    (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--repeats", "0"], "--repeats expects an integer >= 1 or 'auto'"),
+    (["--repeats", "auto", "--target-ci", "x"], "--target-ci expects a percentage"),
+    (["--repeats", "auto", "--time-budget", "soon"], "--time-budget expects a duration"),
     (["--strategies", "nope"], "unknown strategy 'nope'"),
     (["--strategies", "ddp", "--workers", "3"], "multiple of --workers 3"),
     (["--dataset", "nope"], "unknown dataset 'nope'"),
@@ -136,7 +138,8 @@ def test_failing_cells_are_recorded_and_the_study_goes_on(fake_runs, tmp_path, c
     assert errors["custom"].startswith("run process killed by SIGKILL")
     summary = (out / "summary.md").read_text()
     assert "| mpi | 2 | failed: mpi needs a working mpiexec |" in summary
-    assert "| ddp | 2 | 1.05 [1.02–1.08] | 1.95× |" in summary
+    # Two runs each (1.0 and 1.1 s; single 2.0 and 2.1 s): the intervals span them.
+    assert "| ddp | 2 | 1.05 [1.00–1.10] | 1.95× [1.91–2.00] |" in summary
     for name in ("summary.csv", "report.html", "speedup.png", "train_time.png",
                  "accuracy_time.png", "compute_comm.png", "compare.json"):
         assert (out / name).is_file(), name
