@@ -118,6 +118,9 @@ TRAINING_FLAGS = (
             "steps with and without sync used to measure ddp's comm time", int),
     RunFlag("--target-accuracy", "target_accuracy",
             "report time to reach this test accuracy", float),
+    RunFlag("--contention-threshold", "contention_threshold",
+            "share of the cores other processes may use while a run is timed before it is "
+            "marked contended (default: %(default)s)", float),
 )
 STRATEGY_OPTION_FLAGS = (
     RunFlag("--bucket-mb", "bucket_mb", "ddp/custom bucket size", float),

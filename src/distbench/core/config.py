@@ -55,6 +55,9 @@ class RunConfig:
     warmup_steps: int = 5  # run, then undone, before the clock starts
     calibration_steps: int = 10  # for strategies whose sync time is measured by difference
     target_accuracy: float | None = None
+    # A run whose timed region saw other processes use more than this share of the cores is
+    # recorded as `contended` (distbench.system.contention).
+    contention_threshold: float = 0.10
     # Strategy-specific knobs.
     bucket_mb: float = 25.0  # ddp and custom gradient buckets
     overlap: bool = False  # custom: all_reduce each bucket from backward hooks
@@ -135,6 +138,10 @@ class RunConfig:
             (
                 self.target_accuracy is None or 0 < self.target_accuracy <= 1,
                 f"--target-accuracy must be in (0, 1], got {self.target_accuracy}",
+            ),
+            (
+                0 < self.contention_threshold <= 1,
+                f"--contention-threshold must be in (0, 1], got {self.contention_threshold}",
             ),
             (
                 self.timeout is None or self.timeout > 0,

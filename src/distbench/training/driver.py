@@ -23,6 +23,7 @@ and its extra record fields. This module imports neither framework.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +34,12 @@ from distbench.data import Dataset
 from distbench.data.sharding import describe_sharding
 from distbench.models.checkpoint import sidecar, write_checkpoint
 from distbench.strategies.role import WorkerRole
+from distbench.system.contention import Sample, machine_state
 from distbench.system.timing import clock, median, rank_row, summarize_ranks
 from distbench.training.progress import StepHook, TrainProgress
 
 EVAL_BATCH = 1024  # test samples per evaluation batch, both frameworks
+ONE_WORKER = "none: one worker, nothing crosses a wire"
 
 
 class Snapshot(Protocol):
@@ -132,14 +135,19 @@ class EpochDriver(ABC):
                                  steps_per_epoch=self.steps_per_epoch)
         epoch_s: list[float] = []
         history: list[dict[str, Any]] = []
+        self.samples: list[Sample] = []
         with progress:
             for epoch in range(cfg.epochs):
                 prepared = self.epoch_input(epoch)
                 s.barrier()
                 start = clock()
+                if epoch == 0:
+                    self.samples.append(Sample.now())
                 local_loss = self.train_epoch(prepared, progress.hook(epoch, start,
                                                                       cfg.global_batch))
                 epoch_s.append(clock() - start)
+                if epoch == cfg.epochs - 1:
+                    self.samples.append(Sample.now())
                 train_loss = s.all_reduce_sum([float(local_loss)])[0] / self.n_train
                 accuracy, test_loss = self.evaluate()
                 history.append({"epoch": epoch + 1, "time_s": sum(epoch_s),
@@ -202,16 +210,24 @@ class EpochDriver(ABC):
         """Gather every rank's timings; the record keeps the slowest rank's train time."""
         s, cfg = self.strategy, self.cfg
         steps = self.steps_per_epoch * cfg.epochs
+        alone = s.world == 1 and not self.calibrated  # one worker, one replica
         if step_sync is not None:
             comm: float | None = step_sync * steps
+        elif alone:  # what a one-rank collective costs is not communication
+            comm = 0.0
         else:  # --calibration-steps 0 leaves a calibrated share unmeasured, not zero
             comm = None if self.calibrated else s.comm_s
+        start, end = self.samples
         ranks = s.all_gather({**rank_row(s.rank, self.threads(), epoch_s, comm),
-                              **self.rank_fields()})
+                              "own_cpu_s": end.own - start.own, **self.rank_fields()})
+        host = ranks[s.rank]["host"]
+        own = sum(r["own_cpu_s"] for r in ranks if r["host"] == host)
         return {
+            "machine_state": machine_state(start, end, own, os.cpu_count() or 1,
+                                           cfg.contention_threshold),
             **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
             "steps": steps,
-            "comm_method": s.comm_method,
+            "comm_method": ONE_WORKER if alone else s.comm_method,
             "compile_note": self.compile_note,
             "sharding": describe_sharding(self.n_train, cfg.global_batch),
             **self.record_fields(ranks),

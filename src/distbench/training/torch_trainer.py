@@ -207,8 +207,9 @@ class Trainer(EpochDriver):
 
     @property
     def calibrated(self) -> bool:
-        """DDP's collectives run inside its wrapper, where they cannot be timed."""
-        return self.strategy.info.comm is CommMeasure.CALIBRATION
+        """DDP's collectives run inside its wrapper, where they cannot be timed; with one worker
+        nothing crosses a wire, and calibration would only measure noise."""
+        return self.strategy.info.comm is CommMeasure.CALIBRATION and self.strategy.world > 1
 
     def calibration_times(self, steps: int, snapshot: ModuleSnapshot
                           ) -> tuple[list[float], list[float]]:
