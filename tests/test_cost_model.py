@@ -192,7 +192,12 @@ def test_project_command_writes_table_and_plot(tmp_path: Path,
     out = capsys.readouterr().out
     assert code == 0
     assert "2(n-1)·α + 2(n-1)/n · G/β" in out and "projection, not a measurement" in out
-    assert "ddp ×2" in out and "applies here: overlap" in out
+    # One summary row per strategy, its parts adding up: 20 ms = 15 ms compute + 5 ms comm.
+    assert "ddp ×2" in out and "20.00 = 15.00 + 5.00" in out
+    assert "measured at 2 workers (the most" in out and "applies here" not in out
+    assert main(["project", str(tmp_path), "--workers", "8,64", "--bandwidth", "25Gbit/s",
+                 "--latency", "5us", "--details"]) == 0
+    assert "applies here: overlap" in capsys.readouterr().out
     doc = json.loads((tmp_path / "projection.json").read_text())
     (w,) = doc["workloads"]
     # compute 15 ms/step at 2 workers -> 30 ms on 1, 3.75 ms on 8; comm 2·7·5us + 1.75·4e6/3.125e9

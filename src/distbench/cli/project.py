@@ -61,6 +61,8 @@ def add_parser(subparsers: Subparsers) -> None:
         help="share of compute in backward, for the overlap schedule (default: 2/3)",
     )
     g.add_argument("--out", help="where to write projection.json/.png (default: RESULTS_DIR)")
+    g.add_argument("--details", action="store_true",
+                   help="also one table per measured cell, with both schedules")
     p.set_defaults(func=run)
 
 
@@ -105,7 +107,8 @@ def request_from_args(args: argparse.Namespace) -> ProjectRequest:
         workers=parse_counts("--workers", args.workers), network=_network(args),
         inputs=_inputs(args), backend=args.backend,
         strategies=split_list(args.strategies) if args.strategies else None,
-        backward_fraction=args.backward_fraction, out=Path(args.out) if args.out else None)
+        backward_fraction=args.backward_fraction, out=Path(args.out) if args.out else None,
+        details=args.details)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -180,9 +180,8 @@ def workloads_from_records(records: list[dict[str, Any]],
         groups[key].append(r)
     workloads = []
     for (strategy, overlap, n0, dataset, model, batch, scaling, backend), runs in groups.items():
-        comm = [(r.get("comm_s") or 0.0) / r["steps"] for r in runs]
-        step = [r["train_s"] / r["steps"] for r in runs]
-        compute = [(r["train_s"] - (r.get("comm_s") or 0.0)) / r["steps"] for r in runs]
+        comm = _median([(r.get("comm_s") or 0.0) / r["steps"] for r in runs])
+        step = _median([r["train_s"] / r["steps"] for r in runs])
         notes = []
         if any(r.get("comm_s") is None for r in runs) and n0 > 1:
             notes.append("comm time not separated in these records: compute includes it")
@@ -191,10 +190,11 @@ def workloads_from_records(records: list[dict[str, Any]],
         bucket_mb = float((runs[0].get("config") or {}).get("bucket_mb") or 25.0)
         workloads.append(Workload(
             label=f"{name} ×{n0} · {dataset}/{model} · batch {batch}",
-            workers=n0, compute_s=_median(compute),
+            # compute = median step - median comm, so that the parts add up to the step shown
+            workers=n0, compute_s=max(step - comm, 1e-9),
             grad_bytes=grad_bytes, scaling=scaling, strategy=strategy, backend=backend,
             overlaps=overlaps(strategy, overlap, grad_bytes, bucket_mb),
-            measured_step_s=_median(step), measured_comm_s=_median(comm), runs=len(runs),
+            measured_step_s=step, measured_comm_s=comm, runs=len(runs),
             notes=notes,
         ))
     workloads.sort(key=lambda w: w.label)
@@ -239,14 +239,79 @@ def choose_link(w: Workload, links: dict[str, Link], backend: str | None) -> Lin
 # --------------------------------------------------------------------------- output
 
 
-def print_projection(results: list[tuple[Workload, Link, list[Row]]], backward_fraction: float,
-                     console: Any = None) -> None:
+Result = tuple[Workload, Link, list[Row]]
+
+
+def _strategy_key(w: Workload) -> str:
+    return w.label.split(" ×")[0] + (" · " + w.label.split(" · ", 1)[1] if " · " in w.label
+                                     else "")
+
+
+def summary(results: list[Result]) -> list[tuple[Result, str]]:
+    """One projection per strategy and workload, from the cell that measures it best, and why:
+    the most workers (its communication is real, not a one-rank copy) with communication
+    separated, then the most runs."""
+    best: dict[str, Result] = {}
+    for result in results:
+        w = result[0]
+        key = _strategy_key(w)
+        rank = (w.measured_comm_s is not None and not w.notes, w.workers, w.runs)
+        if key not in best or rank > (best[key][0].measured_comm_s is not None
+                                      and not best[key][0].notes, best[key][0].workers,
+                                      best[key][0].runs):
+            best[key] = result
+    out = []
+    for key in sorted(best):
+        w = best[key][0]
+        why = (f"measured at {w.workers} workers (the most, so its communication is real), "
+               f"{w.runs} run(s)" if w.workers > 1 else
+               f"measured at 1 worker only, {w.runs} run(s): communication is modelled, not "
+               "measured")
+        out.append((best[key], why))
+    return out
+
+
+def applied(w: Workload, r: Row) -> tuple[float, float]:
+    """(step s, speedup) under the schedule that applies to the workload."""
+    return (r.overlap_s, r.speedup_overlap) if w.overlaps else (r.serial_s, r.speedup_serial)
+
+
+def print_summary(results: list[Result], console: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    chosen = summary(results)
+    if not chosen:
+        return
+    counts = [r.workers for r in chosen[0][0][2]]
+    table = Table(title="Projection per strategy (the schedule that applies to each; speedup "
+                  "vs 1 worker)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("strategy · workload", "measured step = compute + comm (ms)",
+                 *(f"n={n}" for n in counts)):
+        table.add_column(name, justify="left" if name.startswith("strategy") else "right")
+    for (w, _link, rows), _why in chosen:
+        step, comm = (round((v or 0) * 1e3, 2) for v in (w.measured_step_s, w.measured_comm_s))
+        # Rounded alike, so that the parts shown add up to the step shown.
+        parts = (f"{step:.2f} = {step - comm:.2f} + {comm:.2f}" if w.measured_step_s
+                 else "typed in")
+        table.add_row(w.label, parts, *(f"{applied(w, r)[1]:.2f}×" for r in rows))
+    console.print(table)
+    for (w, _link, _rows), why in chosen:
+        console.print(f"  {w.label}: {why}", highlight=False)
+
+
+def print_projection(results: list[Result], backward_fraction: float,
+                     console: Any = None, details: bool = False) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
     console.print(ASSUMPTIONS.format(bf=backward_fraction), markup=False, highlight=False)
+    print_summary(results, console)
+    if not details:
+        console.print("Per measured cell, both schedules: --details.", highlight=False)
+        return
     console.print("Columns: times in ms per step; * = the overlapped schedule.", highlight=False)
     for w, link, rows in results:
         schedule = "overlap" if w.overlaps else "no overlap"
@@ -272,27 +337,26 @@ def print_projection(results: list[tuple[Workload, Link, list[Row]]], backward_f
             console.print(f"  note: {note}", highlight=False)
 
 
-def plot_projection(results: list[tuple[Workload, Link, list[Row]]], path: Path) -> None:
-    """Speedup (with the ideal line) and efficiency against workers; solid: no overlap,
-    dashed: overlap."""
+def plot_projection(results: list[Result], path: Path) -> None:
+    """Speedup (with the ideal line) and efficiency against workers, one line per strategy
+    (its best-measured cell, the schedule that applies), the legend beside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(10, 4.2))
-    top = max(r.workers for _, _, rows in results for r in rows)
+    chosen = [result for result, _why in summary(results)]
+    fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(12, 4.2))
+    top = max(r.workers for _, _, rows in chosen for r in rows)
     ax_s.loglog([1, top], [1, top], color="grey", linestyle=":", label="ideal")
-    for w, _link, rows in results:
+    for w, _link, rows in chosen:
         n = [r.workers for r in rows]
-        (line,) = ax_s.loglog(n, [r.speedup_serial for r in rows], marker="o", markersize=3,
-                              label=f"{w.label} (no overlap)")
-        ax_s.loglog(n, [r.speedup_overlap for r in rows], linestyle="--", color=line.get_color(),
-                    label=f"{w.label} (overlap)")
-        ax_e.semilogx(n, [100 * r.efficiency_serial for r in rows], marker="o", markersize=3,
-                      color=line.get_color())
-        ax_e.semilogx(n, [100 * r.efficiency_overlap for r in rows], linestyle="--",
-                      color=line.get_color())
+        speedups = [applied(w, r)[1] for r in rows]
+        style = "--" if w.overlaps else "-"
+        (line,) = ax_s.loglog(n, speedups, style, marker="o", markersize=3,
+                              label=f"{w.label}{' (overlap)' if w.overlaps else ''}")
+        ax_e.semilogx(n, [100 * s / k for s, k in zip(speedups, n)], style, marker="o",
+                      markersize=3, color=line.get_color())
     ax_s.set_ylabel("projected speedup vs 1 worker")
     ax_e.set_ylabel("projected efficiency (%)")
     ax_e.set_ylim(0, 105)
@@ -300,9 +364,10 @@ def plot_projection(results: list[tuple[Workload, Link, list[Row]]], path: Path)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("workers")
         ax.grid(True, alpha=0.3)
-    ax_s.legend(fontsize=7)
-    fig.suptitle("Projection: α-β ring allreduce model (solid: no overlap, dashed: overlap)")
-    fig.tight_layout()
+    fig.legend(*ax_s.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.78, 0.5),
+               fontsize=7, frameon=False)
+    fig.suptitle("Projection: α-β ring allreduce model, one line per strategy")
+    fig.tight_layout(rect=(0, 0, 0.77, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -334,6 +399,7 @@ class ProjectRequest:
     strategies: list[str] | None = None  # only these strategies from the records
     backward_fraction: float = DEFAULT_BACKWARD_FRACTION
     out: Path | None = None  # default: beside the records, else ./projection
+    details: bool = False  # also one table per measured cell, both schedules
 
     def validate(self) -> None:
         if not self.workers or min(self.workers) < 1:
@@ -378,7 +444,7 @@ def run_project(request: ProjectRequest) -> list[Path]:
         link = link_for(w)
         results.append((w, link, project(w, link, request.workers, request.backward_fraction)))
     console = Console(soft_wrap=True)
-    print_projection(results, request.backward_fraction, console)
+    print_projection(results, request.backward_fraction, console, request.details)
     for item in skipped:
         console.print(f"not projected: {item}", highlight=False)
     records = request.inputs if isinstance(request.inputs, Path) else None
