@@ -113,7 +113,7 @@ def request_from_args(args: argparse.Namespace) -> CompareRequest:
             raise UsageError(f"--resume continues the study saved in {args.resume}/"
                              f"{COMPARE_FILE} and takes no study settings; drop "
                              f"{', '.join(changed)} (or start a new compare)")
-    base = check_config(shared_config(args), load_strategy=False)
+    base = check_config(shared_config(args), load_strategy=False, one_run=False)
     strategies = split_list(args.strategies) if args.strategies else None
     if args.strategies and not strategies:
         raise UsageError(f"--strategies expects a comma-separated list of names, got "

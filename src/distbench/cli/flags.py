@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from distbench.cli.parser import Arguments, Parser, changed_flags
-from distbench.core.config import RunConfig
+from distbench.core.config import COMPRESSIONS, RunConfig
 from distbench.core.errors import UsageError, unknown_name
 from distbench.models import MODEL_NAMES
 
@@ -128,6 +128,11 @@ STRATEGY_OPTION_FLAGS = (
     RunFlag("--sync-every", "sync_every", "param-avg: steps between averages (default: epoch)",
             int),
     RunFlag("--average-optimizer-state", "average_optimizer_state", "param-avg", switch=True),
+    RunFlag("--compression", "compression",
+            f"lossy gradient compression: {' | '.join(COMPRESSIONS)} (ddp: all; custom: fp16, "
+            "bf16; mpi: fp16; default: %(default)s)"),
+    RunFlag("--powersgd-rank", "powersgd_rank", "rank of PowerSGD's factors (default: "
+            "%(default)s)", int),
 )
 TF_FLAGS = (
     RunFlag("--tf-shuffle-buffer", "tf_shuffle_buffer",
@@ -162,7 +167,8 @@ def _add_cell_flags(group: Arguments) -> None:
 
 def _add_matrix_flags(group: Arguments) -> None:
     """A study (compare): lists of strategies and worker counts."""
-    group.add_argument("--strategies", help="comma list (default: every available strategy)")
+    group.add_argument("--strategies", help="comma list, or all (default: every available strategy "
+                       "except the sharded zero and fsdp)")
     group.add_argument("--workers", default="1,2",
                        help="comma list of worker counts (default: %(default)s)")
 
@@ -230,14 +236,17 @@ def config_of(args: argparse.Namespace) -> RunConfig:
     return read_config(args.config)
 
 
-def check_config(cfg: RunConfig, load_strategy: bool = True) -> RunConfig:
+def check_config(cfg: RunConfig, load_strategy: bool = True, one_run: bool = True
+                 ) -> RunConfig:
     """Validate the config, including every registry name.
 
     `load_strategy=False` checks the strategy name only, without importing its framework
-    (processes that only plan runs must stay free of torch and TensorFlow).
+    (processes that only plan runs must stay free of torch and TensorFlow). `one_run=False`:
+    the shared settings of a study, whose strategy is not yet chosen (compare applies
+    --compression to the strategies that implement it).
     """
     from distbench.data import DATASETS
-    from distbench.strategies import STRATEGIES, get_strategy
+    from distbench.strategies import STRATEGIES, check_compression, get_strategy
 
     try:
         cfg.validate()
@@ -248,6 +257,8 @@ def check_config(cfg: RunConfig, load_strategy: bool = True) -> RunConfig:
         for kind, name, known in names:
             if name not in known:
                 raise unknown_name(kind, name, known)
+        if one_run:
+            check_compression(cfg.strategy, cfg.compression)
     except TypeError as exc:  # a hand-written --config file with a value of the wrong type
         raise UsageError(f"a run setting has the wrong type ({exc})") from None
     if load_strategy:

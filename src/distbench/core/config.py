@@ -11,6 +11,9 @@ from typing import Any
 
 from distbench.core.errors import UsageError
 
+# Lossy gradient compression (--compression); the first is exact.
+COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
+
 
 @dataclass
 class DataConfig:
@@ -63,6 +66,10 @@ class RunConfig:
     overlap: bool = False  # custom: all_reduce each bucket from backward hooks
     sync_every: int | None = None  # param-avg: steps between averages; None = once per epoch
     average_optimizer_state: bool = False  # param-avg
+    # Lossy gradient compression: none | fp16 | bf16 | powersgd (which strategy implements which
+    # is its registry line's `compressions`); a compressed run is recorded as not exact.
+    compression: str = "none"
+    powersgd_rank: int = 1  # --compression powersgd: the rank of the low-rank factors
     # TensorFlow rows' tf.data pipeline (docs/tensorflow.md). None: the shared per-epoch
     # permutation (the PyTorch rows' order); N: tf.data's shuffle with an N-sample buffer.
     tf_shuffle_buffer: int | None = None
@@ -114,6 +121,11 @@ class RunConfig:
                 self.backend != "nccl" or self.device == "cuda",
                 "--backend nccl needs --device cuda (NCCL only moves GPU tensors)",
             ),
+            (
+                self.compression in COMPRESSIONS,
+                f"--compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression}",
+            ),
+            (self.powersgd_rank >= 1, f"--powersgd-rank must be >= 1, got {self.powersgd_rank}"),
             (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
             (
                 self.threads_per_worker is None or self.threads_per_worker >= 1,

@@ -59,6 +59,14 @@ class Overlap(str, Enum):
     WITH_FLAG = "with --overlap"  # buckets of --bucket-mb, only when --overlap is given
 
 
+class Sharding(str, Enum):
+    """What model state each rank holds a 1/N share of (Rajbhandari et al., SC'20, ZeRO)."""
+
+    NONE = "none"  # a full replica: parameters, gradients and optimizer state
+    OPTIMIZER = "optimizer"  # ZeRO-1: optimizer state sharded, parameters and gradients whole
+    FULL = "full"  # ZeRO-3 / FSDP: parameters, gradients and optimizer state all sharded
+
+
 @dataclass(frozen=True)
 class StrategyInfo:
     name: str
@@ -73,6 +81,17 @@ class StrategyInfo:
     per_step_allreduce: bool = True
     needs: tuple[str, ...] = ()  # modules its framework needs
     extra: str | None = None  # the pip extra that provides them
+    sharding: Sharding = Sharding.NONE
+    # The lossy --compression modes it implements ("none" is always accepted), and why it
+    # refuses the others where that needs saying.
+    compressions: tuple[str, ...] = ()
+    compression_note: str | None = None
+    # In the study `distbench compare` runs when --strategies is not given (`all` adds the rest).
+    in_default_compare: bool = True
+
+    def exact(self, compression: str) -> bool:
+        """Whether a run computes the baseline's update exactly: synchronous, uncompressed."""
+        return self.synchronous and compression == "none"
 
     @property
     def baseline(self) -> bool:
@@ -89,13 +108,24 @@ STRATEGIES: dict[str, StrategyInfo] = {
         StrategyInfo("single", _MOD + "single:SingleStrategy", _TORCH, Launcher.ONE_PROCESS,
                      CommMeasure.NONE, single_worker=True),
         StrategyInfo("ddp", _MOD + "ddp:DDPStrategy", _TORCH, Launcher.SPAWN,
-                     CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS),
+                     CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS,
+                     compressions=("fp16", "bf16", "powersgd")),
         StrategyInfo("mpi", _MOD + "mpi:MPIStrategy", _TORCH, Launcher.MPIEXEC, CommMeasure.TIMED,
-                     needs=("mpi4py",), extra="mpi"),
+                     needs=("mpi4py",), extra="mpi", compressions=("fp16",),
+                     compression_note="numpy, whose buffers MPI sums, has no bfloat16; "
+                                      "PowerSGD is DDP's communication hook"),
         StrategyInfo("custom", _MOD + "custom:CustomStrategy", _TORCH, Launcher.SPAWN,
-                     CommMeasure.TIMED, overlap=Overlap.WITH_FLAG),
+                     CommMeasure.TIMED, overlap=Overlap.WITH_FLAG, compressions=("fp16", "bf16"),
+                     compression_note="PowerSGD is DDP's communication hook"),
         StrategyInfo("param-avg", _MOD + "param_avg:ParamAvgStrategy", _TORCH, Launcher.SPAWN,
                      CommMeasure.TIMED, synchronous=False, per_step_allreduce=False),
+        # Sharded data parallelism: on one host it saves memory, not time, so the default study
+        # (about 10 minutes on 2 cores) leaves it to `--strategies all` or by name.
+        StrategyInfo("zero", _MOD + "zero:ZeroStrategy", _TORCH, Launcher.SPAWN,
+                     CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS,
+                     sharding=Sharding.OPTIMIZER, in_default_compare=False),
+        StrategyInfo("fsdp", _MOD + "fsdp:FSDPStrategy", _TORCH, Launcher.SPAWN,
+                     CommMeasure.CALIBRATION, sharding=Sharding.FULL, in_default_compare=False),
         StrategyInfo("tf-single", _MOD + "tf_single:TFSingleStrategy", _TF, Launcher.ONE_PROCESS,
                      CommMeasure.NONE, single_worker=True, needs=("tensorflow",), extra="tf"),
         StrategyInfo("tf-mirrored", _MOD + "tf_mirrored:TFMirroredStrategy", _TF,
@@ -123,6 +153,17 @@ def check_workers(name: str, workers: int) -> None:
         raise UsageError(f"strategy {name} is the one-process baseline; use --workers 1")
 
 
+def check_compression(name: str, compression: str) -> None:
+    """A lossy --compression the strategy does not implement is a one-line usage error."""
+    info = strategy_info(name)
+    if compression == "none" or compression in info.compressions:
+        return
+    supported = ", ".join(("none", *info.compressions))
+    why = f" ({info.compression_note})" if info.compression_note else ""
+    raise UsageError(f"strategy {name} does not support --compression {compression}{why}; "
+                     f"choose from {supported}")
+
+
 def framework_baselines() -> dict[Framework, str]:
     """Each framework's baseline strategy (the first single-worker one registered)."""
     out: dict[Framework, str] = {}
@@ -141,8 +182,10 @@ def missing_framework(name: str) -> str | None:
     return None
 
 
-def available_strategies() -> list[str]:
-    return [n for n in STRATEGIES if missing_framework(n) is None]
+def available_strategies(default_only: bool = False) -> list[str]:
+    """The installed strategies; `default_only`: those of the default study."""
+    return [n for n, info in STRATEGIES.items()
+            if missing_framework(n) is None and (info.in_default_compare or not default_only)]
 
 
 def get_strategy(name: str) -> Any:

@@ -9,8 +9,8 @@ wrapped, how gradients or parameters are synchronised, and how scalars cross ran
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -48,6 +48,21 @@ class Strategy(WorkerRole):
     def prepare(self, model: nn.Module) -> nn.Module:
         """Make initial weights identical on all ranks and wrap the model if the strategy does."""
         return model
+
+    def build_optimizer(self, cls: type[torch.optim.Optimizer], params: Iterable[nn.Parameter],
+                        options: dict[str, Any]) -> torch.optim.Optimizer:
+        """The optimizer the loop steps: `cls(params, **options)`, or a sharded wrapper of it."""
+        return cls(params, **options)
+
+    def local_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """The optimizer whose state this rank holds (a sharded wrapper's own shard): what a
+        snapshot copies and what the memory count reads."""
+        return optimizer
+
+    def full_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The whole model's weights and buffers; every rank calls it (gathering sharded
+        parameters is a collective), rank 0's is the one saved."""
+        return model.state_dict()
 
     # ---- training hooks, called by the loop
     def sync_gradients(self, model: nn.Module) -> None:

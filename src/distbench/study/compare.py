@@ -127,8 +127,13 @@ class Plan:
         A strategy whose framework is missing still gets its config: its runs will fail with the
         install hint, and the report shows that reason.
         """
+        # --compression applies to the strategies that implement it; the others (the baselines
+        # among them) run exact, and their records say so.
+        compression = (self.base.compression
+                       if self.base.compression in STRATEGIES[cell.strategy].compressions
+                       else "none")
         cfg = replace(self.base, strategy=cell.strategy, workers=cell.workers, out=str(out),
-                      progress=False)
+                      progress=False, compression=compression)
         cfg.validate()
         return cfg
 
@@ -184,7 +189,10 @@ def make_plan(request: CompareRequest) -> Plan:
     from distbench.strategies import available_strategies
 
     available = available_strategies()
-    strategies = list(request.strategies) if request.strategies else list(available)
+    if request.strategies in (None, ["all"]):
+        strategies = available_strategies(default_only=request.strategies is None)
+    else:
+        strategies = list(request.strategies)
     check_strategies(strategies)
     if not request.no_baseline:
         strategies = with_baselines(strategies, available)

@@ -109,6 +109,11 @@ class EpochDriver(ABC):
         """Extra facts each rank reports with its timings."""
         return {}
 
+    @abstractmethod
+    def memory_fields(self) -> dict[str, Any]:
+        """This rank's memory: `model_state_bytes` (parameters, gradients and optimizer state it
+        holds, None if it never stepped) and `cuda_peak_mb` (None off CUDA)."""
+
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         """The framework's own fields of the record, from every rank's row."""
         return {}
@@ -116,6 +121,9 @@ class EpochDriver(ABC):
     @abstractmethod
     def before_timed_epochs(self) -> None:
         """After warm-up, before the first timed epoch."""
+
+    def gather_weights(self) -> None:
+        """On every rank, before rank 0 saves: collect the whole model where it is sharded."""
 
     @abstractmethod
     def save_weights(self) -> tuple[Callable[[Path], None], dict[str, Any]]:
@@ -219,7 +227,8 @@ class EpochDriver(ABC):
             comm = None if self.calibrated else s.comm_s
         start, end = self.samples
         ranks = s.all_gather({**rank_row(s.rank, self.threads(), epoch_s, comm),
-                              "own_cpu_s": end.own - start.own, **self.rank_fields()})
+                              "own_cpu_s": end.own - start.own, **self.memory_fields(),
+                              **self.rank_fields()})
         host = ranks[s.rank]["host"]
         own = sum(r["own_cpu_s"] for r in ranks if r["host"] == host)
         return {
@@ -230,6 +239,10 @@ class EpochDriver(ABC):
             "comm_method": ONE_WORKER if alone else s.comm_method,
             "compile_note": self.compile_note,
             "sharding": describe_sharding(self.n_train, cfg.global_batch),
+            "compression": cfg.compression,
+            "exact": s.info.exact(cfg.compression),
+            "model_state_bytes": [r["model_state_bytes"] for r in ranks],
+            "cuda_peak_mb": [r["cuda_peak_mb"] for r in ranks],
             **self.record_fields(ranks),
         }
 

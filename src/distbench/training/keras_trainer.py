@@ -57,6 +57,13 @@ def xla_failure(exc: BaseException) -> str | None:
     return f"{type(exc).__name__}: {first_reason(exc)[:160]}"
 
 
+def variable_bytes(variable: Any) -> int:
+    """Bytes of a Keras variable in this process: every replica's component of a mirrored one."""
+    value = getattr(variable, "value", variable)
+    components = getattr(value, "values", None) or (value,)
+    return sum(int(np.prod(c.shape)) * c.dtype.size for c in components)
+
+
 class VariableSnapshot:
     """Values of a list of variables, to put back later (warm-up, calibration)."""
 
@@ -199,6 +206,15 @@ class KerasTrainer(EpochDriver):
 
     def rank_fields(self) -> dict[str, Any]:
         return {"per_replica_batch": self.per_replica_batch}
+
+    def memory_fields(self) -> dict[str, Any]:
+        """Each replica holds a full copy of the weights and optimizer slots (the components of
+        a mirrored variable); gradients exist only inside a step, counted as the trainable
+        weights' bytes per replica since they have their shapes."""
+        loop = self.loop
+        held = sum(variable_bytes(v) for v in [*loop.model.variables, *loop.optimizer.variables])
+        grads = sum(variable_bytes(v) for v in loop.model.trainable_variables)
+        return {"model_state_bytes": held + grads, "cuda_peak_mb": None}
 
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         s = self.strategy

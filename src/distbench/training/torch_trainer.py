@@ -11,7 +11,7 @@ sample count, so the averaged gradient equals the single-process one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +52,30 @@ class Tensors:
         )
 
 
-def make_optimizer(cfg: RunConfig, params: Any) -> torch.optim.Optimizer:
+def make_optimizer(cfg: RunConfig, params: Any, strategy: Strategy) -> torch.optim.Optimizer:
+    """The configured optimizer, built by the strategy (which may shard its state)."""
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        options = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+        return strategy.build_optimizer(torch.optim.SGD, params, options)
+    options = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    return strategy.build_optimizer(torch.optim.Adam, params, options)
+
+
+def local_tensor(t: torch.Tensor) -> torch.Tensor:
+    """The part of `t` this rank stores: a sharded DTensor's local shard, else `t`."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if callable(to_local) else t
+
+
+def storage_bytes(tensors: Iterable[Any]) -> int:
+    """Bytes of the distinct storages behind `tensors` (non-tensors skipped): views of one
+    buffer, such as DDP's gradient bucket views, count once."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if isinstance(t, torch.Tensor):
+            storage = local_tensor(t).untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
 
 
 def compile_errors() -> tuple[type[Exception], ...]:
@@ -73,16 +91,20 @@ def compile_errors() -> tuple[type[Exception], ...]:
 
 
 class ModuleSnapshot:
-    """Weights, buffers and optimizer state, copied; `restore` also clears the gradients."""
+    """Weights, buffers and optimizer state, copied; `restore` also clears the gradients.
 
-    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self.net, self.optimizer = net, optimizer
+    Each rank copies what it holds: sharded parameters as their shards, and of a sharded
+    optimizer only its own part (`Strategy.local_optimizer`), so no snapshot gathers."""
+
+    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 local: torch.optim.Optimizer) -> None:
+        self.net, self.optimizer, self.local = net, optimizer, local
         self.weights = copy.deepcopy(net.state_dict())
-        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
+        self.optimizer_state = copy.deepcopy(local.state_dict())
 
     def restore(self) -> None:
         self.net.load_state_dict(self.weights)
-        self.optimizer.load_state_dict(self.optimizer_state)
+        self.local.load_state_dict(self.optimizer_state)
         self.optimizer.zero_grad(set_to_none=True)
 
 
@@ -102,7 +124,8 @@ class Trainer(EpochDriver):
         self.wrapped = strategy.prepare(self.net)  # what the strategy trains (DDP's wrapper)
         self.model = self.wrapped  # what the steps call: `wrapped`, or its compiled form
         self.compile_note: str | None = None
-        self.optimizer = make_optimizer(cfg, self.net.parameters())
+        self.optimizer = make_optimizer(cfg, self.net.parameters(), strategy)
+        self.state_bytes: int | None = None  # model state this rank holds, after a step
         self.n_train = len(data.train_y)
         self.steps_done = 0  # timed steps, across epochs (param-avg syncs every K of them)
         self.running_stats = [
@@ -131,6 +154,8 @@ class Trainer(EpochDriver):
         loss_sum = self.forward_backward(x, y, count)
         self.strategy.sync_gradients(self.model)
         self.optimizer.step()
+        if self.state_bytes is None:  # the first step: gradients and optimizer state all exist
+            self.state_bytes = self.model_state_bytes()
         self.optimizer.zero_grad(set_to_none=True)
         self.strategy.after_step(self.model, self.optimizer, step)
         return loss_sum
@@ -141,7 +166,17 @@ class Trainer(EpochDriver):
 
     # ---- the driver's parts
     def snapshot(self) -> ModuleSnapshot:
-        return ModuleSnapshot(self.net, self.optimizer)
+        return ModuleSnapshot(self.net, self.optimizer,
+                              self.strategy.local_optimizer(self.optimizer))
+
+    def model_state_bytes(self) -> int:
+        """Parameters + gradients + optimizer state this rank stores, counted from the storages
+        of its local tensors (a DTensor's shard, a sharded optimizer's own part). Measured after
+        an optimizer step and before zero_grad, when the gradients still exist."""
+        params = list(self.net.parameters())
+        state = self.strategy.local_optimizer(self.optimizer).state.values()
+        return (storage_bytes(params) + storage_bytes(p.grad for p in params)
+                + storage_bytes(v for per_param in state for v in per_param.values()))
 
     def warm_up_steps(self, steps: int) -> None:
         for i, (x, y, count) in enumerate(self.batches(epoch=0)):
@@ -192,12 +227,16 @@ class Trainer(EpochDriver):
         return loss_total
 
     def local_evaluation(self) -> list[float]:
+        """This rank's strided part, in as many batches as rank 0's (the largest part): where
+        forward gathers sharded parameters it is a collective, which every rank must join, so a
+        rank whose part has run out scores an empty batch."""
         s, t = self.strategy, self.tensors
         self.net.eval()
         loss = correct = 0.0
         part = torch.arange(s.rank, len(t.test_y), s.world, device=self.device)
+        largest = -(-len(t.test_y) // s.world)
         with torch.no_grad():
-            for start in range(0, len(part), EVAL_BATCH):
+            for start in range(0, largest, EVAL_BATCH):
                 index = part[start : start + EVAL_BATCH]
                 logits = self.net(t.test_x[index])
                 loss += F.cross_entropy(logits, t.test_y[index], reduction="sum").item()
@@ -239,12 +278,21 @@ class Trainer(EpochDriver):
     def threads(self) -> int:
         return torch.get_num_threads()
 
+    def memory_fields(self) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {"model_state_bytes": self.state_bytes,
+                "cuda_peak_mb": torch.cuda.max_memory_allocated(self.device) / 2**20
+                if cuda else None}
+
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         return {"grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters())}
 
+    def gather_weights(self) -> None:
+        self.full_state = self.strategy.full_state_dict(self.net)
+
     def save_weights(self) -> tuple[Callable[[Path], None], dict[str, Any]]:
-        """safetensors of the state dict (buffers included), from host copies."""
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        """safetensors of the whole state dict (buffers included), from host copies."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.full_state.items()}
 
         def save(path: Path) -> None:
             path.write_bytes(safetensors_bytes(state))

@@ -57,6 +57,8 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         trainer = make_trainer(cfg, strategy, data)
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
+        if cfg.save_model:
+            trainer.gather_weights()
         record = None
         if env.is_chief:
             measured.update(
