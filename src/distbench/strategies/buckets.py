@@ -45,11 +45,21 @@ class FlatBucket:
             t.copy_(view)
 
 
+# --compression for the strategies that reduce their own buckets: the dtype that crosses the wire.
+WIRE_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 class GradBuckets:
     """Gradients of `model` in buckets of at most `cap_bytes`, in reverse registration order
-    (roughly the order backward produces them, so early buckets can be reduced first)."""
+    (roughly the order backward produces them, so early buckets can be reduced first).
 
-    def __init__(self, model: nn.Module, cap_bytes: float, device: torch.device | None = None):
+    With a `wire` dtype (fp16/bf16 compression), each packed bucket is cast into a reused buffer
+    of that dtype, which is what the collective sums, and cast back by `finish`: half the
+    bytes on the wire, gradients rounded to the wire's precision (the sum too). Packing has
+    already divided by the world size, so the sum stays in the half-precision range."""
+
+    def __init__(self, model: nn.Module, cap_bytes: float, device: torch.device | None = None,
+                 wire: torch.dtype | None = None):
         params = [p for p in model.parameters() if p.requires_grad][::-1]
         groups: list[list[nn.Parameter]] = [[]]
         size = 0
@@ -62,13 +72,20 @@ class GradBuckets:
             size += nbytes
         self.params = groups
         self.buckets = [FlatBucket([p.detach() for p in g], device) for g in groups]
+        self.wires = [b.buffer.to(wire) if wire is not None else None for b in self.buckets]
 
     def pack(self, index: int, world: int) -> torch.Tensor:
-        """Bucket `index` holding this rank's gradients / world: summing it averages them."""
-        return self.buckets[index].pack([p.grad for p in self.params[index]], 1.0 / world)
+        """Bucket `index` holding this rank's gradients / world: summing it averages them (in
+        the wire dtype, where one is set)."""
+        packed = self.buckets[index].pack([p.grad for p in self.params[index]], 1.0 / world)
+        wire = self.wires[index]
+        return packed if wire is None else wire.copy_(packed)
 
     def finish(self, index: int) -> None:
         """Hand the reduced gradients back as views of the buffer (no copy)."""
         bucket = self.buckets[index]
+        wire = self.wires[index]
+        if wire is not None:
+            bucket.buffer.copy_(wire)
         for p, view in zip(self.params[index], bucket.views):
             p.grad = view if view.device == p.device else view.to(p.device)

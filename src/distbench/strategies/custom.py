@@ -6,7 +6,8 @@ Gradients are packed into buckets, scaled by 1/world on the way in, and each buc
 with `torch.distributed.all_reduce`, which leaves the average. With `--overlap`, a bucket's
 all_reduce starts asynchronously from a gradient hook as soon as its last gradient is ready,
 while backward continues, and the step waits for all of them before the optimizer runs.
-comm_s is the time spent in these calls.
+comm_s is the time spent in these calls. `--compression fp16|bf16` sums the buckets in that
+dtype (`buckets.GradBuckets`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from distbench.strategies.buckets import GradBuckets
+from distbench.strategies.buckets import WIRE_DTYPES, GradBuckets
 from distbench.strategies.torch_dist import TorchDistStrategy
 
 
@@ -27,11 +28,13 @@ class CustomStrategy(TorchDistStrategy):
     @property
     def comm_method(self) -> str:  # type: ignore[override]
         mode = "async from backward hooks, wait before step" if self.cfg.overlap else "blocking"
-        return f"timed: bucketed all_reduce ({mode}), pack and average included"
+        wire = "" if self.cfg.compression == "none" else f" in {self.cfg.compression}"
+        return f"timed: bucketed all_reduce{wire} ({mode}), pack and average included"
 
     def prepare(self, model: nn.Module) -> nn.Module:
         model = super().prepare(model)
-        self.buckets = GradBuckets(model, self.cfg.bucket_mb * 2**20, self._comm_device())
+        self.buckets = GradBuckets(model, self.cfg.bucket_mb * 2**20, self._comm_device(),
+                                   WIRE_DTYPES.get(self.cfg.compression))
         self.pending: dict[int, Any] = {}  # bucket -> the handle of its async all_reduce
         self.suspended = False
         if self.cfg.overlap:

@@ -6,16 +6,23 @@ Also:    torchrun --nproc-per-node 2 -m distbench worker --strategy ddp --datase
 
 DDP all-reduces gradient buckets from inside backward, where they cannot be timed directly, so the
 communication share comes from calibration steps: forward+backward with and without `no_sync()`.
+
+`--compression` installs one of DDP's own communication hooks: fp16/bf16 (each bucket cast, summed
+and cast back) or PowerSGD (Vogels et al., 2019: each gradient matrix reduced as two rank-r
+factors, with error feedback; vectors such as biases go uncompressed).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+from typing import Any
 
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
 from torch.nn.parallel import DistributedDataParallel
 
+from distbench.core.errors import DistbenchError
 from distbench.strategies.torch_dist import TorchDistStrategy
 
 # Buffers are broadcast once, at construction, but not before every forward: the other strategies
@@ -28,19 +35,77 @@ NO_FORWARD_BUFFER_SYNC = (
 )
 
 
+# PowerSGD all-reduces uncompressed for its first `start_powerSGD_iter` steps; 2 is the least it
+# allows with error feedback, so compression starts with the second step.
+POWERSGD_START = 2
+
+
+def bf16_hook(process_group: Any, bucket: Any) -> Any:
+    """DDP's bf16_compress_hook under another name: DDP refuses a hook of that name unless
+    CUDA and NCCL 2.10+ are present, yet gloo sums bfloat16 as well (the same cast, sum and
+    cast back on CPU)."""
+    return default_hooks.bf16_compress_hook(process_group, bucket)
+
+
+# DDP checks a hook's annotations, which this module's postponed (string) ones would fail.
+bf16_hook.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    default_hooks.bf16_compress_hook)
+
+
+def powersgd_limit(model: nn.Module) -> int | None:
+    """The largest rank PowerSGD can use: the smallest dimension of the smallest gradient matrix
+    (a tensor is compressed as its first dimension by the rest); None without matrices."""
+    dims = [min(p.shape[0], p.numel() // p.shape[0]) for p in model.parameters() if p.dim() >= 2]
+    return min(dims) if dims else None
+
+
 class DDPStrategy(TorchDistStrategy):
     name = "ddp"
-    comm_method = "calibration"
+
+    @property
+    def comm_method(self) -> str:  # type: ignore[override]
+        hook = {"none": "", "powersgd": f" (PowerSGD rank {self.cfg.powersgd_rank} hook)"}.get(
+            self.cfg.compression, f" ({self.cfg.compression} compression hook)")
+        return f"calibration{hook}"
 
     def prepare(self, model: nn.Module) -> nn.Module:
         # DDP broadcasts parameters and buffers from rank 0 in its constructor.
-        return DistributedDataParallel(
+        ddp = DistributedDataParallel(
             model,
             device_ids=[self.env.local_rank] if self.cfg.device == "cuda" else None,
             bucket_cap_mb=self.cfg.bucket_mb,
             gradient_as_bucket_view=True,
             **NO_FORWARD_BUFFER_SYNC,
         )
+        self.compress(ddp)
+        return ddp
+
+    def compress(self, ddp: DistributedDataParallel) -> None:
+        """Install the --compression communication hook, if any."""
+        compression = self.cfg.compression
+        if compression == "fp16":
+            ddp.register_comm_hook(None, default_hooks.fp16_compress_hook)
+        elif compression == "bf16":
+            ddp.register_comm_hook(None, bf16_hook)
+        elif compression == "powersgd":
+            limit = powersgd_limit(ddp.module)
+            if limit is not None and self.cfg.powersgd_rank > limit:
+                raise DistbenchError(
+                    f"--powersgd-rank {self.cfg.powersgd_rank} exceeds {limit}, the smallest "
+                    f"dimension of {self.cfg.model.name}'s gradient matrices")
+            self.powersgd = powerSGD_hook.PowerSGDState(
+                process_group=None, matrix_approximation_rank=self.cfg.powersgd_rank,
+                start_powerSGD_iter=POWERSGD_START)
+            ddp.register_comm_hook(self.powersgd, powerSGD_hook.powerSGD_hook)
+
+    def reset(self) -> None:
+        """Forget warm-up, PowerSGD's step count and error feedback included."""
+        super().reset()
+        state: Any = getattr(self, "powersgd", None)
+        if state is not None:
+            state.iter = 0
+            for memory in (state.error_dict, state.p_memory_dict, state.q_memory_dict):
+                memory.clear()
 
     def unsynced(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
         return model.no_sync()  # type: ignore[operator]

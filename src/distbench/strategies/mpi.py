@@ -6,7 +6,8 @@ Also:    mpiexec -n 2 distbench worker --strategy mpi --dataset mnist-5k
 Every step packs all gradients into one reused buffer, scaled by 1/world as they are copied in
 (one pass instead of copy-then-divide), and sums it with one in-place `MPI.Allreduce`, which
 leaves the average. Initial weights are broadcast with `MPI.Bcast`.
-comm_s is the time of pack (with scaling) + Allreduce.
+comm_s is the time of pack (with scaling) + Allreduce. `--compression fp16` sums a float16
+copy of the buffer; bf16 is refused (numpy, whose buffers MPI reads, has no bfloat16).
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import torch
 from torch import nn
 
 from distbench.strategies.base import Strategy
-from distbench.strategies.buckets import FlatBucket, GradBuckets
+from distbench.strategies.buckets import WIRE_DTYPES, FlatBucket, GradBuckets
 from distbench.strategies.collectives import MPICollectives
 
 
 class MPIStrategy(Strategy):
     name = "mpi"
-    comm_method = "timed: MPI.Allreduce of one flattened gradient buffer, pack and average included"
+
+    @property
+    def comm_method(self) -> str:  # type: ignore[override]
+        wire = "" if self.cfg.compression == "none" else f" in {self.cfg.compression}"
+        return (f"timed: MPI.Allreduce{wire} of one flattened gradient buffer, pack and "
+                "average included")
 
     @property
     def backend(self) -> str:
@@ -38,7 +44,8 @@ class MPIStrategy(Strategy):
             self.coll.broadcast(host.numpy())
             tensor.data.copy_(host)
         # One bucket holding every gradient, on the host where MPI reads it.
-        self.grads = GradBuckets(model, float("inf"), torch.device("cpu"))
+        self.grads = GradBuckets(model, float("inf"), torch.device("cpu"),
+                                 WIRE_DTYPES.get(self.cfg.compression))
         return model
 
     def sync_gradients(self, model: nn.Module) -> None:

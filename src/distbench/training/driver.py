@@ -122,6 +122,7 @@ class EpochDriver(ABC):
     def before_timed_epochs(self) -> None:
         """After warm-up, before the first timed epoch."""
 
+    @abstractmethod
     def gather_weights(self) -> None:
         """On every rank, before rank 0 saves: collect the whole model where it is sharded."""
 

@@ -229,6 +229,9 @@ class KerasTrainer(EpochDriver):
             },
         }
 
+    def gather_weights(self) -> None:
+        """Every replica holds the whole model: nothing to gather."""
+
     def save_weights(self) -> tuple[Callable[[Path], None], dict[str, Any]]:
         """`model.keras`: architecture and weights of an uncompiled copy, which loads with
         Keras alone (no distbench optimizer classes, no distribution strategy)."""
