@@ -99,12 +99,24 @@ def is_complete(record: dict[str, Any]) -> bool:
 
 
 def strategy_order(name: str) -> tuple[int, str]:
-    """Registry order (baselines first), then unknown names alphabetically: stable tables."""
+    """Registry order (baselines first), then unknown names alphabetically: stable tables. A
+    compressed cell's label (`ddp+fp16`) follows its strategy's exact one."""
+    base = name.split("+")[0]
     names = list(STRATEGIES)
-    rank = names.index(name) if name in names else len(names)
-    if name in STRATEGIES and STRATEGIES[name].baseline:
-        rank = -2 if name == BASELINE else -1
+    rank = names.index(base) if base in names else len(names)
+    if base in STRATEGIES and STRATEGIES[base].baseline:
+        rank = -2 if base == BASELINE else -1
     return rank, name
+
+
+def cell_label(strategy: str, compression: str) -> str:
+    """A cell's name in every view: the strategy, and its lossy compression if any."""
+    return strategy if compression == "none" else f"{strategy}+{compression}"
+
+
+def compression_of(record: dict[str, Any]) -> str:
+    return str(record.get("compression") or (record.get("config") or {}).get("compression")
+               or "none")
 
 
 # --------------------------------------------------------------------------- statistics
@@ -112,12 +124,19 @@ def strategy_order(name: str) -> tuple[int, str]:
 
 @dataclass
 class CellStats:
-    """One row of every table: the statistics of one (strategy, workers) cell in one setup."""
+    """One row of every table: the statistics of one (strategy, compression, workers) cell in
+    one setup. `strategy` is the cell's label (`ddp+fp16` for a compressed one)."""
 
     setup: Setup
     strategy: str
     framework: str
     workers: int
+    compression: str = "none"
+    exact: bool | None = None  # computes the baseline's update exactly (records' `exact`)
+    # Test accuracy minus that of the same strategy and workers uncompressed (compressed cells).
+    acc_delta: float | None = None
+    state_mb: float | None = None  # model state per rank: the largest rank, median over runs
+    rss_mb: float | None = None  # peak RSS per rank: the largest rank, median over runs
     runs: int = 0
     ok: int = 0
     failed: int = 0
@@ -214,7 +233,7 @@ def _mode(values: Iterable[Any]) -> Any:
 
 
 def cell_stats(setup: Setup, strategy: str, workers: int,
-               records: Sequence[dict[str, Any]]) -> CellStats:
+               records: Sequence[dict[str, Any]], compression: str = "none") -> CellStats:
     """Everything about one cell that does not need the baseline."""
     def good(r: dict[str, Any]) -> bool:
         return r.get("status") == "ok" and r.get("train_s") is not None
@@ -226,8 +245,9 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     reasons = Counter(_short(r.get("error") or "") for r in failed)
     framework = _mode(r.get("framework") for r in records) or (
         STRATEGIES[strategy].framework.value if strategy in STRATEGIES else "?")
-    c = CellStats(setup=setup, strategy=strategy, framework=framework, workers=workers,
-                  runs=len(records), ok=len(ok), failed=len(failed), interrupted=len(interrupted),
+    c = CellStats(setup=setup, strategy=cell_label(strategy, compression), framework=framework,
+                  workers=workers, compression=compression, runs=len(records), ok=len(ok),
+                  failed=len(failed), interrupted=len(interrupted),
                   errors=sorted(reasons, key=lambda k: (-reasons[k], k)))
     c.threads_per_worker = _mode(r.get("threads_per_worker") for r in ok or records)
     c.cores = _mode((r.get("env") or {}).get("cores") for r in records)
@@ -270,7 +290,17 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.startup_s = _med(r.get("startup_s") for r in ok)
     c.data_s = _med(r.get("data_s") for r in ok)
     c.curve = _curve(ok)
+    _memory(c, ok)
     return c
+
+
+def _memory(c: CellStats, ok: Sequence[dict[str, Any]]) -> None:
+    """Exactness and the memory of the rank that holds the most, median over runs."""
+    c.exact = _mode(r.get("exact") for r in ok)
+    c.state_mb = _med(max(b) / 2**20 for r in ok
+                      if (b := [v for v in r.get("model_state_bytes") or [] if v is not None]))
+    c.rss_mb = _med(max(m) for r in ok
+                    if (m := [v for v in r.get("peak_rss_mb") or [] if v is not None]))
 
 
 def _rank_skew(c: CellStats, ok: Sequence[dict[str, Any]]) -> None:
@@ -389,19 +419,34 @@ def analyse(records: Sequence[dict[str, Any]]) -> Study:
     summaries = []
     for setup in sorted(by_setup):
         recs = by_setup[setup]
-        by_cell: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        by_cell: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         for r in recs:
-            by_cell.setdefault((str(r.get("strategy")), int(r.get("workers") or 1)), []).append(r)
-        keys = sorted(by_cell, key=lambda k: (strategy_order(k[0]), k[1]))
-        cells = [cell_stats(setup, s, w, by_cell[(s, w)]) for s, w in keys]
+            key = (str(r.get("strategy")), compression_of(r), int(r.get("workers") or 1))
+            by_cell.setdefault(key, []).append(r)
+        keys = sorted(by_cell, key=lambda k: (strategy_order(cell_label(k[0], k[1])), k[2]))
+        cells = [cell_stats(setup, s, w, by_cell[(s, z, w)], z) for s, z, w in keys]
         summaries.append(_with_baselines(setup, cells, recs))
     return Study(summaries, list(records))
+
+
+def _accuracy_deltas(cells: list[CellStats]) -> None:
+    """Each compressed cell against its exact twin (same strategy and workers, no compression):
+    a compressed cell that is faster but less accurate must not read as a plain win."""
+    exact = {(c.strategy, c.workers): c for c in cells if c.compression == "none"}
+    for c in cells:
+        twin = exact.get((c.strategy.split("+")[0], c.workers))
+        if c.compression == "none" or twin is None:
+            continue
+        if c.test_acc_median is not None and twin.test_acc_median is not None:
+            c.acc_delta = c.test_acc_median - twin.test_acc_median
 
 
 def _with_baselines(setup: Setup, cells: list[CellStats],
                     records: list[dict[str, Any]]) -> SetupSummary:
     def find(name: str) -> CellStats | None:
         return next((c for c in cells if c.strategy == name and c.workers == 1), None)
+
+    _accuracy_deltas(cells)
 
     base = find(BASELINE)
     notes = []

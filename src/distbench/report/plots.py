@@ -1,4 +1,4 @@
-"""The report's four PNG plots, drawn with matplotlib from the analysed cells only.
+"""The report's PNG plots, drawn with matplotlib from the analysed cells only.
 
 Command: distbench report results/<timestamp>/
 
@@ -7,7 +7,10 @@ Command: distbench report results/<timestamp>/
   every real bar);
 - speedup.png: speedup against the number of workers, with the ideal (linear) line;
 - accuracy_time.png: test accuracy against training wall time, one curve per strategy;
-- compute_comm.png: compute and communication time as stacked bars.
+- compute_comm.png: compute and communication time as stacked bars;
+- memory.png (where records measured it): model state (parameters, gradients, optimizer
+  state) held by the largest rank against workers, one line per strategy: flat for replicas,
+  falling for sharded strategies.
 
 matplotlib is imported here only (Agg backend), so `import distbench` never pays for it. Figures
 use fixed sizes, fonts and colours, and carry no date, so the same records give the same bytes.
@@ -22,12 +25,13 @@ from distbench.report.analysis import BASELINE, CellStats, SetupSummary
 
 DPI = 100
 SIZE = (8.0, 4.5)
-PLOT_NAMES = ("train_time", "speedup", "accuracy_time", "compute_comm")
+PLOT_NAMES = ("train_time", "speedup", "accuracy_time", "compute_comm", "memory")
 TITLES = {
     "train_time": "Training time per strategy (median, 95% CI whiskers, dots = runs; log axis)",
     "speedup": "Speedup against workers (vs single ×1)",
     "accuracy_time": "Test accuracy against training wall time",
     "compute_comm": "Compute and communication (median seconds)",
+    "memory": "Model state per rank against workers (largest rank, median over runs)",
 }
 
 
@@ -171,19 +175,36 @@ def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
     ax.legend(frameon=False)
 
 
+def plot_memory(summary: SetupSummary, ax: Any, plt: Any) -> None:
+    cells = [c for c in summary.cells if c.state_mb is not None]
+    colours = _colours(summary, plt)
+    for name in dict.fromkeys(c.strategy for c in cells):
+        pts = sorted((c.workers, c.state_mb) for c in cells if c.strategy == name)
+        xs, ys = zip(*pts, strict=True)
+        ax.plot(xs, ys, "o-", color=colours[name], label=name)
+    ax.set_xticks(sorted({c.workers for c in summary.cells}))
+    ax.set_xlabel("workers")
+    ax.set_ylabel("model state per rank (MB)")
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+
+
 DRAW = {
     "train_time": plot_train_time,
     "speedup": plot_speedup,
     "accuracy_time": plot_accuracy_time,
     "compute_comm": plot_compute_comm,
+    "memory": plot_memory,
 }
 
 
 def write_plots(summary: SetupSummary, out_dir: Path, suffix: str = "") -> dict[str, Path]:
-    """Draw the four plots of one setup; returns name -> PNG path."""
+    """Draw the plots of one setup; returns name -> PNG path."""
     plt = _pyplot()
     paths = {}
     for name in PLOT_NAMES:
+        if name == "memory" and all(c.state_mb is None for c in summary.cells):
+            continue  # records from before the memory count: nothing to draw
         fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
         DRAW[name](summary, ax, plt)
         ax.set_title(TITLES[name], loc="left", fontsize=10)

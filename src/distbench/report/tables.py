@@ -96,6 +96,27 @@ def fmt_target(c: CellStats) -> str:
     return fmt_s(c.time_to_target)
 
 
+def fmt_delta(c: CellStats) -> str:
+    """Accuracy against the exact twin, in percentage points; '(exact)' for uncompressed rows."""
+    if c.compression == "none":
+        return "(exact)" if c.exact else DASH
+    return DASH if c.acc_delta is None else f"{100 * c.acc_delta:+.2f} pts"
+
+
+def fmt_memory(c: CellStats) -> str:
+    """Model state of the rank holding the most, and its peak RSS, in MB."""
+    if c.state_mb is None:
+        return DASH
+    rss = f", RSS {c.rss_mb:,.0f}" if c.rss_mb is not None else ""
+    return f"{c.state_mb:,.1f}{rss}"
+
+
+def fmt_target_delta(c: CellStats) -> str:
+    """Time to accuracy, with a compressed cell's accuracy loss beside it."""
+    lost = c.compression != "none" and c.acc_delta is not None and c.acc_delta < 0
+    return fmt_target(c) + (f" (acc {fmt_delta(c)} vs exact)" if lost else "")
+
+
 def row(c: CellStats, baseline: CellStats | None = None) -> list[str]:
     """The summary.md columns of one cell, in HEADERS order."""
     return [c.strategy, str(c.workers), fmt_time_cell(c), fmt_speedup(c, baseline),
@@ -106,9 +127,16 @@ def columns(summary: SetupSummary) -> tuple[list[str], Callable[[CellStats], lis
     """Headers and row function for one setup: the fixed columns, then the optional ones."""
     headers = list(HEADERS)
     extra: list[Callable[[CellStats], str]] = []
+    compressed = any(c.compression != "none" for c in summary.cells)
     if summary.target is not None:
         headers.append(f"Time to {summary.target:.0%} acc (s)")
-        extra.append(fmt_target)
+        extra.append(fmt_target_delta if compressed else fmt_target)
+    if compressed:
+        headers.append("Acc Δ vs exact")
+        extra.append(fmt_delta)
+    if any(c.state_mb is not None for c in summary.cells):
+        headers.append("Model state MB/rank (max rank), peak RSS MB")
+        extra.append(fmt_memory)
     if any(c.ok != c.runs for c in summary.cells):
         headers.append("Runs ok")
         extra.append(lambda c: f"{c.ok}/{c.runs}")
@@ -225,7 +253,8 @@ CSV_FIELDS = [
     "framework_baseline", "speedup_vs_framework_baseline", "efficiency_vs_framework_baseline",
     "test_accuracy_median", "test_accuracy_min", "target_accuracy", "time_to_target_s_median",
     "target_reached_runs", "comm_fraction", "comm_s", "compute_s", "comm_method", "startup_s",
-    "data_s", "contended_runs", "rank_skew", "error", "notes", "warnings",
+    "data_s", "contended_runs", "rank_skew", "error", "notes", "warnings", "compression",
+    "exact", "accuracy_delta_vs_exact", "model_state_mb_max_rank", "peak_rss_mb_max_rank",
 ]
 
 
@@ -255,7 +284,8 @@ def csv_text(study: Study) -> str:
                 c.efficiency_fw, c.test_acc_median, c.test_acc_min, s.target, c.time_to_target,
                 c.target_reached, c.comm_fraction, c.comm_s, c.compute_s, c.comm_method,
                 c.startup_s, c.data_s, c.contended, c.rank_skew, c.reason, "; ".join(c.notes),
-                "; ".join(c.warnings),
+                "; ".join(c.warnings), c.compression, c.exact, c.acc_delta, c.state_mb,
+                c.rss_mb,
             ]
             w.writerow([_num(v) for v in values])
     return buf.getvalue()

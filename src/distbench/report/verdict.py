@@ -45,6 +45,14 @@ def _against_runner_up(best: CellStats, runner: CellStats) -> str:
     return f"{ratio:.2f}× as fast as the next, {name} [{ci.low:.2f}–{ci.high:.2f}]"
 
 
+def _inexact_words(c: CellStats) -> str:
+    """A compressed winner that lost accuracy is no plain win: say what it cost."""
+    if c.compression == "none" or c.acc_delta is None or c.acc_delta >= 0:
+        return ""
+    return (f", but inexact ({c.compression} compression) and {-100 * c.acc_delta:.2f} "
+            "accuracy points below its exact twin")
+
+
 def fastest_lines(s: SetupSummary, base: str) -> list[str]:
     lines = []
     for workers in sorted({c.workers for c in s.cells}):
@@ -55,6 +63,7 @@ def fastest_lines(s: SetupSummary, base: str) -> list[str]:
         best = ranked[0]
         how = "the baseline itself" if best is s.baseline else speedup_words(best, base)
         line = f"{workers} worker{'s' if workers > 1 else ''}: fastest is `{best.strategy}`, {how}"
+        line += _inexact_words(best)
         if len(ranked) > 1 and ranked[1] is not s.baseline:
             line += f"; {_against_runner_up(best, ranked[1])}"
         lines.append(line + ".")
