@@ -1,6 +1,6 @@
 """Named model architectures, defined once per framework with the same layers."""
 
-MODEL_NAMES = ("mlp-128", "mlp-512", "mlp-25", "cnn", "mobilenet_v2")
+MODEL_NAMES = ("mlp-128", "mlp-512", "mlp-25", "mlp-wide", "cnn", "mobilenet_v2")
 
 # The MLPs, for both frameworks: hidden widths between the flattened input and the classes, and
 # the dropout after each hidden layer. One table, so the PyTorch and Keras rows cannot drift.
@@ -8,4 +8,8 @@ MLP_LAYOUTS: dict[str, tuple[tuple[int, ...], float]] = {
     "mlp-128": ((128,), 0.2),
     "mlp-512": ((512, 256, 128), 0.2),
     "mlp-25": ((25, 15), 0.0),
+    # About 48 M parameters in twelve equal 2048-wide layers: large enough that model state
+    # dominates a rank's memory, in tensors of equal size so that ZeRO's per-tensor partition
+    # of the optimizer state comes out even (benchmarks/memory.py).
+    "mlp-wide": ((2048,) * 12, 0.0),
 }
