@@ -11,6 +11,11 @@ link bandwidth in bytes/s,
 The same factor 2(n-1)/n turns a measured algorithm bandwidth (m / t) into the nccl-tests "bus
 bandwidth", the rate each link actually carried, which is comparable across worker counts.
 Everything here is pure arithmetic (numpy only), so the model can be tested by hand.
+
+Sharded strategies (the registry's `sharding`) move and hold other amounts: ZeRO-1 all-reduces
+the gradients as DDP does and then all-gathers the updated parameters; FSDP (ZeRO-3) all-gathers
+the parameters before forward, again before backward, and reduce-scatters the gradients, each of
+those one half of a ring allreduce. Model state per rank follows Rajbhandari et al., SC'20.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from distbench.core.errors import UsageError
+from distbench.strategies import Sharding
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20,
                "mib": 2**20, "g": 2**30, "gb": 2**30, "gib": 2**30}
@@ -125,6 +131,45 @@ def ring_allreduce_s(nbytes: float, n: int, link: Link) -> float:
     if n <= 1:
         return 0.0
     return 2 * (n - 1) * link.alpha_s + bus_factor(n) * nbytes / link.beta_Bps
+
+
+def ring_half_s(nbytes: float, n: int, link: Link) -> float:
+    """One all-gather or reduce-scatter of `nbytes` in total: (n-1)·α + (n-1)/n · bytes/β."""
+    if n <= 1:
+        return 0.0
+    return (n - 1) * link.alpha_s + (n - 1) / n * nbytes / link.beta_Bps
+
+
+def step_comm_s(sharding: Sharding, nbytes: float, n: int, link: Link) -> float:
+    """Communication per step for G = `nbytes` of gradients (= parameters, fp32).
+
+    none: allreduce, 2(n-1)/n·G/β; optimizer (ZeRO-1): allreduce + all-gather of the updated
+    parameters, 3(n-1)/n·G/β; full (FSDP): two parameter all-gathers and one gradient
+    reduce-scatter, also 3(n-1)/n·G/β (plus the latency terms of each)."""
+    if sharding is Sharding.NONE:
+        return ring_allreduce_s(nbytes, n, link)
+    if sharding is Sharding.OPTIMIZER:
+        return ring_allreduce_s(nbytes, n, link) + ring_half_s(nbytes, n, link)
+    return 3 * ring_half_s(nbytes, n, link)
+
+
+def state_bytes_per_rank(sharding: Sharding, param_bytes: float, n: int,
+                         optimizer_bytes: float) -> float:
+    """Parameters + gradients + optimizer state one rank holds (ZeRO's accounting, fp32):
+    none 2P + K, optimizer 2P + K/n, full (2P + K)/n, with P the parameter bytes and K the
+    optimizer state bytes (fp32 Adam: K = 2P, so 16Ψ, 8Ψ + 8Ψ/n, 16Ψ/n for Ψ parameters)."""
+    if sharding is Sharding.NONE:
+        return 2 * param_bytes + optimizer_bytes
+    if sharding is Sharding.OPTIMIZER:
+        return 2 * param_bytes + optimizer_bytes / n
+    return (2 * param_bytes + optimizer_bytes) / n
+
+
+def optimizer_state_factor(optimizer: str | None, momentum: float | None) -> float:
+    """Optimizer state in parameter copies: Adam 2 (two moments), SGD 1 with momentum, else 0."""
+    if optimizer == "sgd":
+        return 1.0 if momentum else 0.0
+    return 2.0
 
 
 def fit_link(points: Sequence[tuple[int, float, float]], source: str = "fit") -> Link:

@@ -26,12 +26,14 @@ from distbench.comm.cost_model import (
     StepModel,
     fit_link,
     format_bytes,
-    ring_allreduce_s,
+    optimizer_state_factor,
+    state_bytes_per_rank,
+    step_comm_s,
     step_times,
 )
 from distbench.comm.cost_model import speedup as speedup_of
 from distbench.core.errors import UsageError
-from distbench.strategies import STRATEGIES, Overlap
+from distbench.strategies import STRATEGIES, Overlap, Sharding
 
 JSON_NAME = "projection.json"
 PNG_NAME = "projection.png"
@@ -46,6 +48,11 @@ ASSUMPTIONS = """\
 Model (a projection, not a measurement):
   ring allreduce of G gradient bytes over n workers:
       t_comm(n) = 2(n-1)·α + 2(n-1)/n · G/β        (α: latency per message, β: link bytes/s)
+  sharded strategies (registry `sharding`): ZeRO-1 adds an all-gather of the updated
+      parameters, t_comm(n) += (n-1)·α + (n-1)/n · G/β; FSDP instead does two parameter
+      all-gathers and one gradient reduce-scatter, t_comm(n) = 3[(n-1)·α + (n-1)/n · G/β]
+  model state per rank (ZeRO, SC'20; P = G parameter bytes, K optimizer state bytes, Adam
+      K = 2P): replicas 2P + K, ZeRO-1 2P + K/n, FSDP (2P + K)/n
   no overlap (mpi, custom):                 step(n) = compute(n) + t_comm(n)
   overlap (ddp, custom --overlap):          step(n) = forward + max(backward, t_comm(n)),
       backward = {bf:.2f} × compute(n), forward = the rest; applies only when the gradient
@@ -80,6 +87,8 @@ class Workload:
     measured_step_s: float | None = None
     measured_comm_s: float | None = None  # per step
     runs: int = 0
+    sharding: Sharding = Sharding.NONE
+    optimizer_factor: float = 2.0  # optimizer state in parameter copies (Adam: 2)
     notes: list[str] = field(default_factory=list)
 
     def compute_at(self, n: int) -> float:
@@ -97,6 +106,7 @@ class Row:
     speedup_overlap: float
     efficiency_serial: float
     efficiency_overlap: float
+    state_bytes: float = 0.0  # parameters, gradients and optimizer state per rank
 
 
 def project(w: Workload, link: Link, workers: list[int],
@@ -105,12 +115,14 @@ def project(w: Workload, link: Link, workers: list[int],
     base = w.compute_at(1)
     rows = []
     for n in sorted({1, *workers}):
-        m: StepModel = step_times(w.compute_at(n), ring_allreduce_s(w.grad_bytes, n, link), n,
-                                  backward_fraction)
+        comm = step_comm_s(w.sharding, w.grad_bytes, n, link)
+        m: StepModel = step_times(w.compute_at(n), comm, n, backward_fraction)
         s_serial = speedup_of(base, m.serial_s, n, w.scaling)
         s_overlap = speedup_of(base, m.overlap_s, n, w.scaling)
+        state = state_bytes_per_rank(w.sharding, w.grad_bytes, n,
+                                     w.optimizer_factor * w.grad_bytes)
         rows.append(Row(n, m.compute_s, m.comm_s, m.serial_s, m.overlap_s, s_serial, s_overlap,
-                        s_serial / n, s_overlap / n))
+                        s_serial / n, s_overlap / n, state))
     return rows
 
 
@@ -195,7 +207,9 @@ def workloads_from_records(records: list[dict[str, Any]],
             grad_bytes=grad_bytes, scaling=scaling, strategy=strategy, backend=backend,
             overlaps=overlaps(strategy, overlap, grad_bytes, bucket_mb),
             measured_step_s=step, measured_comm_s=comm, runs=len(runs),
-            notes=notes,
+            notes=notes, sharding=STRATEGIES[strategy].sharding,
+            optimizer_factor=optimizer_state_factor(runs[0].get("optimizer"),
+                                                    (runs[0].get("config") or {}).get("momentum")),
         ))
     workloads.sort(key=lambda w: w.label)
     return workloads, sorted(set(skipped))
@@ -319,13 +333,14 @@ def print_projection(results: list[Result], backward_fraction: float,
                             f"scaling · applies here: {schedule}", title_justify="left",
                       box=box.SIMPLE_HEAD)
         for name in ("n", "compute", "comm", "step", "speedup", "eff", "step*", "speedup*",
-                     "eff*"):
+                     "eff*", "state/rank"):
             table.add_column(name, justify="right", no_wrap=True)
         for r in rows:
             table.add_row(str(r.workers), f"{r.compute_s * 1e3:.3g}", f"{r.comm_s * 1e3:.3g}",
                           f"{r.serial_s * 1e3:.3g}", f"{r.speedup_serial:.2f}×",
                           f"{r.efficiency_serial:.1%}", f"{r.overlap_s * 1e3:.3g}",
-                          f"{r.speedup_overlap:.2f}×", f"{r.efficiency_overlap:.1%}")
+                          f"{r.speedup_overlap:.2f}×", f"{r.efficiency_overlap:.1%}",
+                          format_bytes(r.state_bytes))
         console.print(table)
         console.print(f"  link: {link.describe()}", markup=False, highlight=False)
         if w.measured_step_s is not None:
