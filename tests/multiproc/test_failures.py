@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from distbench.results.records import load_records
+
+from helpers import marked_processes
 
 LONG = [
     "--dataset",
@@ -28,25 +29,6 @@ LONG = [
     "50",
     "--no-progress",
 ]
-
-
-def marked_processes(marker: str) -> dict[int, dict[str, str]]:
-    """pid -> environment of every live process that carries `marker`."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().split()[2]
-        except OSError:
-            continue
-        if marker.encode() in raw and state != "Z":
-            env = dict(
-                v.split("=", 1) for v in raw.decode(errors="replace").split("\0") if "=" in v
-            )
-            found[int(entry.name)] = env
-    return found
 
 
 def rank_pid(marker: str, rank: int, deadline: float) -> int:

@@ -9,9 +9,7 @@ would silently break every later view of a study.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,30 +22,7 @@ from distbench.results.records import (
     make_record,
 )
 
-# DESIGN §5, verbatim: every record carries these keys (nested ones checked where they are lists).
-RECORD_KEYS = (
-    "schema_version run_id started_at status error strategy framework workers threads_per_worker "
-    "backend dataset model epochs global_batch lr optimizer seed scaling train_s epoch_s "
-    "startup_s data_s per_rank_train_s workers_info samples_per_s comm_s comm_fraction "
-    "test_accuracy test_loss history time_to_target_s peak_rss_mb env"
-).split()
-WORKER_KEYS = {"rank", "pid", "host", "threads"}
-HISTORY_KEYS = {"epoch", "time_s", "train_loss", "test_accuracy"}
-ENV_KEYS = set("host cpu cores memory_gb gpus os python torch tensorflow mpi4py mpi_library "
-               "git_commit network_interfaces scheduler".split())
-
-
-def assert_schema(record: dict[str, Any]) -> None:
-    """Shared with the CLI smoke test: the keys every consumer of runs.jsonl may rely on."""
-    missing = [k for k in RECORD_KEYS if k not in record]
-    assert not missing, f"record lacks {missing}"
-    assert ENV_KEYS <= record["env"].keys(), ENV_KEYS - record["env"].keys()
-    for worker in record["workers_info"]:
-        assert WORKER_KEYS <= worker.keys()
-    for entry in record["history"]:
-        assert HISTORY_KEYS <= entry.keys()
-    started = datetime.fromisoformat(record["started_at"])
-    assert started.utcoffset() == timedelta(0), "started_at must be UTC"
+from helpers import RECORD_KEYS, assert_schema
 
 
 def test_new_record_has_every_key() -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_failures import marked_processes
 
 from distbench.cli.main import main
 from distbench.core.errors import DistbenchError
@@ -31,7 +30,7 @@ from distbench.launch.local import free_port
 from distbench.results.records import load_records
 from distbench.strategies import available_strategies, get_strategy, missing_framework
 
-from helpers import TINY, run_cli
+from helpers import TINY, marked_processes, run_cli
 
 TF_STRATEGIES = ["tf-single", "tf-mirrored", "tf-custom", "tf-multiworker"]
 HERE = Path(__file__).resolve().parent
@@ -78,7 +77,7 @@ def test_tensorflow_is_imported_only_when_a_tf_row_runs():
 @pytest.fixture(scope="module")
 def keras_side() -> dict:
     """tests/tf_units.py's findings (one subprocess for the model and pipeline checks)."""
-    proc = subprocess.run([sys.executable, str(HERE / "tf_units.py")], capture_output=True,
+    proc = subprocess.run([sys.executable, str(HERE.parent / "tf_units.py")], capture_output=True,
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))

@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_results import assert_schema
 
 from distbench.core.config import DataConfig, ModelConfig, RunConfig
 from distbench.results.records import load_records
 from distbench.system.cluster import ClusterEnv
 from distbench.training.worker import run_worker
 
-from helpers import run_cli
+from helpers import assert_schema, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_results import ENV_KEYS
 
 from distbench.cli.main import main
 from distbench.data.datasets import MNIST_MIRRORS
 
 from fake_data import idx_arrays, write_cifar, write_idx_set
-from helpers import run_cli
+from helpers import ENV_KEYS, run_cli
 
 # Small enough that a case which wrongly started training would still end quickly.
 QUICK = ["--dataset", "synthetic", "--synthetic-samples", "32", "--model", "mlp-25",
