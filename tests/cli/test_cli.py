@@ -18,8 +18,7 @@ import pytest
 from distbench.cli.main import main
 from distbench.data.datasets import MNIST_MIRRORS
 
-from fake_data import idx_arrays, write_cifar, write_idx_set
-from helpers import ENV_KEYS, run_cli
+from helpers import ENV_KEYS, idx_arrays, run_cli, write_cifar, write_idx_set
 
 # Small enough that a case which wrongly started training would still end quickly.
 QUICK = ["--dataset", "synthetic", "--synthetic-samples", "32", "--model", "mlp-25",

@@ -26,7 +26,7 @@ import pytest
 
 from distbench.cli.main import build_parser
 
-from trained import copy_checkpoint, mnist_5k, write_test_images
+from helpers import copy_checkpoint, mnist_5k, write_test_images
 
 if importlib.util.find_spec("gradio") is None:  # found, not imported: the server imports it
     pytest.skip("distbench serve needs gradio: pip install -e '.[serve]'", allow_module_level=True)
@@ -184,7 +184,7 @@ def test_samples_come_from_the_test_set(tmp_path: Path) -> None:
     from distbench.serving.predict import load_checkpoint
     from distbench.serving.serve import write_samples
 
-    from trained import trained_checkpoint
+    from helpers import trained_checkpoint
 
     files, note = write_samples(load_checkpoint(trained_checkpoint()), tmp_path)
     assert len(files) == 10 and sorted(files.values()) == [str(d) for d in range(10)]

@@ -74,16 +74,6 @@ def test_tensorflow_is_imported_only_when_a_tf_row_runs():
 
 # --------------------------------------------------------------------------- with TensorFlow
 
-@pytest.fixture(scope="module")
-def keras_side() -> dict:
-    """tests/tf_units.py's findings (one subprocess for the model and pipeline checks)."""
-    proc = subprocess.run([sys.executable, str(HERE.parent / "tf_units.py")], capture_output=True,
-                          text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
-
-
 @needs_tf
 def test_keras_models_have_the_pytorch_architectures(keras_side):
     """Same trainable parameter count per model and input shape, logits for 10 classes."""

@@ -23,9 +23,9 @@ from distbench.core.errors import UsageError
 from distbench.data import DATASETS, DataError, load_dataset
 from distbench.data import datasets as ds
 
-from fake_data import (
+from helpers import (
+    CIFAR_LAYOUTS,
     IDX_NAMES,
-    LAYOUTS,
     cifar_batch,
     cifar_bin_bytes,
     cifar_py_bytes,
@@ -129,7 +129,7 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- CIFAR-10
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("layout", list(CIFAR_LAYOUTS))
 def test_cifar_both_layouts_load(tmp_path: Path, layout: str) -> None:
     written = write_cifar(tmp_path, layout, per_batch=4)
     data = load_dataset(DataConfig("cifar10", data_dir=str(tmp_path)))
@@ -177,7 +177,7 @@ def test_cifar_class_names_from_meta(tmp_path: Path) -> None:
     assert load_dataset(DataConfig("cifar10", data_dir=str(tmp_path))).classes == names
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("layout", list(CIFAR_LAYOUTS))
 def test_partial_cifar_refused_then_allowed(tmp_path: Path, layout: str) -> None:
     """Missing training batches are never used silently: refused, or loaded with a note."""
     write_cifar(tmp_path, layout, train_batches=(1, 3), per_batch=4)
@@ -246,10 +246,10 @@ def test_parse_cifar_py_rejects_corrupt_files(tmp_path: Path, case: str) -> None
     assert_one_line_naming(exc, path)
 
 
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("layout", list(CIFAR_LAYOUTS))
 def test_corrupt_cifar_batch_in_data_dir_is_named(tmp_path: Path, layout: str) -> None:
     write_cifar(tmp_path, layout)
-    suffix = LAYOUTS[layout][0]
+    suffix = CIFAR_LAYOUTS[layout][0]
     bad = tmp_path / "cifar-10" / layout / f"data_batch_4{suffix}"
     bad.write_bytes(bad.read_bytes()[:-1])
     with pytest.raises(DataError) as exc:

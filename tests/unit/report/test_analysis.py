@@ -10,7 +10,7 @@ import pytest
 from distbench.report.analysis import INTERRUPTED, analyse, load_dirs
 from distbench.results.records import append_record
 
-from records import rec, study_records
+from helpers import rec, study_records
 
 
 def cell(study, strategy, workers, host=None):

@@ -15,7 +15,7 @@ from distbench.report import build_report
 from distbench.report.tables import HEADERS
 from distbench.results.records import append_record, load_records
 
-from records import rec, study_records
+from helpers import rec, study_records
 
 OUTPUTS = ("summary.csv", "summary.md", "report.html", "train_time.png", "speedup.png",
            "accuracy_time.png", "compute_comm.png")

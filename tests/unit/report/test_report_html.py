@@ -18,7 +18,7 @@ from distbench.report import build_report
 from distbench.report.screenshot import dom_after_load, find_chromium, screenshot
 from distbench.results.records import append_record
 
-from records import study_records
+from helpers import study_records
 
 # Test-only probe, added to a copy of the page: writes each image's decoded width into the DOM.
 PROBE = ("<script>addEventListener('load', () => document.body.setAttribute('data-widths', "

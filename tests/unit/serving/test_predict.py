@@ -22,8 +22,7 @@ from distbench.serving.predict import (
     load_image,
 )
 
-from helpers import run_cli
-from trained import copy_checkpoint, mnist_5k, trained_checkpoint, write_test_images
+from helpers import copy_checkpoint, mnist_5k, run_cli, trained_checkpoint, write_test_images
 
 LINE = re.compile(r"^(?P<image>.+): (?P<top>.+ \(\d+\.\d%\)(, .+ \(\d+\.\d%\)){2})$")
 PAIR = re.compile(r"(\S+) \((\d+\.\d)%\)")
