@@ -62,6 +62,9 @@ def with_pythonpath(*folders: Path, env: dict[str, str] | None = None) -> dict[s
 
 TINY = ["--dataset", "synthetic", "--synthetic-samples", "64", "--model", "mlp-25",
         "--batch-size", "16", "--epochs", "2", "--warmup-steps", "2", "--no-progress"]
+# A study small enough for `distbench compare` tests of real or stand-in runs.
+COMPARE_TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model", "mlp-25",
+                "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]
 # Plain SGD: every synchronous strategy of either framework reproduces its baseline exactly.
 SGD = ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.1"]
 

@@ -1,6 +1,6 @@
 """The `distbench` command as a user meets it: bad input gives one line and a clean exit code.
 
-Command: python -m pytest tests/test_cli.py
+Command: python -m pytest tests/cli/test_cli.py
 
 Each case runs the real command in a subprocess, because a traceback, a stray warning on stderr or
 a half-written results folder are only visible from outside the process.
@@ -18,7 +18,7 @@ import pytest
 from distbench.cli.main import main
 from distbench.data.datasets import MNIST_MIRRORS
 
-from helpers import ENV_KEYS, idx_arrays, run_cli, write_cifar, write_idx_set
+from helpers import ENV_KEYS, assert_one_line, idx_arrays, run_cli, write_cifar, write_idx_set
 
 # Small enough that a case which wrongly started training would still end quickly.
 QUICK = ["--dataset", "synthetic", "--synthetic-samples", "32", "--model", "mlp-25",
@@ -56,14 +56,6 @@ USAGE_ERRORS = {
     "negative warm-up": (["--warmup-steps", "-1"], "--warmup-steps"),
     "one synthetic class": (["--synthetic-classes", "1"], "--synthetic-classes"),
 }
-
-
-def assert_one_line(stderr: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("distbench: error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize("case", list(USAGE_ERRORS))

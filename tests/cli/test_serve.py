@@ -1,6 +1,6 @@
 """`distbench serve`: the real server on a free port, driven through `gradio_client`.
 
-Command: pytest tests/test_serve.py
+Command: python -m pytest tests/cli/test_serve.py
 
 One server serves every test here (starting Gradio is the slow part); tests that damage the
 checkpoint restore it before they end, so the order of the tests does not matter.

@@ -1,6 +1,6 @@
 """Workers started by the launchers users already have: torchrun and mpiexec, not distbench.
 
-Command: python -m pytest tests/test_external_launch.py
+Command: python -m pytest tests/multiproc/test_external_launch.py
 
 Each case starts two real `distbench worker` processes exactly as the README shows, and checks
 that they formed one world (two PIDs, the launcher named as the source of the ranks) and that

@@ -1,7 +1,7 @@
-"""The TensorFlow rows: optional TensorFlow, Keras models equal to the PyTorch ones, real replicas,
-real multi-worker gradient exchange, and clean failure.
+"""The TensorFlow rows run for real: replicas in one process, multi-worker gradient exchange
+between processes, complete records, and clean failure.
 
-Command: pytest tests/test_tf_strategies.py
+Command: python -m pytest tests/multiproc/test_tf_strategies.py
 
 TensorFlow never loads in the pytest process: it fixes its devices and threads at first use and
 its thread pools do not survive fork, so every TF run here is a subprocess.
@@ -23,12 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distbench.cli.main import main
-from distbench.core.errors import DistbenchError
-from distbench.data import step_batches
 from distbench.launch.local import free_port
 from distbench.results.records import load_records
-from distbench.strategies import available_strategies, get_strategy, missing_framework
 
 from helpers import TINY, marked_processes, run_cli
 
@@ -36,29 +32,6 @@ TF_STRATEGIES = ["tf-single", "tf-mirrored", "tf-custom", "tf-multiworker"]
 HERE = Path(__file__).resolve().parent
 needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                               reason="TensorFlow not installed (pip install 'distbench[tf]')")
-
-
-# --------------------------------------------------------------------------- without TensorFlow
-
-
-def test_missing_tensorflow_is_one_line_with_the_install_hint(monkeypatch, capsys, tmp_path):
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, *args, **kwargs):
-        return None if name.split(".")[0] == "tensorflow" else real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    hint = 'strategy tf-mirrored needs tensorflow: pip install "distbench[tf]"'
-    assert missing_framework("tf-mirrored") == hint
-    with pytest.raises(DistbenchError, match=r'pip install "distbench\[tf\]"'):
-        get_strategy("tf-custom")
-    assert not set(TF_STRATEGIES) & set(available_strategies())
-    assert "single" in available_strategies()
-
-    code = main(["run", "--strategy", "tf-single", *TINY, "--out", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert err.strip().splitlines() == [f"distbench: error: {hint.replace('mirrored', 'single')}"]
 
 
 def test_tensorflow_is_imported_only_when_a_tf_row_runs():
@@ -71,34 +44,6 @@ def test_tensorflow_is_imported_only_when_a_tf_row_runs():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
-
-# --------------------------------------------------------------------------- with TensorFlow
-
-@needs_tf
-def test_keras_models_have_the_pytorch_architectures(keras_side):
-    """Same trainable parameter count per model and input shape, logits for 10 classes."""
-    for name, (keras_params, torch_params, shape) in keras_side["models"].items():
-        assert keras_params == torch_params, name
-        assert shape == [2, 10], name
-
-
-@needs_tf
-def test_tf_input_pipeline_shards_like_the_pytorch_rows(keras_side):
-    """9 samples, global batch 4, 2 ranks: the shared order gives exactly `step_batches`, rank 1's
-    empty last slice is padded to an empty batch, and the tf.data shuffle buffer covers every
-    sample once per epoch, differently each epoch, the same on every run."""
-    shared, buffer = keras_side["shared"], keras_side["buffer"]
-    for rank in range(2):
-        for epoch in range(2):
-            expected = [idx.tolist() for idx, _ in step_batches(9, 3, epoch, rank, 2, 4)]
-            assert shared[f"{rank} {epoch}"] == expected
-    assert [len(b) for b in shared["1 0"]] == [2, 2, 0]
-    for epoch in range(2):
-        assert [len(b) for b in buffer[f"1 {epoch}"]] == [2, 2, 0]
-        samples = [i for rank in range(2) for b in buffer[f"{rank} {epoch}"] for i in b]
-        assert sorted(samples) == list(range(9))
-    assert buffer["0 0"] != buffer["0 1"]
-    assert keras_side["buffer_again"] == buffer
 
 
 def tf_run(tmp_path: Path, *flags: str, timeout: float = 180) -> dict:

@@ -1,6 +1,6 @@
-"""A tf-multiworker worker that keeps its final weights, for tests/test_tf_strategies.py.
+"""A tf-multiworker worker that keeps its final weights, for tests/multiproc/test_tf_strategies.py.
 
-Command: TF_CONFIG=... RANK=0 WORLD_SIZE=2 python tests/tf_probe.py OUT_DIR
+Command: TF_CONFIG=... RANK=0 WORLD_SIZE=2 python tests/multiproc/tf_probe.py OUT_DIR
 
 Each worker runs `distbench.training.worker.run_worker` as `distbench worker` does (rank 0
 writes the record to OUT_DIR); `make_trainer` is only wrapped to keep a handle on the trainer, so

@@ -1,8 +1,8 @@
 """Dataset parsers, resolution, download and the built-in datasets.
 
-Command: python -m pytest tests/test_datasets.py
+Command: python -m pytest tests/unit/data/test_datasets.py
 
-Parsers run on small generated files (tests/fake_data.py) so that every failure mode, truncated,
+Parsers run on small generated files (tests/helpers.py) so that every failure mode, truncated,
 corrupt or mislabelled, is exercised without the real archives; the real copies are checked too
 where ../shared/data (or $DISTBENCH_DATA) holds them.
 """

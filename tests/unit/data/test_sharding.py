@@ -1,6 +1,6 @@
 """Properties of the sharding rule that every fairness claim rests on.
 
-Command: python -m pytest tests/test_sharding.py
+Command: python -m pytest tests/unit/data/test_sharding.py
 
 If shards overlapped or missed samples, a distributed run would train on different data than the
 baseline; if a rank had fewer steps than another, its collectives would hang. Hypothesis searches

@@ -1,6 +1,6 @@
 """Every named model builds and runs on grayscale and RGB input, at native or resized size.
 
-Command: python -m pytest tests/test_models.py
+Command: python -m pytest tests/unit/models/test_models.py
 
 The input shape comes from the dataset, so a model that only works on MNIST-sized images would
 break a CIFAR-10 comparison; identical weights from the same seed are what lets every strategy

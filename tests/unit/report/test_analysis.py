@@ -1,6 +1,6 @@
 """The statistics of the report, on hand-made records: arithmetic, failures, baselines, merging.
 
-Command: python -m pytest tests/test_analysis.py
+Command: python -m pytest tests/unit/report/test_analysis.py
 """
 
 from __future__ import annotations

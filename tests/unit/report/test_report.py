@@ -1,6 +1,6 @@
 """`distbench report`: the files it writes, their determinism, merging, and lazy imports.
 
-Command: python -m pytest tests/test_report.py
+Command: python -m pytest tests/unit/report/test_report.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """report.html in a real browser: headless Chromium renders the table and decodes every plot.
 
-Command: python -m pytest tests/test_report_html.py
+Command: python -m pytest tests/unit/report/test_report_html.py
 (set DISTBENCH_SCREENSHOT_DIR to keep the screenshot)
 """
 

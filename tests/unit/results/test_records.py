@@ -1,6 +1,6 @@
 """The run record (DESIGN §5): complete keys, atomic appends, readable by pandas.
 
-Command: python -m pytest tests/test_results.py
+Command: python -m pytest tests/unit/results/test_records.py
 
 Reports, plots and comparisons are derived from these files only, so a missing key or a torn line
 would silently break every later view of a study.

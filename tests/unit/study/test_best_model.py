@@ -1,9 +1,10 @@
 """`distbench compare --save-model best`: every run saves, only the most accurate ok one stays.
 
-Command: pytest tests/test_best_model.py
+Command: python -m pytest tests/unit/study/test_best_model.py
 
 The runs are replaced by quick processes that write a record and a stand-in checkpoint, so the
-bookkeeping is tested in seconds; the real checkpoint format is tested in test_predict.py.
+bookkeeping is tested in seconds; the real checkpoint format is tested in
+tests/unit/serving/test_predict.py.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from distbench.study import compare
 from distbench.study.best_model import BEST_DIR, keep_best, kept
 from distbench.study.compare import CellRunner, Slot
 
-TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model", "mlp-25",
-        "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]
+from helpers import COMPARE_TINY
+
 ACCURACY = {("single", 1): 0.80, ("ddp", 1): 0.85, ("ddp", 2): 0.93}
 # Writes the stand-in checkpoint the way a run does (weights + sidecar in --out), then the record.
 FAKE_RUN = """
@@ -75,8 +76,8 @@ def test_compare_save_model_best(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 
     monkeypatch.setattr(CellRunner, "command", command)
     out = tmp_path / "study"
-    assert main(["compare", "--strategies", "ddp", "--workers", "1,2", "--repeats", "2", *TINY,
-                 "--save-model", "best", "--out", str(out), "--no-progress"]) == 0
+    assert main(["compare", "--strategies", "ddp", "--workers", "1,2", "--repeats", "2",
+                 *COMPARE_TINY, "--save-model", "best", "--out", str(out), "--no-progress"]) == 0
     meta = kept(out)
     assert meta is not None and (meta["strategy"], meta["workers"]) == ("ddp", 2)
     assert meta["test_accuracy"] == pytest.approx(0.93)

@@ -1,10 +1,10 @@
 """`distbench compare`: the matrix, resume bookkeeping, failing cells, Ctrl-C and --resume.
 
-Command: python -m pytest tests/test_compare.py
+Command: python -m pytest tests/unit/study/test_compare.py
 
-Most tests replace the per-run command with a tiny Python process that writes (or fails to
-write) a record, so the orchestration is tested in seconds; one test interrupts a real compare
-of real runs and resumes it.
+Every test replaces the per-run command with a tiny Python process that writes (or fails to
+write) a record, so the orchestration is tested in seconds. (A real compare interrupted and
+resumed: tests/cli/test_compare_resume.py.)
 """
 
 from __future__ import annotations
@@ -12,24 +12,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from distbench.cli.main import build_parser, main
-from distbench.report.analysis import INTERRUPTED, is_complete
+from distbench.report.analysis import INTERRUPTED
 from distbench.results.records import append_record, load_records, make_record
 from distbench.study import compare
 from distbench.study.compare import Cell, CellRunner, Plan, Slot, pending_slots, with_baselines
 
+from helpers import COMPARE_TINY
+
 APPEND = ("import json, sys; from distbench.results.records import append_record; "
           "append_record(sys.argv[1], json.loads(sys.argv[2]))")
-TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model", "mlp-25",
-        "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]
 
 
 # --------------------------------------------------------------------------- the matrix
@@ -122,7 +120,7 @@ def fake_runs(monkeypatch):
 def test_failing_cells_are_recorded_and_the_study_goes_on(fake_runs, tmp_path, capsys):
     out = tmp_path / "study"
     code = main(["compare", "--strategies", "ddp,mpi,custom", "--workers", "1,2",
-                 "--repeats", "2", *TINY, "--out", str(out), "--no-progress"])
+                 "--repeats", "2", *COMPARE_TINY, "--out", str(out), "--no-progress"])
     assert code == 0
     records = load_records(out)
     assert len(records) == 2 * (1 + 2 + 2 + 2)
@@ -154,12 +152,12 @@ def test_failing_cells_are_recorded_and_the_study_goes_on(fake_runs, tmp_path, c
 
 def test_resume_takes_no_study_settings(fake_runs, tmp_path, capsys):
     out = tmp_path / "study"
-    assert main(["compare", "--strategies", "ddp", "--workers", "2", "--repeats", "1", *TINY,
-                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["compare", "--strategies", "ddp", "--workers", "2", "--repeats", "1",
+                 *COMPARE_TINY, "--out", str(out), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["compare", "--resume", str(out), "--epochs", "5"]) == 2
     assert "drop --epochs" in capsys.readouterr().err
-    assert main(["compare", *TINY, "--out", str(out)]) == 2
+    assert main(["compare", *COMPARE_TINY, "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(["compare", "--resume", str(tmp_path)]) == 2
     assert "no compare.json" in capsys.readouterr().err
@@ -173,51 +171,12 @@ def test_a_hung_run_is_stopped_and_recorded(monkeypatch, tmp_path):
     out = tmp_path / "study"
     start = time.monotonic()
     assert main(["compare", "--strategies", "ddp", "--workers", "2", "--repeats", "1",
-                 "--no-baseline", *TINY, "--out", str(out), "--no-progress"]) == 0
+                 "--no-baseline", *COMPARE_TINY, "--out", str(out), "--no-progress"]) == 0
     assert time.monotonic() - start < 30
     (record,) = load_records(out)
     assert record["status"] == "failed"
     assert record["error"] == "no result after 1 s: stopped by distbench compare"
 
-
-# --------------------------------------------------------------------------- real runs
-
-
-def _completed(out: Path) -> Counter:
-    return Counter((r["strategy"], r["workers"]) for r in load_records(out) if is_complete(r))
-
-
-@pytest.mark.slow
-def test_interrupted_compare_resumes_to_the_same_cells(tmp_path):
-    """Ctrl-C after the first record, then --resume: every cell ends with its repeats."""
-    out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "distbench", "compare", "--strategies", "single,ddp",
-           "--workers", "1,2", "--repeats", "2", *TINY, "--out", str(out), "--no-progress"]
-    # SIGINT must reach Python's handler even if this test runs from a shell that ignores it.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    runs = out / "runs.jsonl"
-    deadline = time.monotonic() + 240
-    while not runs.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    first = runs.read_bytes()
-    proc.send_signal(signal.SIGINT)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
-    assert "--resume" in output
-    after_interrupt = load_records(out)  # every line parses: nothing half-written
-    assert runs.read_bytes().startswith(first)
-    assert [r["status"] for r in after_interrupt if is_complete(r)] == ["ok"]
-    assert all(r["error"] == INTERRUPTED for r in after_interrupt if not is_complete(r))
-
-    resumed = subprocess.run([*cmd[:4], "--resume", str(out), "--no-progress"],
-                             capture_output=True, text=True, timeout=600, env=os.environ)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "1 already done" in resumed.stdout
-    assert runs.read_bytes().startswith(first)
-    assert _completed(out) == {("single", 1): 2, ("ddp", 1): 2, ("ddp", 2): 2}
-    assert all(r["status"] == "ok" for r in load_records(out) if is_complete(r))
-    assert (out / "report.html").is_file()
 
 
 def test_records_written_by_compare_for_a_dead_run_match_the_schema(tmp_path):
