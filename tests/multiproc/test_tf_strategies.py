@@ -34,18 +34,6 @@ needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                               reason="TensorFlow not installed (pip install 'distbench[tf]')")
 
 
-def test_tensorflow_is_imported_only_when_a_tf_row_runs():
-    code = (
-        "import sys; from distbench.cli.main import build_parser; build_parser().format_help();"
-        "from distbench.strategies import get_strategy;"
-        "[get_strategy(n) for n in ('tf-single', 'tf-mirrored', 'tf-custom', 'tf-multiworker')];"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-
-
-
 def tf_run(tmp_path: Path, *flags: str, timeout: float = 180) -> dict:
     proc = run_cli("run", *TINY, "--calibration-steps", "3", *flags, "--out", str(tmp_path),
                    timeout=timeout)

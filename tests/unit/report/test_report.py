@@ -1,4 +1,4 @@
-"""`distbench report`: the files it writes, their determinism, merging, and lazy imports.
+"""`distbench report`: the files it writes, their determinism, and merging.
 
 Command: python -m pytest tests/unit/report/test_report.py
 """
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 from distbench.cli.main import main
 from distbench.report import build_report
@@ -104,18 +102,3 @@ def test_report_of_a_folder_without_records_is_a_usage_error(tmp_path, capsys):
     assert "no runs.jsonl" in capsys.readouterr().err
 
 
-def test_cli_and_planning_do_not_import_heavy_frameworks():
-    code = (
-        "import sys\n"
-        "import distbench, distbench.cli.main, distbench.study.compare, distbench.report\n"
-        "from distbench.report import analysis, tables, html\n"
-        "distbench.cli.main.build_parser().parse_args(['compare'])\n"
-        "heavy = {'matplotlib', 'tensorflow', 'torch', 'pandas'} & "
-        "{m.split('.')[0] for m in sys.modules}\n"
-        "assert not heavy, heavy\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    help_run = subprocess.run([sys.executable, "-m", "distbench", "compare", "--help"],
-                              capture_output=True, text=True)
-    assert help_run.returncode == 0 and "--resume" in help_run.stdout
