@@ -439,12 +439,18 @@ def tf_index_batches(shuffle_buffer: int | None) -> dict[str, list]:
 
 
 def keras_facts_here() -> dict[str, Any]:
-    """Everything `keras_facts` returns, computed in this process (which imports TensorFlow)."""
-    return {"models": keras_model_facts(), "shared": tf_index_batches(None),
-            "buffer": tf_index_batches(9), "buffer_again": tf_index_batches(9)}
+    """The pipeline and models facts, computed in this process (which imports TensorFlow). The
+    pipeline comes first: building a Keras model sets TensorFlow's global seed, which tf.data's
+    shuffle combines with its own, and `keras_facts` draws again in a process that builds none."""
+    pipeline = {"shared": tf_index_batches(None), "buffer": tf_index_batches(9)}
+    return {**pipeline, "models": keras_model_facts()}
 
 
 def keras_facts() -> dict[str, Any]:
-    """`keras_facts_here()` from a TensorFlow subprocess."""
-    return in_fresh_process("import json, helpers; print(json.dumps(helpers.keras_facts_here()))",
-                            timeout=240)
+    """`keras_facts_here()` from a TensorFlow subprocess, and "buffer_again": the shuffle-buffer
+    batches drawn by a second one (a run must not depend on the process it runs in)."""
+    facts = in_fresh_process("import json, helpers; print(json.dumps(helpers.keras_facts_here()))",
+                             timeout=240)
+    facts["buffer_again"] = in_fresh_process(
+        "import json, helpers; print(json.dumps(helpers.tf_index_batches(9)))", timeout=240)
+    return facts

@@ -28,7 +28,6 @@ from distbench.results.records import load_records
 
 from helpers import TINY, marked_processes, run_cli
 
-TF_STRATEGIES = ["tf-single", "tf-mirrored", "tf-custom", "tf-multiworker"]
 HERE = Path(__file__).resolve().parent
 needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                               reason="TensorFlow not installed (pip install 'distbench[tf]')")
@@ -59,16 +58,16 @@ def test_tf_mirrored_on_cpu_has_two_real_replicas(tmp_path):
 @needs_tf
 @pytest.mark.parametrize("strategy,workers", [("tf-single", 1), ("tf-custom", 2)])
 def test_tf_rows_write_complete_records(tmp_path, strategy, workers):
+    # Two classes (chance 50%): a 1% target is reached by the first epoch, whatever it learnt.
     record = tf_run(tmp_path, "--strategy", strategy, "--workers", str(workers),
-                    "--save-model", "--target-accuracy", "0.05")
+                    "--save-model", "--synthetic-classes", "2", "--target-accuracy", "0.01")
     assert record["status"] == "ok"
     assert record["replicas"] == workers
     assert record["per_replica_batch"] == [16 // workers] * workers
     assert record["steps"] == 2 * 4  # 2 epochs of 64 samples in global batches of 16
     assert len(record["history"]) == 2 and len(record["epoch_s"]) == 2
     assert record["train_s"] == pytest.approx(sum(record["epoch_s"]))
-    reached = [h["time_s"] for h in record["history"] if h["test_accuracy"] >= 0.05]
-    assert record["time_to_target_s"] == (reached[0] if reached else None)
+    assert record["time_to_target_s"] == record["history"][0]["time_s"] > 0
     assert 0 <= record["test_accuracy"] <= 1 and record["test_loss"] > 0
     assert record["input_pipeline"]["order"].startswith("shared per-epoch permutation")
     sidecar = json.loads((tmp_path / "model.json").read_text())

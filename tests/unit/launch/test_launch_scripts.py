@@ -17,6 +17,7 @@ import pytest
 
 from distbench.launch.compose import ComposeJob, compose_yaml, write_compose
 from distbench.launch.slurm import SlurmJob, sbatch_script, tf_config_from_slurm
+from distbench.strategies import STRATEGIES, Launcher
 
 RUN = ["--dataset", "mnist-5k", "--epochs", "1", "--no-progress"]
 EVIL = "x'; rm -rf / #$(touch /tmp/pwned)"
@@ -27,10 +28,10 @@ def launch_line(script: str) -> list[str]:
     return shlex.split(line)
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "custom", "param-avg", "mpi", "tf-multiworker",
-                                      "single"])
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_sbatch_scripts_parse(tmp_path, strategy):
-    multi = strategy != "single"
+    how = STRATEGIES[strategy].launcher
+    multi = how.multi_process
     job = SlurmJob(strategy, [*RUN, "--model", EVIL], nodes=4 if multi else 1,
                    tasks_per_node=8 if multi else 1, gpus_per_node=8, time="01:00:00",
                    partition="gpu", account="proj-1")
@@ -42,22 +43,23 @@ def test_sbatch_scripts_parse(tmp_path, strategy):
     assert "#SBATCH --nodes=" in script and "#SBATCH --partition=gpu" in script
     argv = launch_line(script)
     assert argv[0] == "srun"
-    if strategy in ("ddp", "custom", "param-avg"):
+    worker = argv
+    if how is Launcher.SPAWN:
         assert "--ntasks-per-node=1" in argv and "torch.distributed.run" in argv
         assert "--cpus-per-task=8" in argv  # the node's one task holds its 8 workers' CPUs
         assert "--nnodes=4" in argv and "--nproc-per-node=8" in argv
         assert "--rdzv-backend=c10d" in argv
         assert any(a.startswith("--rdzv-endpoint=$head_node:") for a in argv)
-    if strategy == "mpi":
+    elif how is Launcher.MPIEXEC:
         assert "--mpi=pmix" in argv
-    if strategy == "tf-multiworker":
+    elif how is Launcher.TF_CONFIG:
         assert "TF_CONFIG" in argv[3] and "launch tf-config --tasks-per-node 8" in argv[3]
-    # The hostile value reaches the worker as one argument, unchanged.
-    if strategy == "tf-multiworker":
-        assert shlex.split(argv[3].split("exec ", 1)[1]).count(EVIL) == 1
+        worker = shlex.split(argv[3].split("exec ", 1)[1])
     else:
-        assert argv.count(EVIL) == 1
-    assert strategy == "tf-multiworker" or argv[argv.index("--strategy") + 1] == strategy
+        assert "--ntasks=1" in argv and "run" in argv
+    # The hostile value reaches the worker as one argument, unchanged.
+    assert worker.count(EVIL) == 1
+    assert worker[worker.index("--strategy") + 1] == strategy
 
 
 def test_mpiexec_inside_allocation():
@@ -79,7 +81,8 @@ def test_unknown_partition_against_the_cluster():
         job.validate(known_partitions=["debug"])
 
 
-@pytest.mark.parametrize("strategy", ["tf-multiworker", "ddp"])
+@pytest.mark.parametrize("strategy", [next(n for n, i in STRATEGIES.items() if i.launcher is kind)
+                                      for kind in (Launcher.TF_CONFIG, Launcher.SPAWN)])
 def test_compose_file(tmp_path, strategy):
     yaml = pytest.importorskip("yaml")
     paths = write_compose(ComposeJob(strategy, 3, [*RUN, "--model", EVIL]), tmp_path)
@@ -93,7 +96,7 @@ def test_compose_file(tmp_path, strategy):
         assert svc["command"][:5] == ["python", "-m", "distbench", "worker", "--strategy"]
         assert EVIL.replace("$", "$$") in svc["command"]  # Compose turns $$ back into $
         env = svc["environment"]
-        if strategy == "tf-multiworker":
+        if STRATEGIES[strategy].launcher is Launcher.TF_CONFIG:
             tf = json.loads(env["TF_CONFIG"])
             assert tf["task"]["index"] == rank and len(tf["cluster"]["worker"]) == 3
         else:

@@ -19,12 +19,12 @@ from collections import Counter
 import pytest
 
 from distbench.cli.main import build_parser, main
-from distbench.report.analysis import INTERRUPTED
+from distbench.report.analysis import INTERRUPTED, analyse
 from distbench.results.records import append_record, load_records, make_record
 from distbench.study import compare
 from distbench.study.compare import Cell, CellRunner, Plan, Slot, pending_slots, with_baselines
 
-from helpers import COMPARE_TINY
+from helpers import COMPARE_TINY, MEASUREMENT_KEYS, assert_schema
 
 APPEND = ("import json, sys; from distbench.results.records import append_record; "
           "append_record(sys.argv[1], json.loads(sys.argv[2]))")
@@ -180,12 +180,18 @@ def test_a_hung_run_is_stopped_and_recorded(monkeypatch, tmp_path):
 
 
 def test_records_written_by_compare_for_a_dead_run_match_the_schema(tmp_path):
-    """A run that died without a record still leaves one the report can read."""
+    """A run that died without a record still leaves one the report can read: every key the
+    schema promises, no measurement, and a failed cell with the reason in the report."""
     plan = Plan(["ddp"], [2], 1, {})
     runner = CellRunner(plan, tmp_path, {Cell("ddp", 2): plan.config(Cell("ddp", 2), tmp_path)})
     record = runner.record_failure(Slot(Cell("ddp", 2), 0), "run process killed by SIGKILL")
-    assert set(record) >= set(make_record(runner.configs[Cell("ddp", 2)]))
-    assert load_records(tmp_path) == [json.loads(json.dumps(record))]
+    (stored,) = load_records(tmp_path)
+    assert stored == json.loads(json.dumps(record))
+    assert_schema(stored)
+    assert (stored["strategy"], stored["workers"], stored["status"]) == ("ddp", 2, "failed")
+    assert all(stored[k] is None for k in MEASUREMENT_KEYS)
+    (cell,) = analyse([stored]).cells
+    assert (cell.status, cell.failed, cell.reason) == ("failed", 1, "run process killed by SIGKILL")
     append_record(tmp_path, {**record, "run_id": "x", "error": INTERRUPTED})
     assert compare.completed_counts(tmp_path, plan, runner.configs) == {Cell("ddp", 2): 1}
 

@@ -12,7 +12,7 @@ from distbench.data import step_batches
 def test_tf_input_pipeline_shards_like_the_pytorch_rows(keras_side):
     """9 samples, global batch 4, 2 ranks: the shared order gives exactly `step_batches`, rank 1's
     empty last slice is padded to an empty batch, and the tf.data shuffle buffer covers every
-    sample once per epoch, differently each epoch, the same on every run."""
+    sample once per epoch, differently each epoch, the same in another process."""
     shared, buffer = keras_side["shared"], keras_side["buffer"]
     for rank in range(2):
         for epoch in range(2):
