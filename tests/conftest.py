@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import keras_facts, shared_data_dir
+from helpers import RunCache, keras_facts, shared_data_dir
 
 
 @pytest.fixture
@@ -60,3 +60,9 @@ def keras_side() -> dict[str, Any]:
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow not installed (pip install 'distbench[tf]')")
     return keras_facts()
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> RunCache:
+    """(record, final weights) of `distbench run FLAGS --save-model`, trained once per session."""
+    return RunCache(lambda: tmp_path_factory.mktemp("run"))

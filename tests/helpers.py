@@ -67,6 +67,8 @@ COMPARE_TINY = ["--dataset", "synthetic", "--synthetic-samples", "128", "--model
                 "--batch-size", "32", "--epochs", "1", "--warmup-steps", "1"]
 # Plain SGD: every synchronous strategy of either framework reproduces its baseline exactly.
 SGD = ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.1"]
+# One epoch of TINY with plain SGD: what the registry test and the TensorFlow parity tests train.
+ONE_EPOCH_SGD = [*TINY, "--epochs", "1", *SGD]
 
 
 def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None
@@ -112,6 +114,20 @@ def train_and_load(out: Path, *args: str, timeout: float = 180
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout
     (record,) = load_records(out)
     return record, final_weights(out)
+
+
+class RunCache:
+    """`distbench run --save-model` once per distinct flag list in a test session: parity tests
+    and the registry test share their baselines and runs instead of training them again."""
+
+    def __init__(self, make_dir: Any) -> None:
+        self.make_dir = make_dir  # () -> a fresh empty folder
+        self.done: dict[tuple[str, ...], tuple[dict, dict[str, np.ndarray]]] = {}
+
+    def __call__(self, *flags: str) -> tuple[dict, dict[str, np.ndarray]]:
+        if flags not in self.done:
+            self.done[flags] = train_and_load(self.make_dir(), *flags)
+        return self.done[flags]
 
 
 def assert_same_weights(got: dict[str, np.ndarray], expected: dict[str, np.ndarray],

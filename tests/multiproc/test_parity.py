@@ -1,4 +1,8 @@
-"""Synchronous strategies end with the same weights as `single` on the same global batches."""
+"""Synchronous strategies end with the same weights as their framework's baseline (`single`,
+`tf-single`) on the same global batches.
+
+Command: python -m pytest tests/multiproc/test_parity.py
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,42 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import TINY, assert_same_weights, train_and_load
+from distbench.strategies import STRATEGIES, framework_baselines, missing_framework
 
-# (strategy flags, training flags): each must match single trained with the same training flags.
+from helpers import SGD, TINY, assert_same_weights, train_and_load
+
+# (strategy, its own flags, training flags): each must match its framework's baseline trained
+# with the same training flags (TINY, then these).
 CASES = [
-    (["--strategy", "ddp"], []),
-    (["--strategy", "mpi"], []),
-    (["--strategy", "custom"], []),
-    (["--strategy", "custom", "--overlap", "--bucket-mb", "0.01"], []),
-    (["--strategy", "param-avg", "--sync-every", "1"], ["--optimizer", "sgd", "--momentum", "0",
-                                                        "--lr", "0.1"]),
+    ("ddp", [], []),
+    ("mpi", [], []),
+    ("custom", [], []),
+    ("custom", ["--overlap", "--bucket-mb", "0.01"], []),
+    ("param-avg", ["--sync-every", "1"], SGD),
+    # One epoch of plain SGD, as the registry test trains them (the runs are shared).
+    ("tf-mirrored", [], ["--epochs", "1", *SGD]),
+    ("tf-custom", [], ["--epochs", "1", *SGD]),
 ]
 
 
-@pytest.fixture(scope="module")
-def baselines(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], dict]:
-    cache: dict[tuple[str, ...], dict] = {}
-    for _, train_flags in CASES:
-        key = tuple(train_flags)
-        if key not in cache:
-            out = tmp_path_factory.mktemp("single")
-            cache[key] = train_and_load(out, *TINY, *train_flags, "--strategy", "single")[1]
-    return cache
+def baseline_of(strategy: str) -> str:
+    return framework_baselines()[STRATEGIES[strategy].framework]
 
 
-@pytest.mark.parametrize("strategy_flags,train_flags", CASES, ids=lambda v: " ".join(v) or "-")
-def test_matches_single(tmp_path, baselines, strategy_flags, train_flags):
-    record, weights = train_and_load(tmp_path, *TINY, *train_flags, *strategy_flags,
-                                     "--workers", "2")
+@pytest.mark.parametrize("strategy,own_flags,train_flags", CASES,
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_matches_its_baseline(trained_runs, strategy, own_flags, train_flags):
+    hint = missing_framework(strategy)
+    if hint:
+        pytest.skip(hint)
+    base = baseline_of(strategy)
+    _, expected = trained_runs(*TINY, *train_flags, "--strategy", base, "--workers", "1")
+    record, weights = trained_runs(*TINY, *train_flags, "--strategy", strategy, "--workers", "2",
+                                   *own_flags)
     assert record["workers"] == 2
-    assert len({w["pid"] for w in record["workers_info"]}) == 2
-    assert_same_weights(weights, baselines[tuple(train_flags)], " ".join(strategy_flags))
+    processes = 2 if STRATEGIES[strategy].launcher.multi_process else 1
+    assert len({w["pid"] for w in record["workers_info"]}) == processes
+    assert_same_weights(weights, expected, " ".join([strategy, *own_flags]))
 
 
 def test_uneven_shards_match_single(tmp_path):
@@ -50,12 +59,11 @@ def test_uneven_shards_match_single(tmp_path):
     assert_same_weights(weights, expected, "ddp x3")
 
 
-def test_param_avg_with_long_interval_differs(tmp_path, baselines):
+def test_param_avg_with_long_interval_differs(trained_runs):
     """Local SGD with K > 1 is not synchronous: it must not silently equal the baseline."""
-    train_flags = ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.1"]
-    _, weights = train_and_load(tmp_path, *TINY, *train_flags, "--strategy", "param-avg",
-                                "--workers", "2", "--sync-every", "4")
-    expected = baselines[tuple(train_flags)]
+    _, expected = trained_runs(*TINY, *SGD, "--strategy", "single", "--workers", "1")
+    _, weights = trained_runs(*TINY, *SGD, "--strategy", "param-avg", "--workers", "2",
+                              "--sync-every", "4")
     assert any(not np.allclose(weights[k], expected[k], atol=1e-5) for k in expected)
 
 
