@@ -11,13 +11,15 @@ import importlib.util
 import pytest
 
 from distbench.cli.main import main
-from distbench.core.errors import DistbenchError
+from distbench.core.errors import DistbenchError, UsageError
 from distbench.strategies import (
     STRATEGIES,
     Framework,
     available_strategies,
+    check_workers,
     get_strategy,
     missing_framework,
+    strategy_info,
 )
 
 from helpers import TINY
@@ -42,3 +44,19 @@ def test_missing_tensorflow_is_one_line_with_the_install_hint(monkeypatch, capsy
     err = capsys.readouterr().err
     assert code == 1
     assert err.strip().splitlines() == [f"distbench: error: {hint.replace('mirrored', 'single')}"]
+
+
+def test_a_baseline_runs_one_worker_only() -> None:
+    for name, info in STRATEGIES.items():
+        if info.single_worker:
+            check_workers(name, 1)
+            with pytest.raises(UsageError, match="--workers 1"):
+                check_workers(name, 2)
+        else:
+            check_workers(name, 3)
+
+
+def test_an_unknown_strategy_lists_the_registered_ones() -> None:
+    with pytest.raises(UsageError) as exc:
+        strategy_info("sideways-sgd")
+    assert all(name in str(exc.value) for name in STRATEGIES)
