@@ -1,21 +1,18 @@
-"""Shared fixtures: the shared datasets, a clean environment, and process-group teardown."""
+"""Shared fixtures: the shared datasets, a clean environment, and the Keras facts.
+
+Plain helper functions live in tests/helpers.py (importable as `helpers` from every folder, see
+pyproject.toml's `pythonpath`); this file holds only what pytest injects.
+"""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared_data_dir() -> Path | None:
-    """$DISTBENCH_DATA, else ../shared/data beside the checkout, else None."""
-    env = os.environ.get("DISTBENCH_DATA")
-    if env and Path(env).is_dir():
-        return Path(env)
-    return SHARED_DATA if SHARED_DATA.is_dir() else None
+from helpers import RunCache, keras_facts, shared_data_dir
 
 
 @pytest.fixture
@@ -55,3 +52,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv("DISTBENCH_DATA", str(root))
     else:
         monkeypatch.delenv("DISTBENCH_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def keras_side() -> dict[str, Any]:
+    """The Keras model and input-pipeline facts, from one TensorFlow subprocess per session."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow not installed (pip install 'distbench[tf]')")
+    return keras_facts()
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> RunCache:
+    """(record, final weights) of `distbench run FLAGS --save-model`, trained once per session."""
+    return RunCache(lambda: tmp_path_factory.mktemp("run"))

@@ -8,7 +8,7 @@ from distbench.report.plots import PLOT_NAMES
 from distbench.report.tables import columns, csv_text, markdown
 from distbench.report.verdict import fastest_lines
 
-from records import rec
+from helpers import rec
 
 MB = 2**20
 

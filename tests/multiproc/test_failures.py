@@ -1,0 +1,169 @@
+"""A worker that dies takes the whole run down quickly and cleanly: non-zero exit, a `failed`
+record, the failing rank named, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from distbench.results.records import load_records
+
+from helpers import marked_processes
+
+LONG = [
+    "--dataset",
+    "synthetic",
+    "--synthetic-samples",
+    "20000",
+    "--model",
+    "mlp-25",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "50",
+    "--no-progress",
+]
+
+
+def rank_pid(marker: str, rank: int, deadline: float) -> int:
+    while time.monotonic() < deadline:
+        for pid, env in marked_processes(marker).items():
+            # Workers carry RANK (distbench's launcher) or PMI_RANK (mpiexec); mpiexec and its
+            # proxies carry neither.
+            if env.get("RANK", env.get("PMI_RANK")) == str(rank):
+                return pid
+        time.sleep(0.2)
+    raise AssertionError(f"rank {rank} never started")
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "mpi"])
+def test_sigkill_one_worker(tmp_path, strategy):
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            strategy,
+            "--workers",
+            "2",
+            *LONG,
+            "--out",
+            str(tmp_path),
+        ],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        victim = rank_pid(marker, 1, time.monotonic() + 60)
+        time.sleep(4)  # let training begin
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert elapsed < 30
+    assert "rank 1 was killed by SIGKILL" in stderr, stderr  # the cause, not its echoes
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed" and "rank 1 was killed by SIGKILL" in record["error"]
+    time.sleep(0.5)
+    assert marked_processes(marker) == {}, "processes left behind"
+
+
+def test_timeout_stops_the_run(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            "ddp",
+            "--workers",
+            "2",
+            *LONG,
+            "--out",
+            str(tmp_path),
+            "--timeout",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "timed out" in proc.stderr
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed" and "timed out" in record["error"]
+
+
+def test_worker_error_is_reported_with_its_rank(tmp_path):
+    """A worker that raises (here: data it cannot find) fails the run with its message."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distbench",
+            "run",
+            "--strategy",
+            "ddp",
+            "--workers",
+            "2",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DISTBENCH_DATA": ""},
+    )
+    assert proc.returncode != 0
+    assert "rank" in proc.stderr and "not found" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (record,) = load_records(tmp_path)
+    assert record["status"] == "failed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_run_stops_its_workers(tmp_path, sig):
+    """`kill`, `timeout` or a closed terminal stop the workers too (they run in sessions of their
+    own); SIGTERM also records the run as interrupted. Even SIGKILL, which the parent cannot
+    handle, leaves no worker training on with nobody watching it."""
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distbench", "run", "--strategy", "single", *LONG,
+         "--out", str(tmp_path)],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        rank_pid(marker, 0, time.monotonic() + 60)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker) == {}, "a worker outlived its run"
+    if sig == signal.SIGTERM:
+        (record,) = load_records(tmp_path)
+        assert record["status"] == "failed" and "interrupted" in record["error"]
