@@ -12,12 +12,21 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from distbench import __version__
 from distbench.core.config import DataConfig, ModelConfig, RunConfig
-from distbench.core.errors import DistbenchError, UsageError, error_line, unknown_name
+from distbench.core.errors import (
+    DistbenchError,
+    DistbenchWarning,
+    UsageError,
+    error_line,
+    unknown_name,
+    warning_line,
+)
 from distbench.models import MODEL_NAMES
 
 
@@ -475,7 +484,21 @@ def build_parser() -> Parser:
     return parser
 
 
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """`DistbenchWarning`s as one line, like errors; any other warning as Python shows it."""
+    if issubclass(category, DistbenchWarning):
+        sys.stderr.write(warning_line(str(message)))
+        sys.stderr.flush()
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     try:
         typed = list(sys.argv[1:] if argv is None else argv)
         # `distbench launch ... -- <run flags>`: what follows `--` is for the workers.
