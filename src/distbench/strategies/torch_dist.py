@@ -1,8 +1,18 @@
 """What the torch.distributed strategies (ddp, custom, param-avg) share: the process group,
-the initial-weight broadcast from rank 0, and small collectives for metrics."""
+the initial-weight broadcast from rank 0, and small collectives for metrics.
+
+When the rendezvous address is a loopback address (every local run), rank 0 hosts the c10d
+store on that address only: `init_method="tcp://..."` would make the store listen on every
+interface (TCPStore binds the wildcard address and has no host option), so rank 0 binds the
+listening socket itself and hands it to the store (`master_listen_fd`). Any other address (a
+multi-node run) keeps torch's own rendezvous, which must be reachable from the other hosts.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from distbench.core.errors import DistbenchError
 from distbench.strategies.base import Strategy
 from distbench.strategies.buckets import FlatBucket
 
@@ -26,7 +37,13 @@ class TorchDistStrategy(Strategy):
     def setup(self) -> None:
         if self.cfg.device == "cuda":
             torch.cuda.set_device(self.env.local_rank)
-        if not dist.is_initialized():
+        if dist.is_initialized():
+            return
+        store = loopback_store(self.env.master_addr, self.env.master_port, self.rank, self.world)
+        if store is not None:
+            dist.init_process_group(self.backend, store=store, rank=self.rank,
+                                    world_size=self.world, timeout=COLLECTIVE_TIMEOUT)
+        else:
             dist.init_process_group(
                 self.backend,
                 init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
@@ -70,3 +87,26 @@ class TorchDistStrategy(Strategy):
             dist.barrier(device_ids=[self.env.local_rank])
         else:
             dist.barrier()
+
+
+def loopback_store(addr: str, port: int, rank: int, world: int) -> dist.TCPStore | None:
+    """The c10d store for a rendezvous on a loopback address, listening on that address only;
+    None for any other address, or when torchrun's agent already hosts the store."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+    # torchrun (elastic) sets this when its agent hosts the store: every rank is then a client.
+    if not ip.is_loopback or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        return None
+    listen_fd = None
+    if rank == 0:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        try:
+            listen_fd = socket.create_server((addr, port), family=family).detach()
+        except OSError as exc:
+            raise DistbenchError(f"cannot listen on {addr}:{port} for the rendezvous "
+                                 f"({exc.strerror}); choose another --master-port") from None
+    # The store owns the descriptor from here on (and closes it).
+    return dist.TCPStore(addr, port, world, rank == 0, COLLECTIVE_TIMEOUT, multi_tenant=True,
+                         master_listen_fd=listen_fd)
