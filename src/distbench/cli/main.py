@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from distbench import __version__
 from distbench.cli import (
@@ -30,7 +32,13 @@ from distbench.cli import (
     worker,
 )
 from distbench.cli.parser import Parser
-from distbench.core.errors import DistbenchError, UsageError, error_line
+from distbench.core.errors import (
+    DistbenchError,
+    DistbenchWarning,
+    UsageError,
+    error_line,
+    warning_line,
+)
 
 # In the order `distbench --help` lists them.
 COMMANDS = (run, worker, compare, report, diff, predict, serve, bench_comm, project, launch,
@@ -48,7 +56,21 @@ def build_parser() -> Parser:
     return parser
 
 
+_python_show_warning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """`DistbenchWarning`s as one line, like errors; any other warning as Python shows it."""
+    if issubclass(category, DistbenchWarning):
+        sys.stderr.write(warning_line(str(message)))
+        sys.stderr.flush()
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     try:
         typed = list(sys.argv[1:] if argv is None else argv)
         # `distbench launch ... -- <run flags>`: what follows `--` is for the workers. A command

@@ -17,6 +17,11 @@ class UsageError(DistbenchError):
     exit_code = 2
 
 
+class DistbenchWarning(UserWarning):
+    """Something the user should know that did not stop the command; the CLI prints its message
+    as one `distbench: warning:` line."""
+
+
 # How the CLI prints a DistbenchError; launchers read it back from a child's log.
 ERROR_PREFIX = "distbench: error: "
 
@@ -24,6 +29,11 @@ ERROR_PREFIX = "distbench: error: "
 def error_line(message: str) -> str:
     """The one line the CLI writes to stderr for an error."""
     return f"{ERROR_PREFIX}{message}\n"
+
+
+def warning_line(message: str) -> str:
+    """The one line the CLI writes to stderr for a `DistbenchWarning`."""
+    return f"distbench: warning: {message}\n"
 
 
 def last_error(lines: list[str]) -> str | None:

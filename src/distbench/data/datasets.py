@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,14 +138,48 @@ def parse_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return records[:, 1:].reshape(-1, 3, 32, 32), labels
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """How protocol-2 pickles written by Python 3 spell bytes (`_codecs.encode`), latin-1 only."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused to encode bytes as {encoding!r}")
+    return text.encode("latin1")
+
+
+# What numpy itself pickles arrays with (numpy.core.* in 1.x, numpy._core.* in 2.x).
+_RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]
+_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
+BATCH_GLOBALS: dict[tuple[str, str], Any] = {
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _RECONSTRUCT for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _FROMBUFFER for core in ("core", "_core")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+    **{(module, kind.__name__): kind
+       for module in ("builtins", "__builtin__") for kind in (dict, list, bytes, str, int)},
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 python batch holds: a dict of bytes, lists, ints and numpy
+    arrays. Pickle calls whatever a file names, and `--data-dir` may point anywhere, so any other
+    name is refused before it is looked up: nothing is imported or called for it."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return BATCH_GLOBALS[module, name]
+        except KeyError:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}") from None
+
+
 def parse_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch of the python layout: a pickled dict with b'data' (N x 3072) and b'labels'.
 
-    Pickle can run code, so only load batches from a source you trust (the official archive is).
+    Read with `BatchUnpickler`: a file naming anything but numpy arrays and plain containers is
+    refused as not a CIFAR-10 batch, without running it.
     """
     try:
         with path.open("rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
+            batch = BatchUnpickler(fh, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (
@@ -157,7 +192,9 @@ def parse_cifar_py(path: Path) -> tuple[np.ndarray, np.ndarray]:
         TypeError,
         ValueError,
     ) as exc:
-        raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__})") from None
+        detail = str(exc).splitlines()[0] if isinstance(exc, pickle.UnpicklingError) else ""
+        raise DataError(f"{path}: not a CIFAR-10 python batch ({detail or type(exc).__name__})"
+                        ) from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path}: data shape {data.shape}, expected (N, 3072) with N labels")
     if len(labels) and not 0 <= labels.min() <= labels.max() < 10:

@@ -5,6 +5,16 @@ Command: distbench run --strategy ddp --workers 2 --dataset mnist-5k
 Workers run in their own process sessions so that a whole worker (and anything it started, such
 as MPI proxies) can be stopped with one signal. If any worker exits non-zero, the others are
 stopped within seconds, a `failed` record is written, and the failing rank's error is reported.
+
+A local run talks over loopback only, and listens there where the library allows it: the c10d
+store binds 127.0.0.1 (`strategies/torch_dist.py`), and `loopback_env` pins gloo's pairs and
+MPICH's UCX and libfabric-tcp endpoints to the loopback interface. Two listeners cannot be moved
+off the wildcard address: mpiexec's (Hydra's) control port, which Hydra always binds to INADDR_ANY
+(`-iface`/`-localhost` only change the address its proxies dial), and TensorFlow's gRPC server,
+whose listening address is fixed to 0.0.0.0:<port> (TF_CONFIG only picks the port).
+
+Each run keeps its worker logs and config in `<tmp>/distbench-<launcher pid>-<random>/`, removed
+when the run ends; folders left by a launcher that was killed are removed at the next start.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -129,8 +140,65 @@ def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
     append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
 
 
+RUN_DIR_PREFIX = "distbench-"
+# A run folder's name: the prefix, the launcher's PID, then mkdtemp's random part.
+RUN_DIR_NAME = re.compile(rf"{RUN_DIR_PREFIX}(\d+)-[A-Za-z0-9_]+")
+
+
+def run_dir() -> Path:
+    """A fresh private folder for one run, named after this launcher's PID; stale ones go first."""
+    remove_stale_run_dirs()
+    return Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))
+
+
+def remove_stale_run_dirs(root: str | Path | None = None) -> list[Path]:
+    """Remove this user's run folders whose launcher is gone (killed before it could clean up).
+
+    Only folders named by `run_dir`, owned by this user and not symlinks are touched; a reused
+    PID merely keeps a stale folder until a later start.
+    """
+    removed = []
+    for entry in Path(root or tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
+        match = RUN_DIR_NAME.fullmatch(entry.name)
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if (match and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+                and not _alive(int(match[1]))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def loopback_env(env: dict[str, str]) -> dict[str, str]:
+    """Interface variables that keep a one-machine run's sockets on the loopback interface.
+
+    gloo listens on the address of the host name unless told an interface (on many machines a
+    LAN address); MPICH's UCX and libfabric-tcp netmods listen on every network interface. Only
+    the network endpoints move: ranks on one machine still talk through shared memory. A value
+    the user set is kept.
+    """
+    names = {name for _, name in socket.if_nameindex()}
+    loopback = next((n for n in ("lo", "lo0") if n in names), None)
+    if loopback is None:
+        return {}
+    wanted = dict.fromkeys(("GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "FI_TCP_IFACE"), loopback)
+    return {k: v for k, v in wanted.items() if k not in env}
+
+
 def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="distbench-"))
+    tmp = run_dir()
     try:
         config_file = tmp / "config.json"
         config_file.write_text(json.dumps(cfg.to_dict()))
@@ -145,6 +213,7 @@ def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
             "MASTER_PORT": str(free_port()),
             "OMP_NUM_THREADS": str(threads),
         }
+        env.update(loopback_env(env))
         workers: list[Worker] = []
         try:
             _start_workers(workers, how, processes, worker_cmd, env, tmp)

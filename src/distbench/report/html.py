@@ -4,7 +4,9 @@ Command: distbench report results/<timestamp>/
 
 It shows the exact command, the summary table with failures and notes, every plot, the fairness
 settings, the environment fingerprint and every raw run. No script, no external resource and no
-clock: the same records and plots give the same bytes.
+clock: the same records and plots give the same bytes. Every text that comes from a record is
+escaped (`html.escape`, quotes included, also inside attributes): records are input like any
+other, and a results folder may come from someone else.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], reason_col: in
             f'<td class="reason">{escape(v)}</td>' if i == reason_col else f"<td>{escape(v)}</td>"
             for i, v in enumerate(values)
         )
-        body.append(f'<tr class="{cls}">{tds}</tr>')
+        body.append(f'<tr class="{escape(cls)}">{tds}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 

@@ -1,20 +1,27 @@
-"""The run record (DESIGN §5): building, atomic appends and loading.
+"""The run record (DESIGN §5): building, appending and loading.
 
-`runs.jsonl` holds one JSON object per line. Each append rewrites the file through a temporary
-file and `os.replace`, so a reader (or a crash) never sees half a record.
+`runs.jsonl` holds one JSON object per line. Several processes may append to one file at once
+(runs started together with the same `--out`): each append is one `write` of one complete line,
+in append mode, under an exclusive `flock`, then `fsync`ed. A writer never reads the records, so
+appending costs the same however long the file is. A failed write is cut back off the file; a
+line that a crash left incomplete is closed with a newline by the next writer. Readers skip any
+line that is not a record, with one warning per file naming the line numbers.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
-import tempfile
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from distbench.core.config import RunConfig
+from distbench.core.errors import DistbenchError, DistbenchWarning
 from distbench.strategies import strategy_info
 from distbench.system.fingerprint import fingerprint
 
@@ -79,31 +86,75 @@ def make_record(
     return record
 
 
+class CorruptRecordsWarning(DistbenchWarning):
+    """Lines of a runs.jsonl that are not records were skipped; the message names them."""
+
+
 def append_record(out_dir: str | Path, record: dict[str, Any]) -> Path:
-    """Append one record to `<out_dir>/runs.jsonl` atomically."""
+    """Append one record to `<out_dir>/runs.jsonl` as one complete line (see the module doc).
+
+    A failed write (a full disk) leaves the file as it was and raises a one-line
+    `DistbenchError`.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / RUNS_FILE
-    existing = path.read_bytes() if path.exists() else b""
-    if existing and not existing.endswith(b"\n"):
-        existing += b"\n"
     line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{RUNS_FILE}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(existing + line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise DistbenchError(f"{path}: cannot open for the run record ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor closes
+        _append_line(fd, path, line)
+    finally:
+        os.close(fd)
     return path
 
 
+def _append_line(fd: int, path: Path, line: bytes) -> None:
+    """One write under the lock; on failure the file is cut back to its previous length."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        line = b"\n" + line  # close a line a crash left unfinished: it stays one bad line
+    try:
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(errno.ENOSPC, f"only {written} of {len(line)} bytes written; the "
+                          "disk may be full")
+        os.fsync(fd)
+    except OSError as exc:
+        os.ftruncate(fd, size)
+        reason = exc.strerror or os.strerror(exc.errno or errno.EIO)
+        raise DistbenchError(f"{path}: cannot append the run record ({reason}); the file is "
+                             "unchanged") from None
+
+
 def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records from a runs.jsonl file or a results directory holding one."""
+    """Records from a runs.jsonl file or a results directory holding one.
+
+    Lines that are not JSON objects (a line cut short by a crash, a stray edit) are skipped with
+    one `CorruptRecordsWarning` naming their line numbers, so one bad line costs only itself.
+    """
     p = Path(path)
     if p.is_dir():
         p = p / RUNS_FILE
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    records: list[dict[str, Any]] = []
+    bad: list[int] = []
+    for number, line in enumerate(p.read_bytes().split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # not JSON, or not UTF-8
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(number)
+    if bad:
+        lines = ", ".join(str(n) for n in bad[:10]) + (f" and {len(bad) - 10} more"
+                                                        if len(bad) > 10 else "")
+        warnings.warn(f"{p}: skipped {len(bad)} line(s) that are not run records "
+                      f"(line {lines})", CorruptRecordsWarning, stacklevel=2)
+    return records

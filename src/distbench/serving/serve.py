@@ -3,10 +3,14 @@
 Command: distbench serve results/<timestamp>/model.safetensors [--host 127.0.0.1] [--port 7860]
 
 The page binds to 127.0.0.1 unless `--host` says otherwise, opens no public link unless
-`--share` is given, and sends no analytics. Every bad input (a file that is not an image, an
-empty file, a corrupt or mismatched checkpoint, an unknown model name) is shown on the page as
-one line while the server keeps running. The checkpoint is re-read whenever its files change,
-so a checkpoint replaced by a later run, or fixed after an error, is served without a restart.
+`--share` is given, and sends no analytics. The prediction API reads only files that Gradio
+itself received as uploads (inside its upload folder): a request naming any other server path is
+refused before the path is touched, so the API can neither read nor probe the server's files.
+Text from the checkpoint's sidecar is escaped before it reaches the page's Markdown. Every bad
+input (a file that is not an image, an empty file, a corrupt or mismatched checkpoint, an unknown
+model name) is shown on the page as one line while the server keeps running. The checkpoint is
+re-read whenever its files change, so a checkpoint replaced by a later run, or fixed after an
+error, is served without a restart.
 """
 
 from __future__ import annotations
@@ -73,19 +77,53 @@ class LiveCheckpoint:
             return self._ckpt
 
 
+# Characters with a meaning in Markdown or HTML; a backslash makes each one literal.
+MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>&])")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def md_text(value: object) -> str:
+    """`value` as literal text inside Markdown: no links, images, HTML or emphasis, one line."""
+    return MARKDOWN_ACTIVE.sub(r"\\\1", CONTROL.sub(" ", str(value)))
+
+
+def md_code(value: object) -> str:
+    """`value` as one inline code span, fenced with more backticks than it contains."""
+    text = CONTROL.sub(" ", str(value))
+    ticks = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (ticks + 1)
+    return f"{fence}{text}{fence}" if not ticks else f"{fence} {text} {fence}"
+
+
 def info_markdown(ckpt: Checkpoint) -> str:
     """The run behind the model: which strategy trained it, and how accurate it was on test."""
     m = ckpt.meta
     acc = m.get("test_accuracy")
     acc_text = f"{acc:.2%}" if isinstance(acc, (int, float)) else "unknown"
-    shape = "×".join(str(v) for v in ckpt.input_shape)
+    shape = "×".join(md_text(v) for v in ckpt.input_shape)
     return (
-        f"**{m['model']}** on **{m.get('dataset', '?')}**, trained with "
-        f"**{m.get('strategy', '?')} ×{m.get('workers', '?')}** ({m['framework']}); "
-        f"test accuracy **{acc_text}**  \n"
-        f"run `{m.get('run_id', '?')}` · input {shape} · {len(ckpt.classes)} classes · "
-        f"checkpoint `{ckpt.weights}`"
+        f"**{md_text(m['model'])}** on **{md_text(m.get('dataset', '?'))}**, trained with "
+        f"**{md_text(m.get('strategy', '?'))} ×{md_text(m.get('workers', '?'))}** "
+        f"({md_text(m['framework'])}); test accuracy **{acc_text}**  \n"
+        f"run {md_code(m.get('run_id', '?'))} · input {shape} · {len(ckpt.classes)} classes · "
+        f"checkpoint {md_code(ckpt.weights)}"
     )
+
+
+def uploaded_file(path: object, upload_folder: str | Path) -> Path | None:
+    """`path` if it is a file Gradio stored in its upload folder, else None.
+
+    Decided from the text first (`..` resolved without touching the disk), so a path outside the
+    folder is refused unread; symbolic links are then resolved and must stay inside too.
+    """
+    if not isinstance(path, str) or not path:
+        return None
+    root = Path(os.path.abspath(upload_folder))
+    candidate = Path(os.path.abspath(path))
+    if not candidate.is_relative_to(root):
+        return None
+    real = Path(os.path.realpath(candidate))
+    return real if real.is_relative_to(os.path.realpath(root)) else None
 
 
 def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
@@ -126,10 +164,15 @@ def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
         image = (Image.fromarray(pixels[0], "L") if pixels.shape[0] == 1
                  else Image.fromarray(pixels.transpose(1, 2, 0), "RGB"))
         truth = data.classes[data.test_y[index]]
-        path = folder / f"{name}-test{index}-{re.sub(r'[^A-Za-z0-9]+', '_', truth)}.png"
+        path = folder / f"{_slug(name)}-test{index}-{_slug(truth)}.png"
         image.save(path)
         files[path] = truth
     return files, f"Samples from the {name} test set: click one"
+
+
+def _slug(text: str) -> str:
+    """A file-name part from sidecar or dataset text: no separators, no dots, nothing hidden."""
+    return re.sub(r"[^A-Za-z0-9-]+", "_", text)
 
 
 def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
@@ -148,26 +191,30 @@ def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
         try:
             return info_markdown(live.get())
         except DistbenchError as exc:
-            return f"**Checkpoint unusable:** {exc}"
+            return f"**Checkpoint unusable:** {md_text(exc)}"
 
     def classify(upload: dict[str, Any] | None) -> tuple[dict[str, float] | None, str, str]:
         """`upload` is the Image component's raw file record (the event skips Gradio's own
         decoding), so a file that is not an image reaches `load_image` and its one-line message
-        instead of failing inside Gradio. Gradio has already checked the file is an upload."""
+        instead of failing inside Gradio. Gradio checks only records marked as its own files;
+        an unmarked record arrives as sent, so the path is checked here, before any use."""
         if not upload:
             return None, "", info()
-        path = upload.get("path")
-        if not path:
+        raw = upload.get("path") if isinstance(upload, dict) else None
+        if not raw:
             return None, "**Error:** no file received; upload the image again", info()
+        path = uploaded_file(raw, image.GRADIO_CACHE)
+        if path is None:
+            return None, "**Error:** only uploaded images are accepted; upload the image", info()
         try:
             current = live.get()
             (top,) = top_classes(current, load_image(path, current.input_shape)[None])
-            known = truth.get(Path(path).name)
-            note = f"Test-set sample; true class: **{known}**" if known else ""
+            known = truth.get(path.name)
+            note = f"Test-set sample; true class: **{md_text(known)}**" if known else ""
             return dict(top), note, info_markdown(current)
         except DistbenchError as exc:
-            message = str(exc).replace(str(path), Path(path).name)
-            return None, f"**Error:** {message}", info()
+            message = str(exc).replace(str(path), path.name)
+            return None, f"**Error:** {md_text(message)}", info()
 
     with gr.Blocks(title="distbench serve", analytics_enabled=False) as app:
         gr.Markdown("## distbench: classify an image with a trained model")
@@ -179,7 +226,7 @@ def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
                 if samples:
                     gr.Examples([[str(p)] for p in samples], inputs=image, label=note)
                 elif note:
-                    gr.Markdown(note)
+                    gr.Markdown(md_text(note))
             with gr.Column():
                 label = gr.Label(num_top_classes=3, label="Top 3", elem_id="prediction")
                 status = gr.Markdown(elem_id="status")

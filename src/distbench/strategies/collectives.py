@@ -7,10 +7,19 @@ gathers of small host values.
 
 Each framework is imported when its class is instantiated, not with this module: an mpi
 bench-comm worker never loads torch.
+
+When the rendezvous address is a loopback address (every local run), rank 0 hosts the c10d
+store on that address only: `init_method="tcp://..."` would make the store listen on every
+interface (TCPStore binds the wildcard address and has no host option), so rank 0 binds the
+listening socket itself and hands it to the store (`master_listen_fd`). Any other address (a
+multi-node run) keeps torch's own rendezvous, which must be reachable from the other hosts.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,15 +47,43 @@ class TorchCollectives:
         self.rank, self.world = env.rank, env.world_size
 
     def join(self) -> None:
-        """Start the process group (rendezvous over tcp://MASTER_ADDR:MASTER_PORT)."""
+        """Start the process group: the store on MASTER_ADDR:MASTER_PORT (loopback-only for a
+        local run, see the module docstring)."""
         if self.device.type == "cuda":
             self.torch.cuda.set_device(self.device)
-        if not self.dist.is_initialized():
-            self.dist.init_process_group(
-                self.backend,
-                init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
-                rank=self.rank, world_size=self.world, timeout=COLLECTIVE_TIMEOUT,
-            )
+        if self.dist.is_initialized():
+            return
+        store = self.loopback_store()
+        if store is not None:
+            self.dist.init_process_group(self.backend, store=store, rank=self.rank,
+                                         world_size=self.world, timeout=COLLECTIVE_TIMEOUT)
+            return
+        self.dist.init_process_group(
+            self.backend, init_method=f"tcp://{self.env.master_addr}:{self.env.master_port}",
+            rank=self.rank, world_size=self.world, timeout=COLLECTIVE_TIMEOUT)
+
+    def loopback_store(self) -> Any:
+        """The c10d store for a rendezvous on a loopback address, listening on that address
+        only; None for any other address, or when torchrun's agent already hosts the store."""
+        addr, port = self.env.master_addr, self.env.master_port
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return None
+        # torchrun (elastic) sets this when its agent hosts the store: every rank is a client.
+        if not ip.is_loopback or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            return None
+        listen_fd = None
+        if self.rank == 0:
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            try:
+                listen_fd = socket.create_server((addr, port), family=family).detach()
+            except OSError as exc:
+                raise DistbenchError(f"cannot listen on {addr}:{port} for the rendezvous "
+                                     f"({exc.strerror}); choose another --master-port") from None
+        # The store owns the descriptor from here on (and closes it).
+        return self.dist.TCPStore(addr, port, self.world, self.rank == 0, COLLECTIVE_TIMEOUT,
+                                  multi_tenant=True, master_listen_fd=listen_fd)
 
     def leave(self) -> None:
         if self.dist.is_initialized():

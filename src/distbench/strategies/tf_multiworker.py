@@ -22,14 +22,19 @@ worker makes the others fail instead of hanging; distbench's launcher notices th
 stops the rest and records the run as failed.
 
 Host-side collectives (barrier, timings, evaluation counts) ride on the same TensorFlow
-collectives: a pickled object travels as an int32 tensor through `all_gather`.
+collectives: an object travels as its JSON text, one int32 per byte, through `all_gather`. JSON,
+not pickle: what a peer sends is data, never code (the objects are numbers, strings, lists and
+dicts; a tuple comes back as a list).
+
+Network exposure: TensorFlow's gRPC server listens on every interface ("0.0.0.0:<port>" is
+fixed in its GrpcServer; TF_CONFIG only chooses the port and the addresses peers dial), even
+when TF_CONFIG names 127.0.0.1 only. Nothing in TensorFlow's API binds it to loopback.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 from typing import Any
 
 import numpy as np
@@ -106,16 +111,26 @@ class TFMultiWorkerStrategy(TFStrategy):
         return self._gather(row[None, :].astype(np.int32)).numpy()
 
     def all_gather(self, obj: Any) -> list[Any]:
-        payload = np.frombuffer(pickle.dumps(obj), dtype=np.uint8).astype(np.int32)
+        payload = np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8).astype(np.int32)
         sizes = self._gather_rows(np.array([payload.size], dtype=np.int32))[:, 0]
         row = np.zeros(int(sizes.max()), dtype=np.int32)
         row[: payload.size] = payload
         rows = self._gather_rows(row)
-        return [pickle.loads(rows[i, : sizes[i]].astype(np.uint8).tobytes())
-                for i in range(self.world)]
+        return [_decode(rows[i, : sizes[i]], i) for i in range(self.world)]
 
     def all_reduce_sum(self, values: list[float]) -> list[float]:
         return [float(sum(column)) for column in zip(*self.all_gather(list(values)), strict=True)]
 
     def barrier(self) -> None:
         self._gather_rows(np.zeros(1, dtype=np.int32))
+
+
+def _decode(row: np.ndarray, rank: int) -> Any:
+    """One peer's gathered JSON bytes back into its object."""
+    if row.size and (row.min() < 0 or row.max() > 255):
+        raise DistbenchError(f"rank {rank} sent a host-collective row that is not bytes")
+    try:
+        return json.loads(row.astype(np.uint8).tobytes())
+    except ValueError as exc:
+        raise DistbenchError(f"rank {rank} sent host-collective data that is not JSON ({exc})"
+                             ) from None
