@@ -97,7 +97,7 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
             report.files += plot_paths[i].values()
     sources = sorted({Path(d).resolve().name for d in dirs})
     report.skipped += unreadable
-    page = html.render(report.study, plot_paths, metas, sources)
+    page = html.render(report.study, plot_paths, metas, sources, report.notes)
     _write(report, out_dir / "report.html", page)
     return report
 

@@ -20,12 +20,14 @@ from distbench import __version__
 from distbench.report.analysis import SetupSummary, Study
 from distbench.report.plots import TITLES
 from distbench.report.tables import (
+    NOT_SIGNIFICANT,
     cell_notes,
     columns,
     fmt_pct,
     fmt_rate,
     fmt_s,
     framework_rows,
+    verdict_lines,
 )
 
 CSS = """
@@ -79,12 +81,16 @@ def _dl(items: dict[str, Any]) -> str:
 def _setup_section(s: SetupSummary, plots: dict[str, Path]) -> str:
     headers, make_row = columns(s)
     rows = [(c.status, make_row(c)) for c in s.cells]
-    out = [f"<h2>{escape(s.setup.title())}</h2>", "<h3>Summary</h3>", _table(headers, rows, 2)]
-    out.append("<p>Median over the successful runs of each cell; [IQR] is the 25th–75th "
-               "percentile of training time. Speedup = median training time of "
-               "<code>single</code> ×1 ÷ the cell's; efficiency = speedup ÷ workers (core: "
-               "speedup ÷ (cores used ÷ the baseline's cores used)). Failed cells show their "
-               "reason.</p>")
+    verdict = "".join(f"<li>{escape(line)}</li>" for line in verdict_lines(s))
+    out = [f"<h2>{escape(s.setup.title())}</h2>", "<h3>Verdict</h3>",
+           f'<ul class="verdict">{verdict}</ul>', "<h3>Summary</h3>", _table(headers, rows, 2)]
+    out.append("<p>Median over the successful runs of each cell; [95% CI] is a bootstrap "
+               "interval of the median (of the ratio of medians for speedups, resampling "
+               f"interleaved rounds). A speedup whose interval holds 1.0 reads "
+               f"“{escape(NOT_SIGNIFICANT)}”; ⚠ marks a finding in the verdict. Speedup = "
+               "median training time of <code>single</code> ×1 ÷ the cell's; efficiency = "
+               "speedup ÷ workers (core: speedup ÷ (cores used ÷ the baseline's cores used)). "
+               "Failed cells show their reason.</p>")
     fw = framework_rows(s)
     if fw:
         out.append("<h3>TensorFlow view (against the framework's own baseline)</h3>")
@@ -144,7 +150,7 @@ def _commands(metas: list[dict[str, Any]]) -> str:
 
 
 def render(study: Study, plots: list[dict[str, Path]], metas: list[dict[str, Any]],
-           sources: list[str]) -> str:
+           sources: list[str], notes: list[str] | None = None) -> str:
     """The whole page; `plots[i]` belongs to `study.setups[i]`."""
     times = sorted(str(r.get("started_at", "")) for r in study.records)
     span = f"{times[0]} to {times[-1]}" if times else "no records"
@@ -155,6 +161,9 @@ def render(study: Study, plots: list[dict[str, Path]], metas: list[dict[str, Any
         f"started {escape(span)}.</p>",
         "<h2>Command</h2>", _commands(metas),
     ]
+    if notes:
+        body.append('<ul class="study">' + "".join(f"<li>{escape(n)}</li>" for n in notes)
+                    + "</ul>")
     for s, p in zip(study.setups, plots, strict=True):
         body.append(_setup_section(s, p))
     body.append(_runs_section(study))
