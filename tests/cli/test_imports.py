@@ -34,9 +34,10 @@ PLANNING_STEPS = {
     "a usage error of run, answered before any launch": (
         "from distbench.cli.main import main\nassert main(['run', '--lr', '-1']) == 2"),
     "compare planning a study": (
-        "from distbench.cli.main import build_parser\nfrom distbench.study import compare\n"
-        "plan = compare.plan_from_args(build_parser().parse_args(['compare']))\n"
-        "assert plan.slots()"),
+        "from distbench.cli.main import build_parser\nfrom distbench.cli import compare as cli\n"
+        "from distbench.study import compare\n"
+        "request = cli.request_from_args(build_parser().parse_args(['compare']))\n"
+        "assert compare.make_plan(request).slots()"),
     "report statistics and tables": (
         "import helpers\nfrom distbench.report import html, tables\n"
         "from distbench.report.analysis import analyse\nassert analyse(helpers.study_records())"),

@@ -71,6 +71,15 @@ def _delay_collectives(strategy: str, delay: float) -> None:
         tensor = bucket.buffer().div_(dist.get_world_size())
         return all_reduce(tensor, async_op=True).get_future().then(lambda fut: fut.value()[0])
 
+    def slowed(collective: Any) -> Any:
+        """FSDP's gradient collective: a reduce-scatter (`reduce_scatter_single` in torch 2.13's
+        FSDP2, `reduce_scatter_tensor` before), not an all-reduce."""
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(delay)
+            return collective(*args, **kwargs)
+
+        return slow
+
     ddp_init = DistributedDataParallel.__init__
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -78,6 +87,9 @@ def _delay_collectives(strategy: str, delay: float) -> None:
         self.register_comm_hook(None, slow_hook)
 
     dist.all_reduce = slow_all_reduce
+    for name in ("reduce_scatter_tensor", "reduce_scatter_single"):
+        if hasattr(dist, name):
+            setattr(dist, name, slowed(getattr(dist, name)))
     DistributedDataParallel.__init__ = init
     if "mpi4py" in info.needs:
         from mpi4py import MPI

@@ -113,13 +113,20 @@ def plot_speedup(summary: SetupSummary, ax: Any, plt: Any) -> None:
     top = max(c.workers for c in summary.cells)
     ax.plot([1, top], [1, top], "--", color="grey", label="ideal (linear)")
     ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
+    _lines_by_strategy(ax, summary, cells, lambda c: c.speedup, colours,
+                       f"speedup vs {BASELINE} ×1")
+
+
+def _lines_by_strategy(ax: Any, summary: SetupSummary, cells: list[CellStats],
+                       value: Any, colours: dict[str, Any], ylabel: str) -> None:
+    """One line per strategy of `value(cell)` against workers, from zero up."""
     for name in dict.fromkeys(c.strategy for c in cells):
-        pts = sorted((c.workers, c.speedup) for c in cells if c.strategy == name)
+        pts = sorted((c.workers, value(c)) for c in cells if c.strategy == name)
         xs, ys = zip(*pts, strict=True)
         ax.plot(xs, ys, "o-", color=colours[name], label=name)
     ax.set_xticks(sorted({c.workers for c in summary.cells}))
     ax.set_xlabel("workers")
-    ax.set_ylabel(f"speedup vs {BASELINE} ×1")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False, fontsize=8, ncol=2)
 
@@ -177,16 +184,8 @@ def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
 
 def plot_memory(summary: SetupSummary, ax: Any, plt: Any) -> None:
     cells = [c for c in summary.cells if c.state_mb is not None]
-    colours = _colours(summary, plt)
-    for name in dict.fromkeys(c.strategy for c in cells):
-        pts = sorted((c.workers, c.state_mb) for c in cells if c.strategy == name)
-        xs, ys = zip(*pts, strict=True)
-        ax.plot(xs, ys, "o-", color=colours[name], label=name)
-    ax.set_xticks(sorted({c.workers for c in summary.cells}))
-    ax.set_xlabel("workers")
-    ax.set_ylabel("model state per rank (MB)")
-    ax.set_ylim(bottom=0)
-    ax.legend(frameon=False, fontsize=8, ncol=2)
+    _lines_by_strategy(ax, summary, cells, lambda c: c.state_mb, _colours(summary, plt),
+                       "model state per rank (MB)")
 
 
 DRAW = {

@@ -93,3 +93,19 @@ class Strategy(WorkerRole):
             yield
         finally:
             self.comm_s += clock() - start
+
+
+class CollectiveStrategy(Strategy):
+    """A strategy with a process group (`self.coll`, set in `setup`): the small host collectives
+    for metrics and timings go through it, whichever library it is."""
+
+    coll: Any
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return self.coll.all_reduce_sum(values)
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        return self.coll.all_gather(obj)
+
+    def barrier(self) -> None:
+        self.coll.barrier()

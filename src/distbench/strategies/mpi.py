@@ -12,17 +12,15 @@ copy of the buffer; bf16 is refused (numpy, whose buffers MPI reads, has no bflo
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from distbench.strategies.base import Strategy
+from distbench.strategies.base import CollectiveStrategy
 from distbench.strategies.buckets import WIRE_DTYPES, FlatBucket, GradBuckets
 from distbench.strategies.collectives import MPICollectives
 
 
-class MPIStrategy(Strategy):
+class MPIStrategy(CollectiveStrategy):
     name = "mpi"
 
     @property
@@ -59,12 +57,3 @@ class MPIStrategy(Strategy):
             bucket = FlatBucket(tensors, torch.device("cpu"))
             self.coll.sum_in_place(bucket.pack(bucket.tensors, 1.0 / self.world).numpy())
             bucket.copy_back()
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return self.coll.all_reduce_sum(values)
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        return self.coll.all_gather(obj)
-
-    def barrier(self) -> None:
-        self.coll.barrier()

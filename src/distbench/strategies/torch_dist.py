@@ -3,17 +3,15 @@ the initial-weight broadcast from rank 0, and small collectives for metrics."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from distbench.strategies.base import Strategy
+from distbench.strategies.base import CollectiveStrategy
 from distbench.strategies.buckets import FlatBucket
 from distbench.strategies.collectives import TorchCollectives
 
 
-class TorchDistStrategy(Strategy):
+class TorchDistStrategy(CollectiveStrategy):
 
     @property
     def backend(self) -> str:
@@ -46,12 +44,3 @@ class TorchDistStrategy(Strategy):
 
     def _comm_device(self) -> torch.device:
         return self.device() if self.backend == "nccl" else torch.device("cpu")
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return self.coll.all_reduce_sum(values)
-
-    def all_gather(self, obj: Any) -> list[Any]:
-        return self.coll.all_gather(obj)
-
-    def barrier(self) -> None:
-        self.coll.barrier()

@@ -77,13 +77,14 @@ def test_appends_accumulate_and_read_back(tmp_path: Path) -> None:
 # disk or a quota would. The limit applies to every file, so it hits whichever file is written.
 HALF_WRITTEN_APPEND = """
 import resource, sys
+from distbench.core.errors import DistbenchError
 from distbench.results.records import append_record
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), hard))
 try:
     append_record(sys.argv[1], {"run_id": "big", "padding": "x" * 100_000})
-except OSError as exc:
-    print("refused:", exc.strerror)
+except DistbenchError as exc:
+    print("refused:", exc)
 """
 
 

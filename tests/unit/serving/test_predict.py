@@ -46,7 +46,7 @@ BAD_CHECKPOINTS = {
                         "model.safetensors: not a readable safetensors file"),
     "unknown model": (lambda f: _edit_sidecar(f, model="resnet-999"),
                       "model.json: unknown model 'resnet-999' in the sidecar; this distbench "
-                      "knows: mlp-128, mlp-512, mlp-25, cnn, mobilenet_v2"),
+                      "knows: mlp-128, mlp-512, mlp-25, mlp-wide, cnn, mobilenet_v2"),
     "other architecture": (lambda f: _edit_sidecar(f, model="mlp-512"),
                            "does not match its sidecar model.json (mlp-512, 1x28x28 input, 10 "
                            "classes): tensor '1.1.weight' is 128x784 in the weights, 512x784 in "
