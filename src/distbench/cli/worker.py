@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from typing import NoReturn
 
 from distbench.cli.flags import CONFIG_HELP, add_run_flags, check_config, config_of
 from distbench.cli.parser import Subparsers
@@ -43,6 +45,22 @@ def _fit_to_launch(cfg: RunConfig, world_size: int, rank: int, source: str) -> N
         )
 
 
+def end_process() -> NoReturn:
+    """Leave a worker whose record is written without the interpreter's shutdown.
+
+    gloo's and DDP's C++ threads can outlive `destroy_process_group`, and destroying them while
+    Python finalises aborts the process now and then (SIGABRT, "terminate called without an
+    active exception"), which a launcher reports as a failed rank after a successful run. The
+    work is done and the streams are flushed here, MPI is finalised where it was started, and
+    the process ends at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
+        mpi.Finalize()
+    os._exit(0)
+
+
 def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.results.records import default_out_dir
@@ -64,4 +82,4 @@ def run(args: argparse.Namespace) -> int:
         raise DistbenchError(f"rank {env.rank}: {exc}") from None
     if record is not None and RUN_DIR_VAR not in os.environ:
         print_summary(record, cfg.out)
-    return 0
+    end_process()

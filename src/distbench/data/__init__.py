@@ -1,4 +1,5 @@
-"""Datasets and sharding: the same arrays and the same split rule for every strategy."""
+"""Datasets and sharding: the same arrays and the same split rule for every strategy. Imports
+only `system` and `core`, and numpy: never torch or TensorFlow."""
 
 from distbench.data.datasets import DATASETS, DataError, Dataset, load_dataset
 from distbench.data.sharding import SHARDING_RULE, shard_indices, step_batches

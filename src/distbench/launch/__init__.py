@@ -1,1 +1,2 @@
-"""How worker processes start: the local launcher here; script writers for clusters elsewhere."""
+"""How worker processes start: the local launcher, and the Slurm, compose and multi-node writers.
+Imports strategies (facts only), results, vcluster, system and core; never a framework."""

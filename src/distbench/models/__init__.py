@@ -1,4 +1,5 @@
-"""Named model architectures, defined once per framework with the same layers."""
+"""Named model architectures, defined once per framework with the same layers, and the checkpoint
+format. Imports only `core`; each framework module imports its own framework."""
 
 MODEL_NAMES = ("mlp-128", "mlp-512", "mlp-25", "mlp-wide", "cnn", "mobilenet_v2")
 

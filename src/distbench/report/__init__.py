@@ -1,4 +1,5 @@
-"""Tables, plots and the HTML report, rebuilt from run records alone.
+"""Tables, plots and the HTML report, rebuilt from run records alone. Imports results,
+strategies (facts only), system and core; never a framework (matplotlib only inside plots).
 
 Command: distbench report results/<timestamp>/ [more results dirs ...]
 
