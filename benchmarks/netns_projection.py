@@ -101,7 +101,8 @@ def predict(record: dict, link: Link) -> tuple[float, float, float, bool]:
     compute = (record["train_s"] - (record["comm_s"] or 0.0)) / steps
     grad = int(record["grad_bytes"])
     overlap = overlaps(record["strategy"], bool(record["config"].get("overlap")), grad,
-                       float(record["config"].get("bucket_mb") or 25.0))
+                       float(record["config"].get("bucket_mb") or 25.0),
+                       str(record["config"].get("device") or "cpu"))
     comm = ring_allreduce_s(grad, n, link)
     m = step_times(compute, comm, n, DEFAULT_BACKWARD_FRACTION)
     return (m.overlap_s if overlap else m.serial_s), compute, comm, overlap

@@ -57,7 +57,8 @@ Model (a projection, not a measurement):
   overlap (ddp, custom --overlap):          step(n) = forward + max(backward, t_comm(n)),
       backward = {bf:.2f} × compute(n), forward = the rest; applies only when the gradient
       spans more than one bucket (ddp: first bucket 1 MiB; custom: --bucket-mb), since a
-      single bucket can only be sent once backward has finished
+      single bucket can only be sent once backward has finished, and only on a GPU: on CPU
+      the all-reduce competes with backward for the cores (measured: docs/projection.md)
   compute(n): compute per step measured at n0 workers, (train_s - comm_s) / steps;
       strong scaling (global batch fixed): compute(n) = compute(n0) · n0 / n;
       weak scaling (per-worker batch fixed): compute(n) = compute(n0)
@@ -152,9 +153,17 @@ def grad_bytes_of(record: dict[str, Any]) -> int:
     return sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
 
 
-def overlaps(strategy: str, overlap_flag: bool, grad_bytes: int, bucket_mb: float) -> bool:
-    """Whether this run could send gradients during backward: its strategy overlaps and the
-    gradient fills more than the first bucket (DDP's reducer: 1 MiB; otherwise --bucket-mb)."""
+def overlaps(strategy: str, overlap_flag: bool, grad_bytes: int, bucket_mb: float,
+             device: str = "cpu") -> bool:
+    """Whether this run could send gradients during backward: on a GPU (the collectives run on
+    their own stream), when its strategy overlaps and the gradient fills more than the first
+    bucket (DDP's reducer: 1 MiB; otherwise --bucket-mb).
+
+    On CPU the all-reduce's threads compete with backward for the same cores, and measured DDP
+    steps over shaped links match the serial schedule (within 0.3-11% at 2-3 nodes, 200 Mbit/s
+    and 1 Gbit/s), not the overlapped one (7-45% too fast): docs/projection.md."""
+    if device != "cuda":
+        return False
     cap = bucket_mb * 2**20
     overlap = STRATEGIES[strategy].overlap
     if overlap is Overlap.ALWAYS:
@@ -205,7 +214,8 @@ def workloads_from_records(records: list[dict[str, Any]],
             # compute = median step - median comm, so that the parts add up to the step shown
             workers=n0, compute_s=max(step - comm, 1e-9),
             grad_bytes=grad_bytes, scaling=scaling, strategy=strategy, backend=backend,
-            overlaps=overlaps(strategy, overlap, grad_bytes, bucket_mb),
+            overlaps=overlaps(strategy, overlap, grad_bytes, bucket_mb,
+                              str((runs[0].get("config") or {}).get("device") or "cpu")),
             measured_step_s=step, measured_comm_s=comm, runs=len(runs),
             notes=notes, sharding=STRATEGIES[strategy].sharding,
             optimizer_factor=optimizer_state_factor(runs[0].get("optimizer"),
