@@ -246,7 +246,7 @@ def check_config(cfg: RunConfig, load_strategy: bool = True, one_run: bool = Tru
     --compression to the strategies that implement it).
     """
     from distbench.data import DATASETS
-    from distbench.strategies import STRATEGIES, check_compression, get_strategy
+    from distbench.strategies import STRATEGIES, check_compression, check_options, get_strategy
 
     try:
         cfg.validate()
@@ -259,6 +259,7 @@ def check_config(cfg: RunConfig, load_strategy: bool = True, one_run: bool = Tru
                 raise unknown_name(kind, name, known)
         if one_run:
             check_compression(cfg.strategy, cfg.compression)
+            check_options(cfg.strategy, cfg)
     except TypeError as exc:  # a hand-written --config file with a value of the wrong type
         raise UsageError(f"a run setting has the wrong type ({exc})") from None
     if load_strategy:

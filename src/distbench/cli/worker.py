@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         record = run_worker(cfg, env)
     except DistbenchError as exc:
-        raise DistbenchError(f"rank {env.rank}: {exc}") from None
+        error = DistbenchError(f"rank {env.rank}: {exc}")
+        error.exit_code = exc.exit_code  # a refused input stays a usage error (exit 2)
+        raise error from None
     if record is not None and RUN_DIR_VAR not in os.environ:
         print_summary(record, cfg.out)
     end_process()

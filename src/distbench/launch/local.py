@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.core.config import RunConfig
-from distbench.core.errors import DistbenchError, error_line, last_error
+from distbench.core.errors import DistbenchError, UsageError, error_line, last_error
 from distbench.results.records import append_record, load_records, make_record, utc_now
 from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
 from distbench.system.fingerprint import usable_cores
@@ -274,7 +274,11 @@ def supervise(workers: list[Worker], timeout: float | None) -> None:
                 failed.sort(key=lambda w: (w.process.returncode >= 0, w.rank or 0))
                 _stop(workers)
                 first = failed[0]
-                raise WorkerFailure(first.report())
+                failure = WorkerFailure(first.report())
+                # A worker that refused its input (exit 2) makes the whole run a usage error.
+                if first.process.returncode == UsageError.exit_code:
+                    failure.exit_code = UsageError.exit_code
+                raise failure
             if deadline is not None and time.monotonic() > deadline:
                 _stop(workers)
                 raise WorkerFailure(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from distbench.core.config import RunConfig
 from distbench.core.errors import DistbenchError, UsageError, unknown_name
 
 
@@ -86,6 +87,9 @@ class StrategyInfo:
     # refuses the others where that needs saying.
     compressions: tuple[str, ...] = ()
     compression_note: str | None = None
+    # The strategy-specific options (RunConfig fields, see OPTIONS) it honours; any other one
+    # set away from its default is a usage error rather than silently ignored.
+    options: tuple[str, ...] = ()
     # In the study `distbench compare` runs when --strategies is not given (`all` adds the rest).
     in_default_compare: bool = True
 
@@ -109,21 +113,24 @@ STRATEGIES: dict[str, StrategyInfo] = {
                      CommMeasure.NONE, single_worker=True),
         StrategyInfo("ddp", _MOD + "ddp:DDPStrategy", _TORCH, Launcher.SPAWN,
                      CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS,
-                     compressions=("fp16", "bf16", "powersgd")),
+                     compressions=("fp16", "bf16", "powersgd"), options=("bucket_mb",)),
         StrategyInfo("mpi", _MOD + "mpi:MPIStrategy", _TORCH, Launcher.MPIEXEC, CommMeasure.TIMED,
                      needs=("mpi4py",), extra="mpi", compressions=("fp16",),
                      compression_note="numpy, whose buffers MPI sums, has no bfloat16; "
                                       "PowerSGD is DDP's communication hook"),
         StrategyInfo("custom", _MOD + "custom:CustomStrategy", _TORCH, Launcher.SPAWN,
                      CommMeasure.TIMED, overlap=Overlap.WITH_FLAG, compressions=("fp16", "bf16"),
-                     compression_note="PowerSGD is DDP's communication hook"),
+                     compression_note="PowerSGD is DDP's communication hook",
+                     options=("bucket_mb", "overlap")),
         StrategyInfo("param-avg", _MOD + "param_avg:ParamAvgStrategy", _TORCH, Launcher.SPAWN,
-                     CommMeasure.TIMED, synchronous=False, per_step_allreduce=False),
+                     CommMeasure.TIMED, synchronous=False, per_step_allreduce=False,
+                     options=("sync_every", "average_optimizer_state")),
         # Sharded data parallelism: on one host it saves memory, not time, so the default study
         # (about 10 minutes on 2 cores) leaves it to `--strategies all` or by name.
         StrategyInfo("zero", _MOD + "zero:ZeroStrategy", _TORCH, Launcher.SPAWN,
                      CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS,
-                     sharding=Sharding.OPTIMIZER, in_default_compare=False),
+                     sharding=Sharding.OPTIMIZER, in_default_compare=False,
+                     options=("bucket_mb",)),
         StrategyInfo("fsdp", _MOD + "fsdp:FSDPStrategy", _TORCH, Launcher.SPAWN,
                      CommMeasure.CALIBRATION, sharding=Sharding.FULL, in_default_compare=False),
         StrategyInfo("tf-single", _MOD + "tf_single:TFSingleStrategy", _TF, Launcher.ONE_PROCESS,
@@ -151,6 +158,28 @@ def check_workers(name: str, workers: int) -> None:
     """A baseline is one worker by definition: any other count is a usage error."""
     if strategy_info(name).single_worker and workers != 1:
         raise UsageError(f"strategy {name} is the one-process baseline; use --workers 1")
+
+
+# Options that only some strategies honour: RunConfig field -> flag.
+OPTIONS = {"bucket_mb": "--bucket-mb", "overlap": "--overlap", "sync_every": "--sync-every",
+           "average_optimizer_state": "--average-optimizer-state"}
+
+
+def foreign_options(name: str, cfg: RunConfig) -> list[str]:
+    """The strategy-specific options set in `cfg` (away from their defaults) that `name` does
+    not honour."""
+    defaults = RunConfig()
+    return [field for field in OPTIONS if field not in strategy_info(name).options
+            and getattr(cfg, field) != getattr(defaults, field)]
+
+
+def check_options(name: str, cfg: RunConfig) -> None:
+    """An option the strategy would ignore is a one-line usage error, not a silent no-op."""
+    foreign = foreign_options(name, cfg)
+    if foreign:
+        honoured = ", ".join(OPTIONS[f] for f in strategy_info(name).options) or "none"
+        raise UsageError(f"strategy {name} does not use {', '.join(OPTIONS[f] for f in foreign)}"
+                         f" (its own options: {honoured})")
 
 
 def check_compression(name: str, compression: str) -> None:

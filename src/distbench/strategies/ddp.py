@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks, powerSGD_hook
 from torch.nn.parallel import DistributedDataParallel
 
-from distbench.core.errors import DistbenchError
+from distbench.core.errors import UsageError
 from distbench.strategies.torch_dist import TorchDistStrategy
 
 # Buffers are broadcast once, at construction, but not before every forward: the other strategies
@@ -90,7 +90,7 @@ class DDPStrategy(TorchDistStrategy):
         elif compression == "powersgd":
             limit = powersgd_limit(ddp.module)
             if limit is not None and self.cfg.powersgd_rank > limit:
-                raise DistbenchError(
+                raise UsageError(
                     f"--powersgd-rank {self.cfg.powersgd_rank} exceeds {limit}, the smallest "
                     f"dimension of {self.cfg.model.name}'s gradient matrices")
             self.powersgd = powerSGD_hook.PowerSGDState(

@@ -43,7 +43,7 @@ from distbench.core.errors import UsageError, last_error, unknown_name
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
-from distbench.strategies import STRATEGIES, framework_baselines
+from distbench.strategies import STRATEGIES, foreign_options, framework_baselines
 from distbench.study.adaptive import AutoRepeats, stop_reason, widest
 from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
@@ -132,8 +132,12 @@ class Plan:
         compression = (self.base.compression
                        if self.base.compression in STRATEGIES[cell.strategy].compressions
                        else "none")
+        # Likewise the options only some strategies use (--overlap, --sync-every, ...): the
+        # others run with the defaults, which is what they did with the option set.
+        defaults = RunConfig()
+        unused = {f: getattr(defaults, f) for f in foreign_options(cell.strategy, self.base)}
         cfg = replace(self.base, strategy=cell.strategy, workers=cell.workers, out=str(out),
-                      progress=False, compression=compression)
+                      progress=False, compression=compression, **unused)
         cfg.validate()
         return cfg
 

@@ -73,7 +73,9 @@ def test_child_config_reproduces_the_flags(tmp_path):
     cfg = plan.config(Cell("ddp", 2), tmp_path)
     assert (cfg.strategy, cfg.workers, cfg.epochs, cfg.lr, cfg.batch_size) == (
         "ddp", 2, 4, 0.0125, 48)
-    assert cfg.data.synthetic_shape == (3, 8, 8) and cfg.overlap and not cfg.progress
+    # --overlap is custom's option: ddp's cell runs without it, custom's keeps it.
+    assert cfg.data.synthetic_shape == (3, 8, 8) and not cfg.overlap and not cfg.progress
+    assert plan.config(Cell("custom", 2), tmp_path).overlap
     assert cfg.target_accuracy == 0.5 and cfg.out == str(tmp_path)
     argv = config_argv(plan.base)
     assert "--synthetic-shape" in argv and "--overlap" in argv
