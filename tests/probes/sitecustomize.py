@@ -136,6 +136,14 @@ def _install() -> None:
     modules_dir = os.environ.get("DISTBENCH_PROBE_MODULES")
     if modules_dir:
         atexit.register(_dump_modules, modules_dir)
+        # A worker whose record is written leaves through os._exit, past atexit: dump first.
+        leave = os._exit
+
+        def dump_and_leave(code: int) -> None:
+            _dump_modules(modules_dir)
+            leave(code)
+
+        os._exit = dump_and_leave
     delay = float(os.environ.get("DISTBENCH_PROBE_COMM_DELAY_S") or 0) or None
     state_dir = os.environ.get("DISTBENCH_PROBE_STATE")
     if delay or state_dir:
