@@ -114,7 +114,10 @@ def fake_runs(monkeypatch):
         if name == "custom":
             return [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), 9)"]
         train_s = 2.0 / slot.cell.workers + 0.1 * slot.repeat
-        record = make_record(self.configs[slot.cell], measured={
+        # Real runs start seconds apart; these fake ones would share a second, and the report
+        # orders a cell's runs (its interleaved rounds) by start time.
+        started = f"2026-01-01T00:{self.started // 60:02d}:{self.started % 60:02d}+00:00"
+        record = make_record(self.configs[slot.cell], started_at=started, measured={
             "train_s": train_s, "samples_per_s": 1000 / train_s, "test_accuracy": 0.9,
             "comm_s": 0.1, "comm_fraction": 0.1 / train_s, "threads_per_worker": 1,
             "history": [{"epoch": 1, "time_s": train_s, "test_accuracy": 0.9}]})
