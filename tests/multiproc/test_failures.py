@@ -14,7 +14,7 @@ import pytest
 
 from distbench.results.records import load_records
 
-from helpers import marked_processes
+from helpers import marked_processes, run_cli
 
 LONG = [
     "--dataset",
@@ -83,26 +83,8 @@ def test_sigkill_one_worker(tmp_path, strategy):
 
 
 def test_timeout_stops_the_run(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distbench",
-            "run",
-            "--strategy",
-            "ddp",
-            "--workers",
-            "2",
-            *LONG,
-            "--out",
-            str(tmp_path),
-            "--timeout",
-            "8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("run", "--strategy", "ddp", "--workers", "2", *LONG, "--out", str(tmp_path),
+                   "--timeout", "8", timeout=60)
     assert proc.returncode != 0
     assert "timed out" in proc.stderr
     (record,) = load_records(tmp_path)
@@ -111,29 +93,9 @@ def test_timeout_stops_the_run(tmp_path):
 
 def test_worker_error_is_reported_with_its_rank(tmp_path):
     """A worker that raises (here: data it cannot find) fails the run with its message."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "distbench",
-            "run",
-            "--strategy",
-            "ddp",
-            "--workers",
-            "2",
-            "--dataset",
-            "mnist",
-            "--data-dir",
-            str(tmp_path / "nowhere"),
-            "--no-progress",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "DISTBENCH_DATA": ""},
-    )
+    proc = run_cli("run", "--strategy", "ddp", "--workers", "2", "--dataset", "mnist",
+                   "--data-dir", str(tmp_path / "nowhere"), "--no-progress", "--out",
+                   str(tmp_path), timeout=60, env={"DISTBENCH_DATA": ""})
     assert proc.returncode != 0
     assert "rank" in proc.stderr and "not found" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

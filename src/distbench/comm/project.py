@@ -275,14 +275,14 @@ def summary(results: list[Result]) -> list[tuple[Result, str]]:
     """One projection per strategy and workload, from the cell that measures it best, and why:
     the most workers (its communication is real, not a one-rank copy) with communication
     separated, then the most runs."""
+    def how_well(result: Result) -> tuple[bool, int, int]:
+        w = result[0]
+        return (w.measured_comm_s is not None and not w.notes, w.workers, w.runs)
+
     best: dict[str, Result] = {}
     for result in results:
-        w = result[0]
-        key = _strategy_key(w)
-        rank = (w.measured_comm_s is not None and not w.notes, w.workers, w.runs)
-        if key not in best or rank > (best[key][0].measured_comm_s is not None
-                                      and not best[key][0].notes, best[key][0].workers,
-                                      best[key][0].runs):
+        key = _strategy_key(result[0])
+        if key not in best or how_well(result) > how_well(best[key]):
             best[key] = result
     out = []
     for key in sorted(best):
