@@ -470,3 +470,18 @@ def keras_facts() -> dict[str, Any]:
     facts["buffer_again"] = in_fresh_process(
         "import json, helpers; print(json.dumps(helpers.tf_index_batches(9)))", timeout=240)
     return facts
+
+
+def projection_record(strategy: str, workers: int, train_s: float, comm_s: float,
+                      steps: int = 100, model: str = "mlp-128",
+                      grad_bytes: int | None = None) -> dict[str, Any]:
+    """A successful record with what `project` reads from one."""
+    r: dict[str, Any] = {
+         "status": "ok", "strategy": strategy, "workers": workers, "dataset": "fashion-mnist",
+         "model": model, "global_batch": 128, "scaling": "strong", "backend": "gloo",
+         "train_s": train_s, "comm_s": comm_s, "steps": steps,
+         "config": {"model": {"name": model}, "data": {"name": "fashion-mnist"},
+                    "bucket_mb": 25.0, "overlap": False}}
+    if grad_bytes is not None:
+        r["grad_bytes"] = grad_bytes
+    return r

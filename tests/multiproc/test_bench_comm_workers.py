@@ -50,3 +50,24 @@ def test_bench_comm_smoke(tmp_path: Path) -> None:
     if not torch.cuda.is_available():  # nccl is skipped here, with its reason, not an error
         assert result["skipped"][0]["backend"] == "nccl"
         assert "CUDA" in result["skipped"][0]["reason"]
+
+
+@pytest.mark.slow
+def test_bench_comm_in_the_wire_type_of_fp16_compression(tmp_path: Path) -> None:
+    """--dtype float16: sizes are bytes on the wire, so 4 KB is 2,048 half-precision elements;
+    mpi sums float16 too, and refuses bfloat16 with the reason."""
+    has_mpi = importlib.util.find_spec("mpi4py") is not None
+    backends = "gloo,mpi" if has_mpi else "gloo"
+    proc = run_cli("bench-comm", "--backends", backends, "--workers", "2", "--dtype", "float16",
+                   "--sizes", "1KB,4KB", "--repeats", "3", "--warmup", "1",
+                   "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    result = json.loads((tmp_path / "bench_comm.json").read_text())
+    assert result["dtype"] == "float16"
+    _check(result, "gloo", [1024, 4096])
+    if has_mpi:
+        _check(result, "mpi", [1024, 4096])
+    assert "allreduce of float16" in proc.stdout
+    from distbench.comm.bench_comm import unavailable
+
+    assert "bfloat16" in (unavailable("mpi", 2, "bfloat16") or "")

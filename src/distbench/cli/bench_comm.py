@@ -31,6 +31,9 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed allreduces per size first")
     p.add_argument("--threads-per-worker", type=int, help="default: cores // workers")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per backend")
+    p.add_argument("--dtype", default="float32",
+                   help="element type on the wire: float32, or float16 / bfloat16 as "
+                   "--compression fp16 / bf16 send it (mpi: no bfloat16) (default: %(default)s)")
     p.add_argument("--out", help="where to write (default: results/<UTC timestamp>/)")
     p.set_defaults(func=run)
 
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         threads_per_worker=args.threads_per_worker,
         timeout=args.timeout,
+        dtype=args.dtype,
     )
     out = args.out or default_out_dir()
     result = run_bench_comm(spec, out)

@@ -41,6 +41,10 @@ def _add_typed_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--scaling", default="strong", help="strong or weak (default: %(default)s)")
     g.add_argument("--overlap", action="store_true", help="the strategy overlaps comm")
+    g.add_argument("--compression", default="none",
+                   help="none, fp16 or bf16: the gradient travels in 2-byte elements, G/2 "
+                   "(PowerSGD's bytes depend on the layer shapes: project it from measured "
+                   "runs) (default: %(default)s)")
     g.add_argument("--name", help="label for the typed-in workload")
 
 
@@ -96,8 +100,13 @@ def _inputs(args: argparse.Namespace) -> Workload | Path:
         raise UsageError("typed-in inputs need both --compute-s (> 0) and --grad-bytes")
     if args.scaling not in ("strong", "weak"):
         raise UsageError(f"--scaling must be strong or weak, got {args.scaling}")
+    if args.compression not in ("none", "fp16", "bf16"):
+        raise UsageError(f"--compression must be none, fp16 or bf16 for typed-in inputs, got "
+                         f"{args.compression} (PowerSGD: project the measured runs instead)")
+    grad_bytes = parse_size(args.grad_bytes)
     return Workload(args.name or "typed-in workload", args.measured_workers, args.compute_s,
-                    parse_size(args.grad_bytes), args.scaling, overlaps=args.overlap)
+                    grad_bytes, args.scaling, overlaps=args.overlap,
+                    wire_bytes=None if args.compression == "none" else [grad_bytes // 2])
 
 
 def request_from_args(args: argparse.Namespace) -> ProjectRequest:

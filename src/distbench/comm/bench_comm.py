@@ -6,11 +6,12 @@ Each backend gets its own real worker processes, started and watched by distbenc
 (`distbench.launch.local`): gloo and nccl ranks are N processes that meet over
 MASTER_ADDR/MASTER_PORT (torch.distributed), mpi ranks run under `mpiexec -n N` (mpi4py). Every
 rank runs the same loop for each size: `--warmup` allreduces that are not timed, then `--repeats`
-timed ones, each started after a barrier, of a float32 buffer of zeros (zeros never overflow and
-never turn denormal, so every repeat does the same work). An iteration's latency is the mean of
-the ranks' own times (the OSU micro-benchmarks' convention); the report gives the median and IQR
-over iterations, the algorithm bandwidth bytes / median time, and the bus bandwidth under the
-nccl-tests definition busbw = algbw · 2(n-1)/n. The mean is stored too: a training run pays the
+timed ones, each started after a barrier, of a buffer of zeros (float32, or the `--dtype` that a
+compressed run sends: float16 or bfloat16, so that sizes are the bytes on the wire). Zeros never
+overflow and never turn denormal, so every repeat does the same work. An iteration's latency is the
+mean of the ranks' own times (the OSU micro-benchmarks' convention); the report gives the median
+and IQR over iterations, the algorithm bandwidth bytes / median time, and the bus bandwidth under
+the nccl-tests definition busbw = algbw · 2(n-1)/n. The mean is stored too: a training run pays the
 sum of its allreduces, so `distbench project --from-bench-comm` fits the mean, not the median.
 
 Writes bench_comm.json and bench_comm.png to --out and prints a table. A backend that is not
@@ -41,7 +42,10 @@ BACKENDS = ("gloo", "mpi", "nccl")
 JSON_NAME = "bench_comm.json"
 PNG_NAME = "bench_comm.png"
 TIMING_RULE = ("per size: warm-up allreduces untimed; then each repeat = barrier, one in-place "
-               "float32 allreduce (sum), timed on every rank; iteration latency = mean over ranks")
+               "allreduce (sum) of the --dtype buffer, timed on every rank; iteration latency = "
+               "mean over ranks")
+# Element types a gradient travels in: float32, or --compression fp16/bf16's wire type.
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
 # Launcher variables a parent (torchrun, mpiexec) may have left; workers must not inherit them.
 RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "PMI_RANK", "PMI_SIZE",
              "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "TF_CONFIG")
@@ -58,6 +62,7 @@ class BenchSpec:
     warmup: int = 5
     threads_per_worker: int | None = None  # None: cores // workers, as for training runs
     timeout: float = 600.0
+    dtype: str = "float32"
 
     def validate(self) -> None:
         unknown = [b for b in self.backends if b not in BACKENDS]
@@ -67,16 +72,20 @@ class BenchSpec:
             raise UsageError(f"--workers must be >= 2 for an allreduce, got {self.workers}")
         if self.repeats < 1 or self.warmup < 0:
             raise UsageError("--repeats must be >= 1 and --warmup >= 0")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
 
 
 # --------------------------------------------------------------------------- parent side
 
 
-def unavailable(backend: str, workers: int) -> str | None:
+def unavailable(backend: str, workers: int, dtype: str = "float32") -> str | None:
     """Why `backend` cannot run `workers` ranks here, or None when it can."""
     from distbench.launch.local import mpiexec_path
 
     if backend == "mpi":
+        if dtype == "bfloat16":
+            return "MPI reads numpy buffers, and numpy has no bfloat16"
         if importlib.util.find_spec("mpi4py") is None:
             return 'mpi4py is not installed: pip install "distbench[mpi]"'
         try:
@@ -112,7 +121,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
     config_file = tmp / f"{backend}-config.json"
     config_file.write_text(json.dumps({
         "backend": backend, "sizes": spec.sizes, "repeats": spec.repeats,
-        "warmup": spec.warmup, "result": str(result_file),
+        "warmup": spec.warmup, "dtype": spec.dtype, "result": str(result_file),
     }))
     threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
     cmd = [sys.executable, "-m", "distbench.comm.bench_comm", "--worker", str(config_file)]
@@ -145,14 +154,14 @@ def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> di
     result: dict[str, Any] = {
         "kind": "bench-comm", "schema_version": 1, "started_at": utc_now(),
         "workers": spec.workers, "threads_per_worker": threads, "warmup": spec.warmup,
-        "repeats": spec.repeats, "sizes": spec.sizes, "timing": TIMING_RULE,
+        "repeats": spec.repeats, "sizes": spec.sizes, "dtype": spec.dtype, "timing": TIMING_RULE,
         "busbw_definition": "busbw = algbw * 2(n-1)/n (nccl-tests); algbw = bytes / median time",
         "bus_factor": bus_factor(spec.workers), "results": [], "skipped": [], "failed": [],
     }
     tmp = Path(tempfile.mkdtemp(prefix="distbench-comm-"))
     try:
         for backend in spec.backends:
-            reason = unavailable(backend, spec.workers)
+            reason = unavailable(backend, spec.workers, spec.dtype)
             if reason:
                 result["skipped"].append({"backend": backend, "reason": reason})
                 log(f"skipping {backend}: {reason}")
@@ -192,8 +201,8 @@ def print_bench_table(result: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title=f"allreduce, {result['workers']} workers, "
-                        f"{result['threads_per_worker']} thread(s) each, median of "
+    table = Table(title=f"allreduce of {result.get('dtype', 'float32')}, {result['workers']} "
+                        f"workers, {result['threads_per_worker']} thread(s) each, median of "
                         f"{result['repeats']} (warm-up {result['warmup']} excluded)")
     for name in ("backend", "size", "latency us", "IQR us", "algbw GB/s", "busbw GB/s"):
         table.add_column(name, justify="left" if name in ("backend", "size") else "right")
@@ -282,11 +291,12 @@ def worker_main(config_path: str) -> None:
 
     cfg = json.loads(Path(config_path).read_text())
     coll = open_collectives(cfg["backend"])
+    element = DTYPES[cfg["dtype"]]
     rows = []
     try:
         for size in cfg["sizes"]:
-            numel = max(1, size // 4)
-            buf = coll.zeros(numel)
+            numel = max(1, size // element)
+            buf = coll.zeros(numel, cfg["dtype"])
             for _ in range(cfg["warmup"]):
                 coll.sum_in_place(buf)
                 coll.synchronize()
@@ -298,7 +308,7 @@ def worker_main(config_path: str) -> None:
                 coll.synchronize()
                 times.append(clock() - start)
             per_rank = coll.all_gather(times)
-            rows.append(summarize(cfg["backend"], numel * 4, coll.world, per_rank))
+            rows.append(summarize(cfg["backend"], numel * element, coll.world, per_rank))
         coll.barrier()
     finally:
         coll.leave()

@@ -140,14 +140,17 @@ def ring_half_s(nbytes: float, n: int, link: Link) -> float:
     return (n - 1) * link.alpha_s + (n - 1) / n * nbytes / link.beta_Bps
 
 
-def step_comm_s(sharding: Sharding, nbytes: float, n: int, link: Link) -> float:
-    """Communication per step for G = `nbytes` of gradients (= parameters, fp32).
+def step_comm_s(sharding: Sharding, payloads: Sequence[float], n: int, link: Link) -> float:
+    """Communication per step; `payloads` are the bytes of each gradient all-reduce of a step
+    (one float32 gradient, or what `--compression` sends: `distbench.strategies.wire`).
 
-    none: allreduce, 2(n-1)/n·G/β; optimizer (ZeRO-1): allreduce + all-gather of the updated
-    parameters, 3(n-1)/n·G/β; full (FSDP): two parameter all-gathers and one gradient
-    reduce-scatter, also 3(n-1)/n·G/β (plus the latency terms of each)."""
+    none: one allreduce per payload, 2(n-1)/n·G/β each; optimizer (ZeRO-1): allreduce + all-gather
+    of the updated parameters, 3(n-1)/n·G/β; full (FSDP): two parameter all-gathers and one
+    gradient reduce-scatter, also 3(n-1)/n·G/β (plus the latency terms of each). The sharded
+    strategies do not compress, so for them G is the sum of the payloads."""
     if sharding is Sharding.NONE:
-        return ring_allreduce_s(nbytes, n, link)
+        return sum(ring_allreduce_s(b, n, link) for b in payloads)
+    nbytes = sum(payloads)
     if sharding is Sharding.OPTIMIZER:
         return ring_allreduce_s(nbytes, n, link) + ring_half_s(nbytes, n, link)
     return 3 * ring_half_s(nbytes, n, link)

@@ -6,8 +6,9 @@ Also:    distbench project RESULTS_DIR --workers 8,64 --from-bench-comm BENCH_DI
              --workers 8,16,32 --bandwidth 25Gbit/s --latency 5us      (inputs typed in)
 
 From each group of runs in RESULTS_DIR (same strategy, worker count, model, data, batch) it takes
-the compute time per step, (train_s - comm_s) / steps, and the gradient size (`grad_bytes`, or
-the parameter count of the named model × 4 bytes), then predicts step time, speedup and
+the compute time per step, (train_s - comm_s) / steps, and the bytes its gradient collectives send
+(`wire_bytes`: float32, or what `--compression` sends; else the parameter count of the named model
+× 4 bytes), then predicts step time, speedup and
 efficiency at each worker count n with the cost model in `distbench.comm.cost_model`. The model and
 every assumption are printed with the table (`ASSUMPTIONS`) and written to projection.json.
 """
@@ -33,6 +34,7 @@ from distbench.comm.cost_model import (
 )
 from distbench.comm.cost_model import speedup as speedup_of
 from distbench.core.errors import UsageError
+from distbench.report.analysis import cell_label, compression_of
 from distbench.strategies import STRATEGIES, Overlap, Sharding
 
 JSON_NAME = "projection.json"
@@ -70,7 +72,9 @@ Assumptions:
   - compute divides evenly by n, including per-step costs that do not (the optimizer update on
     every parameter, framework overhead per step): optimistic at large n under strong scaling;
   - the overlapped schedule is a lower bound: the last bucket can only start when backward ends;
-  - G = parameters × 4 bytes (float32 gradients, no compression)."""
+  - G = parameters × 4 bytes (float32 gradients); a compressed run sends what its record's
+    `wire_bytes` says: fp16/bf16 G/2, PowerSGD rank r the uncompressed tensors, then r(m+k) for
+    each m×k gradient matrix it compresses, as three all-reduces (each pays its latency)."""
 
 
 @dataclass
@@ -91,6 +95,12 @@ class Workload:
     sharding: Sharding = Sharding.NONE
     optimizer_factor: float = 2.0  # optimizer state in parameter copies (Adam: 2)
     notes: list[str] = field(default_factory=list)
+    # Bytes of each gradient all-reduce of a step, when compressed; None: one float32 gradient.
+    wire_bytes: list[int] | None = None
+
+    @property
+    def payloads(self) -> list[int]:
+        return self.wire_bytes or [self.grad_bytes]
 
     def compute_at(self, n: int) -> float:
         return self.compute_s if self.scaling == "weak" else self.compute_s * self.workers / n
@@ -116,7 +126,7 @@ def project(w: Workload, link: Link, workers: list[int],
     base = w.compute_at(1)
     rows = []
     for n in sorted({1, *workers}):
-        comm = step_comm_s(w.sharding, w.grad_bytes, n, link)
+        comm = step_comm_s(w.sharding, w.payloads, n, link)
         m: StepModel = step_times(w.compute_at(n), comm, n, backward_fraction)
         s_serial = speedup_of(base, m.serial_s, n, w.scaling)
         s_overlap = speedup_of(base, m.overlap_s, n, w.scaling)
@@ -151,6 +161,21 @@ def grad_bytes_of(record: dict[str, Any]) -> int:
     net = build_model(ModelConfig(record["model"], image_size=model.get("image_size")),
                       shape, classes, [0.0] * channels, [1.0] * channels)  # type: ignore[arg-type]
     return sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
+
+
+def wire_bytes_of(record: dict[str, Any], grad_bytes: int) -> list[int] | None:
+    """What a compressed run's gradient all-reduces send per step (None when uncompressed)."""
+    compression = compression_of(record)
+    if compression == "none":
+        return None
+    stored = record.get("wire_bytes")
+    if isinstance(stored, list) and stored and all(
+            isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in stored):
+        return stored
+    if compression in ("fp16", "bf16"):
+        return [grad_bytes // 2]
+    raise UsageError(f"record {record.get('run_id')} ran with --compression {compression} but "
+                     "stores no wire_bytes, so what it sends is unknown")
 
 
 def overlaps(strategy: str, overlap_flag: bool, grad_bytes: int, bucket_mb: float,
@@ -196,17 +221,18 @@ def workloads_from_records(records: list[dict[str, Any]],
                            "every step")
             continue
         overlap = bool((r.get("config") or {}).get("overlap"))
-        key = (r["strategy"], overlap, r["workers"], r["dataset"], r["model"], r["global_batch"],
-               r.get("scaling") or "strong", r.get("backend"))
+        key = (r["strategy"], compression_of(r), overlap, r["workers"], r["dataset"], r["model"],
+               r["global_batch"], r.get("scaling") or "strong", r.get("backend"))
         groups[key].append(r)
     workloads = []
-    for (strategy, overlap, n0, dataset, model, batch, scaling, backend), runs in groups.items():
+    for (strategy, compression, overlap, n0, dataset, model, batch, scaling, backend), runs in (
+            groups.items()):
         comm = _median([(r.get("comm_s") or 0.0) / r["steps"] for r in runs])
         step = _median([r["train_s"] / r["steps"] for r in runs])
         notes = []
         if any(r.get("comm_s") is None for r in runs) and n0 > 1:
             notes.append("comm time not separated in these records: compute includes it")
-        name = strategy + (" --overlap" if overlap else "")
+        name = cell_label(strategy, compression) + (" --overlap" if overlap else "")
         grad_bytes = grad_bytes_of(runs[0])
         bucket_mb = float((runs[0].get("config") or {}).get("bucket_mb") or 25.0)
         workloads.append(Workload(
@@ -218,6 +244,7 @@ def workloads_from_records(records: list[dict[str, Any]],
                               str((runs[0].get("config") or {}).get("device") or "cpu")),
             measured_step_s=step, measured_comm_s=comm, runs=len(runs),
             notes=notes, sharding=STRATEGIES[strategy].sharding,
+            wire_bytes=wire_bytes_of(runs[0], grad_bytes),
             optimizer_factor=optimizer_state_factor(runs[0].get("optimizer"),
                                                     (runs[0].get("config") or {}).get("momentum")),
         ))
@@ -339,7 +366,9 @@ def print_projection(results: list[Result], backward_fraction: float,
     console.print("Columns: times in ms per step; * = the overlapped schedule.", highlight=False)
     for w, link, rows in results:
         schedule = "overlap" if w.overlaps else "no overlap"
-        table = Table(title=f"{w.label} · grad {format_bytes(w.grad_bytes)} · {w.scaling} "
+        sends = (f" (sends {' + '.join(format_bytes(b) for b in w.wire_bytes)})"
+                 if w.wire_bytes else "")
+        table = Table(title=f"{w.label} · grad {format_bytes(w.grad_bytes)}{sends} · {w.scaling} "
                             f"scaling · applies here: {schedule}", title_justify="left",
                       box=box.SIMPLE_HEAD)
         for name in ("n", "compute", "comm", "step", "speedup", "eff", "step*", "speedup*",

@@ -89,9 +89,9 @@ class TorchCollectives:
         if self.dist.is_initialized():
             self.dist.destroy_process_group()
 
-    def zeros(self, numel: int) -> torch.Tensor:
-        """A float32 buffer of zeros where this backend reads it."""
-        return self.torch.zeros(numel, dtype=self.torch.float32, device=self.device)
+    def zeros(self, numel: int, dtype: str = "float32") -> torch.Tensor:
+        """A buffer of zeros (`dtype` by torch's name) where this backend reads it."""
+        return self.torch.zeros(numel, dtype=getattr(self.torch, dtype), device=self.device)
 
     def sum_in_place(self, buffer: torch.Tensor, async_op: bool = False) -> Any:
         """Sum `buffer` over the ranks, in place; with `async_op`, the handle to wait on."""
@@ -145,8 +145,9 @@ class MPICollectives:
     def leave(self) -> None:
         """mpi4py finalises MPI at exit."""
 
-    def zeros(self, numel: int) -> np.ndarray:
-        return np.zeros(numel, dtype=np.float32)
+    def zeros(self, numel: int, dtype: str = "float32") -> np.ndarray:
+        """numpy has no bfloat16: callers refuse it for MPI first (`bench_comm.unavailable`)."""
+        return np.zeros(numel, dtype=dtype)
 
     def sum_in_place(self, buffer: np.ndarray) -> None:
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)

@@ -26,6 +26,7 @@ from distbench.data import Dataset, step_batches
 from distbench.models.torch_models import build_model
 from distbench.strategies import CommMeasure
 from distbench.strategies.base import Strategy
+from distbench.strategies.wire import wire_bytes
 from distbench.system.timing import clock
 from distbench.training.driver import EVAL_BATCH, EpochDriver
 from distbench.training.progress import StepHook
@@ -285,7 +286,9 @@ class Trainer(EpochDriver):
                 if cuda else None}
 
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters())}
+        shapes = [tuple(p.shape) for p in self.net.parameters()]
+        return {"grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
+                "wire_bytes": wire_bytes(self.cfg.compression, shapes, self.cfg.powersgd_rank)}
 
     def gather_weights(self) -> None:
         self.full_state = self.strategy.full_state_dict(self.net)

@@ -22,7 +22,8 @@ def test_summary_uses_the_mean_over_ranks_per_iteration() -> None:
 
 
 @pytest.mark.parametrize("args", [["--backends", "carrier-pigeon"], ["--workers", "1"],
-                                  ["--sizes", "2B"], ["--sizes", "1MB:1KB"]])
+                                  ["--sizes", "2B"], ["--sizes", "1MB:1KB"],
+                                  ["--dtype", "int8"]])
 def test_bad_input_is_a_usage_error(args: list[str], tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench-comm", *args, "--out", str(tmp_path)]) == 2

@@ -31,6 +31,8 @@ from distbench.comm.project import (
 from distbench.core.errors import UsageError
 from distbench.results.records import append_record
 
+from helpers import projection_record
+
 # --------------------------------------------------------------------------- units
 
 
@@ -129,29 +131,17 @@ def test_speedup_and_efficiency_by_hand() -> None:
 # --------------------------------------------------------------------------- inputs from records
 
 
-def _record(strategy: str, workers: int, train_s: float, comm_s: float, steps: int = 100,
-            model: str = "mlp-128", grad_bytes: int | None = None) -> dict:
-    r = {"status": "ok", "strategy": strategy, "workers": workers, "dataset": "fashion-mnist",
-         "model": model, "global_batch": 128, "scaling": "strong", "backend": "gloo",
-         "train_s": train_s, "comm_s": comm_s, "steps": steps,
-         "config": {"model": {"name": model}, "data": {"name": "fashion-mnist"},
-                    "bucket_mb": 25.0, "overlap": False}}
-    if grad_bytes is not None:
-        r["grad_bytes"] = grad_bytes
-    return r
-
-
 def test_grad_bytes_rebuilt_from_model_name() -> None:
     # mlp-128 on 28x28x1, 10 classes: (784·128 + 128 + 128·10 + 10) · 4 bytes
-    assert grad_bytes_of(_record("ddp", 2, 1.0, 0.1)) == (784 * 128 + 128 + 1280 + 10) * 4
-    assert grad_bytes_of(_record("ddp", 2, 1.0, 0.1, grad_bytes=123)) == 123
+    assert grad_bytes_of(projection_record("ddp", 2, 1.0, 0.1)) == (784 * 128 + 128 + 1280 + 10) * 4
+    assert grad_bytes_of(projection_record("ddp", 2, 1.0, 0.1, grad_bytes=123)) == 123
 
 
 def test_workloads_take_medians_and_skip_param_avg() -> None:
-    records = [_record("ddp", 2, t, c, grad_bytes=400_000)
+    records = [projection_record("ddp", 2, t, c, grad_bytes=400_000)
                for t, c in ((1.0, 0.2), (1.2, 0.2), (5.0, 0.3))]
-    records.append(_record("param-avg", 2, 1.0, 0.01))
-    records.append({**_record("mpi", 2, 1.0, 0.1), "status": "failed"})
+    records.append(projection_record("param-avg", 2, 1.0, 0.01))
+    records.append({**projection_record("mpi", 2, 1.0, 0.1), "status": "failed"})
     workloads, skipped = workloads_from_records(records)
     (w,) = workloads
     assert w.runs == 3 and w.workers == 2
@@ -188,7 +178,8 @@ def test_links_fitted_per_backend(tmp_path: Path) -> None:
 
 def test_project_command_writes_table_and_plot(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    append_record(tmp_path, _record("ddp", 2, 2.0, 0.5, steps=100, grad_bytes=4 * 10**6))
+    append_record(tmp_path,
+                  projection_record("ddp", 2, 2.0, 0.5, steps=100, grad_bytes=4 * 10**6))
     code = main(["project", str(tmp_path), "--workers", "8,64", "--bandwidth", "25Gbit/s",
                  "--latency", "5us"])
     out = capsys.readouterr().out
@@ -211,7 +202,8 @@ def test_project_command_writes_table_and_plot(tmp_path: Path,
 
 def test_project_of_a_runs_file_writes_beside_it(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    append_record(tmp_path, _record("ddp", 2, 2.0, 0.5, steps=100, grad_bytes=4 * 10**6))
+    append_record(tmp_path,
+                  projection_record("ddp", 2, 2.0, 0.5, steps=100, grad_bytes=4 * 10**6))
     assert main(["project", str(tmp_path / "runs.jsonl"), "--workers", "8", "--bandwidth",
                  "25Gbit/s", "--latency", "5us"]) == 0
     assert (tmp_path / "projection.json").is_file() and (tmp_path / "projection.png").is_file()

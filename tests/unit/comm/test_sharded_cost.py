@@ -20,10 +20,10 @@ G = 4e8  # 100 M fp32 parameters
 @pytest.mark.parametrize("n", [2, 8, 64])
 def test_traffic(n):
     half = (n - 1) / n * G / LINK.beta_Bps
-    assert step_comm_s(Sharding.NONE, G, n, LINK) == pytest.approx(2 * half)
-    assert step_comm_s(Sharding.OPTIMIZER, G, n, LINK) == pytest.approx(3 * half)
-    assert step_comm_s(Sharding.FULL, G, n, LINK) == pytest.approx(3 * half)
-    assert step_comm_s(Sharding.NONE, G, n, LINK) == ring_allreduce_s(G, n, LINK)
+    assert step_comm_s(Sharding.NONE, [G], n, LINK) == pytest.approx(2 * half)
+    assert step_comm_s(Sharding.OPTIMIZER, [G], n, LINK) == pytest.approx(3 * half)
+    assert step_comm_s(Sharding.FULL, [G], n, LINK) == pytest.approx(3 * half)
+    assert step_comm_s(Sharding.NONE, [G], n, LINK) == ring_allreduce_s(G, n, LINK)
 
 
 @pytest.mark.parametrize("n", [1, 4, 64])
