@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from distbench.comm.bench_comm import BenchSpec, write_worker_config
 from distbench.core.errors import DistbenchError
 from distbench.launch.local import Worker, start_process, supervise
 from distbench.launch.multinode import MultiNode
@@ -123,8 +124,8 @@ def test_allreduce_crosses_the_shaped_link(shaped, tmp_path, backend):
         pytest.skip("mpi4py is not installed")
     result = tmp_path / "result.json"
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"backend": backend, "sizes": [4 << 20], "repeats": 3,
-                                  "warmup": 1, "result": str(result)}))
+    write_worker_config(config, backend, BenchSpec(backends=[backend], workers=2,
+                                                   sizes=[4 << 20], repeats=3, warmup=1), result)
     program = ["-m", "distbench.comm.bench_comm", "--worker", str(config)]
     if backend == "mpi":
         cmds = [mpiexec_command(shaped, shaped.nodes, 1, 29501, sys.executable, shaped.hostfile,

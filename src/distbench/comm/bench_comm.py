@@ -110,6 +110,14 @@ def unavailable(backend: str, workers: int, dtype: str = "float32") -> str | Non
     return None
 
 
+def write_worker_config(path: Path, backend: str, spec: BenchSpec, result_file: Path) -> None:
+    """The one place that writes what `worker_main` reads, so other launchers cannot drift."""
+    path.write_text(json.dumps({
+        "backend": backend, "sizes": spec.sizes, "repeats": spec.repeats,
+        "warmup": spec.warmup, "dtype": spec.dtype, "result": str(result_file),
+    }))
+
+
 def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]]:
     """Start `spec.workers` ranks of one backend, wait for them, return rank 0's rows.
 
@@ -119,10 +127,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
 
     result_file = tmp / f"{backend}-result.json"
     config_file = tmp / f"{backend}-config.json"
-    config_file.write_text(json.dumps({
-        "backend": backend, "sizes": spec.sizes, "repeats": spec.repeats,
-        "warmup": spec.warmup, "dtype": spec.dtype, "result": str(result_file),
-    }))
+    write_worker_config(config_file, backend, spec, result_file)
     threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
     cmd = [sys.executable, "-m", "distbench.comm.bench_comm", "--worker", str(config_file)]
     env = {k: v for k, v in os.environ.items() if k not in RANK_VARS}
