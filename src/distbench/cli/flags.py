@@ -87,19 +87,31 @@ WORKER_FLAGS = (
     RunFlag("--timeout", "timeout", "seconds before the whole run is stopped", float),
 )
 DATA_FLAGS = (
-    RunFlag("--dataset", "data.name", "default: %(default)s"),
+    RunFlag("--dataset", "data.name",
+            "a built-in name, folder:PATH (PATH/<class>/*.png|jpg, or PATH/train/<class>/ and "
+            "PATH/test/<class>/) or npz:PATH (x_train, y_train, x_test, y_test) "
+            "(default: %(default)s)"),
     RunFlag("--data-dir", "data.data_dir",
             "folder holding the dataset (before $DISTBENCH_DATA, cache)"),
     RunFlag("--allow-partial-data", "data.allow_partial",
             "train on the CIFAR-10 batches present, recorded as partial", switch=True),
+    RunFlag("--test-fraction", "data.test_fraction",
+            "folder:PATH as one tree: the share held out for testing (default: %(default)s)",
+            float),
     RunFlag("--synthetic-samples", "data.synthetic_samples", type=int),
     RunFlag("--synthetic-shape", "data.synthetic_shape", type=_shape, metavar="CxHxW"),
     RunFlag("--synthetic-classes", "data.synthetic_classes", type=int),
 )
 MODEL_FLAGS = (
-    RunFlag("--model", "model.name", f"one of {', '.join(MODEL_NAMES)}"),
+    RunFlag("--model", "model.name",
+            f"one of {', '.join(MODEL_NAMES)}, or your own: path/to/file.py:function or "
+            "package.module:function, called as function((C, H, W), num_classes, 'torch' or "
+            "'tf') and returning a torch.nn.Module or keras.Model that outputs logits; the loss "
+            "is cross-entropy over them (default: %(default)s)"),
     RunFlag("--pretrained", "model.pretrained", "ImageNet weights (mobilenet_v2)", switch=True),
-    RunFlag("--image-size", "model.image_size", "resize inputs (default: native size)", int),
+    RunFlag("--image-size", "model.image_size",
+            "resize inputs to N x N (default: native size; folder: datasets with images of "
+            "several sizes need it)", int),
     RunFlag("--compile", "model.compile", "torch.compile the model", switch=True),
 )
 TRAINING_FLAGS = (

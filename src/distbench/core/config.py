@@ -22,6 +22,8 @@ class DataConfig:
     data_dir: str | None = None
     # CIFAR-10 with missing training batches is refused unless this is set (then recorded).
     allow_partial: bool = False
+    # folder:PATH without train/ and test/: the share of images held out for testing.
+    test_fraction: float = 0.2
     # Only for the `synthetic` dataset.
     synthetic_samples: int = 2048
     synthetic_shape: tuple[int, int, int] = (1, 28, 28)
@@ -158,6 +160,10 @@ class RunConfig:
             (
                 self.timeout is None or self.timeout > 0,
                 f"--timeout must be > 0, got {self.timeout}",
+            ),
+            (
+                0 < self.data.test_fraction < 1,
+                f"--test-fraction must be in (0, 1), got {self.data.test_fraction}",
             ),
             (
                 self.data.synthetic_samples >= 1,

@@ -6,6 +6,8 @@ official mirrors into the cache, verified by md5 and moved into place atomically
 a `DataError` whose one line names the file, what was expected and how to supply it.
 
 Command: python -c "from distbench.data import load_dataset; print(load_dataset('mnist-5k'))"
+
+The user's own folders and npz files are `distbench.data.user_data`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 import urllib.request
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,8 @@ class DataError(DistbenchError):
 
 @dataclass
 class Dataset:
-    """Pixels as float32 in [0, 1], shape (N, C, H, W); labels int64."""
+    """Pixels as float32 in [0, 1], shape (N, C, H, W), or uint8 in 0..255 (a memory-mapped user
+    dataset, which the trainers scale per batch); labels int64."""
 
     name: str
     train_x: np.ndarray
@@ -49,11 +52,16 @@ class Dataset:
     # Anything a reader of the results must know about this copy (e.g. a partial CIFAR-10).
     note: str | None = None
     source: str = ""
+    # Precomputed (mean, std), for arrays too large to scan again in every worker.
+    stats: InitVar[tuple[list[float], list[float]] | None] = None
     mean: list[float] = field(init=False)
     std: list[float] = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stats: tuple[list[float], list[float]] | None) -> None:
         # Per-channel statistics of the training set; models normalise with them internally.
+        if stats is not None:
+            self.mean, self.std = list(stats[0]), list(stats[1])
+            return
         self.mean = [float(v) for v in self.train_x.mean(axis=(0, 2, 3))]
         self.std = [float(v) or 1.0 for v in self.train_x.std(axis=(0, 2, 3))]
 
@@ -525,12 +533,10 @@ DATASETS: dict[str, Callable[[DataConfig], Dataset]] = {
 }
 
 
-def load_dataset(cfg: DataConfig | str) -> Dataset:
-    """Load a registered dataset by config or name; unknown names list the known ones."""
-    if isinstance(cfg, str):
-        cfg = DataConfig(name=cfg)
+def load_registered(cfg: DataConfig) -> Dataset:
+    """Load a registered dataset; unknown names list the known ones and the user forms."""
     try:
         loader = DATASETS[cfg.name]
     except KeyError:
-        raise unknown_name("dataset", cfg.name, list(DATASETS)) from None
+        raise unknown_name("dataset", cfg.name, [*DATASETS, "folder:PATH", "npz:PATH"]) from None
     return loader(cfg)

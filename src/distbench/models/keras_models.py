@@ -22,8 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from distbench.core.config import ModelConfig
-from distbench.core.errors import DistbenchError, unknown_name
+from distbench.core.errors import DistbenchError, UsageError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
+from distbench.models.user import ModelSpec, call_factory, check_output, is_user_model, parse_spec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -119,10 +120,11 @@ def build_keras_model(
     gives the same weights in every process; call it inside a `tf.distribute` scope to get
     distributed variables.
     """
-    if cfg.name not in BUILDERS:
+    user = is_user_model(cfg.name)
+    if not user and cfg.name not in BUILDERS:
         raise unknown_name("model", cfg.name, MODEL_NAMES)
     channels, height, width = input_shape
-    if cfg.image_size is None and height != width:
+    if not user and cfg.image_size is None and height != width:
         raise DistbenchError(f"model {cfg.name} needs square images, got {height}x{width}")
     if cfg.pretrained and cfg.name != "mobilenet_v2":
         raise DistbenchError(f"--pretrained is only available for mobilenet_v2, not {cfg.name}")
@@ -132,8 +134,27 @@ def build_keras_model(
     x = layers.Normalization(axis=-1, mean=mean, variance=[s * s for s in std])(inputs)
     if cfg.image_size is not None and cfg.image_size != width:
         x = layers.Resizing(size, size, interpolation="bilinear")(x)
+    if user:
+        body = _user_model(parse_spec(cfg.name), (channels, height, width) if cfg.image_size is
+                           None else (channels, size, size), num_classes)
+        return keras.Model(inputs, body(x), name="user_model")
     outputs = BUILDERS[cfg.name](x, channels, size, num_classes, cfg.pretrained)
     return keras.Model(inputs, outputs, name=cfg.name.replace("-", "_"))
+
+
+def _user_model(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """The user's network (NHWC input), checked on one dummy batch before it is wired in; the
+    caller has seeded Keras."""
+    channels, height, width = shape
+    body = call_factory(spec, shape, num_classes, "tf", keras.Model, "keras.Model")
+    try:
+        out = body(keras.ops.zeros((2, height, width, channels)), training=False)
+    except Exception as exc:
+        raise UsageError(f"--model {spec.text}: fails on a dummy batch of shape "
+                         f"{(2, height, width, channels)} (NHWC): {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    check_output(spec, tuple(out.shape), num_classes)
+    return body
 
 
 def summary(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10) -> str:

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from distbench.core.config import ModelConfig
-from distbench.core.errors import DistbenchError, unknown_name
+from distbench.core.errors import DistbenchError, UsageError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
+from distbench.models.user import ModelSpec, call_factory, check_output, is_user_model, parse_spec
 
 MOBILENET_V2_IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
 
@@ -168,6 +169,8 @@ def build_model(
     seed: int = 0,
 ) -> nn.Sequential:
     """A freshly initialised model; the same seed gives the same weights in every process."""
+    if is_user_model(cfg.name):
+        return _user_model(parse_spec(cfg.name), cfg, input_shape, num_classes, mean, std, seed)
     if cfg.name not in BUILDERS:
         raise unknown_name("model", cfg.name, MODEL_NAMES)
     channels, height, width = input_shape
@@ -182,4 +185,25 @@ def build_model(
     body = BUILDERS[cfg.name](channels, size, num_classes)
     if cfg.pretrained:
         body.load_imagenet()  # type: ignore[operator]
+    return nn.Sequential(Preprocess(mean, std, cfg.image_size), body)
+
+
+def _user_model(spec: ModelSpec, cfg: ModelConfig, input_shape: tuple[int, int, int],
+                num_classes: int, mean: list[float], std: list[float], seed: int) -> nn.Sequential:
+    """The user's network behind the same preprocessing as the named models, checked on one
+    dummy batch (in eval mode and without gradients: no statistics or RNG state move)."""
+    channels, height, width = input_shape
+    shape = (channels, cfg.image_size, cfg.image_size) if cfg.image_size else input_shape
+    torch.manual_seed(seed)
+    body = call_factory(spec, shape, num_classes, "torch", nn.Module, "torch.nn.Module")
+    body.eval()
+    try:
+        with torch.no_grad():
+            out = body(torch.zeros(2, *shape))
+    except Exception as exc:
+        raise UsageError(f"--model {spec.text}: fails on a dummy batch of shape "
+                         f"{(2, *shape)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                         ) from exc
+    body.train()
+    check_output(spec, tuple(getattr(out, "shape", ())), num_classes)
     return nn.Sequential(Preprocess(mean, std, cfg.image_size), body)

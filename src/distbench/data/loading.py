@@ -1,0 +1,17 @@
+"""One entry point for every dataset: the registered ones and the user's own (`folder:`, `npz:`)."""
+
+from __future__ import annotations
+
+from distbench.core.config import DataConfig
+from distbench.data.datasets import Dataset, load_registered
+from distbench.data.user_data import is_user_dataset, load_user_dataset
+
+
+def load_dataset(cfg: DataConfig | str, image_size: int | None = None) -> Dataset:
+    """The dataset `cfg` names. `image_size` (--image-size) resizes a user folder's images as
+    they are decoded; the registered datasets are resized by the model instead."""
+    if isinstance(cfg, str):
+        cfg = DataConfig(name=cfg)
+    if is_user_dataset(cfg.name):
+        return load_user_dataset(cfg, image_size)
+    return load_registered(cfg)

@@ -1,0 +1,325 @@
+"""The user's own data: `--dataset folder:PATH` (ImageFolder layout) or `--dataset npz:PATH`.
+
+Either is checked and converted once, in the launching process, into an array cache under the
+user cache (`<cache>/arrays/<key>/`: one `.npy` per array and a `meta.json`), written into a
+staging folder and renamed into place, so a crash never leaves half a cache. The key is a
+fingerprint of every source file's name, size and mtime, and of the settings that change the
+arrays (`--image-size`, `--test-fraction`), so an edited folder is decoded afresh. Workers
+memory-map that one copy: N workers on a node share its pages instead of decoding N copies.
+Images stay uint8 in the cache; the trainers scale each batch to [0, 1] as they read it.
+
+folder:PATH holds either `PATH/train/<class>/*` and `PATH/test/<class>/*`, or one tree
+`PATH/<class>/*` split by `--test-fraction` with a fixed seed (numpy default_rng(0)). PNG and
+JPEG files are decoded with Pillow: grayscale when every image is, else RGB. Images of different
+sizes need `--image-size N` (then every image is resized to N x N, bilinear, when decoded).
+
+npz:PATH holds `x_train`, `y_train`, `x_test`, `y_test` (and optionally `class_names`): uint8 or
+float images, (N, H, W), (N, C, H, W) or (N, H, W, C) (the layout is detected and recorded), and
+integer labels 0..K-1. It is read with `allow_pickle=False`: an npz file cannot run code.
+
+Every refusal is one line naming the file and what is wrong (exit 2), before any worker starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distbench.core.config import DataConfig
+from distbench.data.datasets import DataError, Dataset, cache_dir
+
+FOLDER, NPZ = "folder:", "npz:"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+CACHE_VERSION = 1
+SPLITS = ("train", "test")
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+# Channel counts an image array's first or last axis may hold.
+CHANNELS = (1, 3, 4)
+
+
+class UserDataError(DataError):
+    """The user's data folder or file is not usable as given (bad input: exit code 2)."""
+
+    exit_code = 2
+
+
+def is_user_dataset(name: str) -> bool:
+    return name.startswith((FOLDER, NPZ))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Where a checked, converted dataset lies, and what it is."""
+
+    folder: Path
+    meta: dict[str, Any]
+
+
+def prepare(cfg: DataConfig, image_size: int | None = None) -> Prepared:
+    """The array cache for `cfg.name`, built if absent; refuses bad data in one line."""
+    kind, _, raw = cfg.name.partition(":")
+    if not raw:
+        raise UserDataError(f"--dataset {cfg.name}: give a path after '{kind}:'")
+    source = Path(raw).expanduser()
+    if kind + ":" == FOLDER:
+        if not source.is_dir():
+            raise UserDataError(f"--dataset {cfg.name}: no such folder {source}")
+        files = _folder_files(source)
+        key = _key(source, [p for split in files.values() for _, p in split], image_size,
+                   cfg.test_fraction if "all" in files else None)
+        return _cached(key, lambda stage: _decode_folder(source, files, image_size,
+                                                          cfg.test_fraction, stage))
+    if not source.is_file():
+        raise UserDataError(f"--dataset {cfg.name}: no such file {source}")
+    key = _key(source, [source], None, None)
+    return _cached(key, lambda stage: _convert_npz(source, stage))
+
+
+def load_user_dataset(cfg: DataConfig, image_size: int | None = None) -> Dataset:
+    """The prepared arrays, memory-mapped copy-on-write (shared pages, writable tensors)."""
+    prepared = prepare(cfg, image_size)
+    meta = prepared.meta
+    arrays = [np.load(prepared.folder / f"{name}.npy", mmap_mode="c") for name in ARRAYS]
+    return Dataset(cfg.name, *arrays, classes=list(meta["classes"]), note=meta.get("note"),
+                   source=meta["source"], stats=(meta["mean"], meta["std"]))
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _key(source: Path, files: list[Path], image_size: int | None,
+         test_fraction: float | None) -> str:
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, str(source.resolve()), image_size,
+                                        test_fraction]).encode())
+    for path in files:
+        st = path.stat()
+        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _cached(key: str, build: Any) -> Prepared:
+    root = cache_dir() / "arrays"
+    final = root / key
+    if (final / "meta.json").is_file():
+        return Prepared(final, json.loads((final / "meta.json").read_text()))
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+    try:
+        meta = build(stage)
+        (stage / "meta.json").write_text(json.dumps(meta, indent=1))
+        try:
+            os.rename(stage, final)
+        except OSError:
+            if not (final / "meta.json").is_file():  # not another process that won the race
+                raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return Prepared(final, json.loads((final / "meta.json").read_text()))
+
+
+def _stats(x: np.ndarray, scale: float) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images in [0, 1], a chunk at a time."""
+    total = np.zeros(x.shape[1])
+    square = np.zeros(x.shape[1])
+    for start in range(0, len(x), 4096):
+        chunk = x[start : start + 4096].astype(np.float64) / scale
+        total += chunk.sum(axis=(0, 2, 3))
+        square += (chunk * chunk).sum(axis=(0, 2, 3))
+    count = len(x) * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(square / count - mean * mean, 0.0))
+    return [float(m) for m in mean], [float(s) or 1.0 for s in std]
+
+
+def _meta(x_train: np.ndarray, x_test: np.ndarray, classes: list[str], source: str,
+          **extra: Any) -> dict[str, Any]:
+    mean, std = _stats(x_train, 255.0 if x_train.dtype == np.uint8 else 1.0)
+    return {"classes": classes, "source": source, "mean": mean, "std": std,
+            "train_samples": len(x_train), "test_samples": len(x_test),
+            "input_shape": list(x_train.shape[1:]), "dtype": str(x_train.dtype), **extra}
+
+
+# --------------------------------------------------------------------------- folder
+
+
+def _folder_files(root: Path) -> dict[str, list[tuple[str, Path]]]:
+    """(class, file) pairs per split: 'train' and 'test', or 'all' for one tree."""
+    split = all((root / s).is_dir() for s in SPLITS)
+    trees = {s: root / s for s in SPLITS} if split else {"all": root}
+    found: dict[str, list[tuple[str, Path]]] = {}
+    for name, tree in trees.items():
+        classes = sorted(d.name for d in tree.iterdir() if d.is_dir()
+                         and not d.name.startswith("."))
+        if not classes:
+            raise UserDataError(f"{tree}: no class folders (expected {tree}/<class>/*.png, or "
+                                f"{root}/train/<class>/ and {root}/test/<class>/)")
+        files = []
+        for cls in classes:
+            images = sorted(p for p in (tree / cls).iterdir() if p.is_file()
+                            and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            if not images:
+                raise UserDataError(f"{tree / cls}: no PNG or JPEG images in class '{cls}'")
+            files += [(cls, p) for p in images]
+        found[name] = files
+    if split:
+        train, test = ({c for c, _ in found[s]} for s in SPLITS)
+        if train != test:
+            only = sorted(train ^ test)[0]
+            where = "train" if only in train else "test"
+            raise UserDataError(f"{root}: class '{only}' is only in {where}/; train/ and test/ "
+                                "must hold the same class folders")
+    return found
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserDataError(f"{path}: unreadable or corrupt image ({str(exc).splitlines()[0]})"
+                            ) from None
+
+
+def _survey(files: list[tuple[str, Path]], image_size: int | None) -> tuple[str, tuple[int, int]]:
+    """The common mode ('L' or 'RGB') and size, from the headers; mixed sizes need a size."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes: dict[tuple[int, int], Path] = {}
+    gray = True
+    for _, path in files:
+        try:
+            with Image.open(path) as image:
+                sizes.setdefault(image.size, path)
+                gray = gray and image.mode in ("L", "1", "I;16", "I")
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise UserDataError(f"{path}: unreadable or corrupt image "
+                                f"({str(exc).splitlines()[0]})") from None
+    if image_size is None and len(sizes) > 1:
+        (a, pa), (b, pb) = list(sizes.items())[:2]
+        raise UserDataError(f"images of different sizes: {pa} is {a[0]}x{a[1]}, {pb} is "
+                            f"{b[0]}x{b[1]}; pass --image-size N to resize them all to N x N")
+    size = (image_size, image_size) if image_size else next(iter(sizes))
+    return ("L" if gray else "RGB"), size
+
+
+def _decode_folder(root: Path, files: dict[str, list[tuple[str, Path]]], image_size: int | None,
+                   test_fraction: float, stage: Path) -> dict[str, Any]:
+    from PIL import Image
+
+    every = [f for split in files.values() for f in split]
+    mode, (width, height) = _survey(every, image_size)
+    channels = 1 if mode == "L" else 3
+    classes = sorted({c for c, _ in every})
+    index = {c: i for i, c in enumerate(classes)}
+    if "all" in files:
+        order = np.random.default_rng(0).permutation(len(files["all"]))
+        n_test = max(1, round(test_fraction * len(order)))
+        if n_test >= len(order):
+            raise UserDataError(f"{root}: {len(order)} images leave none for training with "
+                                f"--test-fraction {test_fraction}")
+        chosen = {"test": [files["all"][i] for i in sorted(order[:n_test])],
+                  "train": [files["all"][i] for i in sorted(order[n_test:])]}
+        how = f"one tree split by --test-fraction {test_fraction} (numpy default_rng(0))"
+    else:
+        chosen, how = files, "train/ and test/ folders"
+    out = {}
+    for split in SPLITS:
+        pairs = chosen[split]
+        x = np.lib.format.open_memmap(stage / f"x_{split}.npy", mode="w+", dtype=np.uint8,
+                                      shape=(len(pairs), channels, height, width))
+        for i, (_, path) in enumerate(pairs):
+            with _open(path) as image:
+                converted = image.convert(mode)
+                if converted.size != (width, height):
+                    converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(converted, dtype=np.uint8)
+            x[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        x.flush()
+        np.save(stage / f"y_{split}.npy", np.array([index[c] for c, _ in pairs], dtype=np.int64))
+        out[split] = x
+    resized = f", resized to {width}x{height}" if image_size else ""
+    return _meta(out["train"], out["test"], classes, f"{root} ({how}; {mode}{resized})",
+                 layout="NCHW")
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ARRAYS if k not in archive.files]
+            if missing:
+                raise UserDataError(f"{path}: missing array(s) {', '.join(missing)}; an npz "
+                                    f"dataset holds {', '.join(ARRAYS)} (and optionally "
+                                    "class_names)")
+            arrays = {k: archive[k] for k in ARRAYS}
+            names = archive["class_names"] if "class_names" in archive.files else None
+    except UserDataError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserDataError(f"{path}: not a readable npz file ({str(exc).splitlines()[0]})"
+                            ) from None
+    layout = None
+    for split in SPLITS:
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if len(x) != len(y):
+            raise UserDataError(f"{path}: x_{split} has {len(x)} samples but y_{split} has "
+                                f"{len(y)} labels")
+        if not len(x):
+            raise UserDataError(f"{path}: x_{split} is empty")
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise UserDataError(f"{path}: y_{split} must be a 1-D array of integer labels, got "
+                                f"{y.dtype} of shape {y.shape}")
+        if x.dtype != np.uint8 and x.dtype.kind != "f":
+            raise UserDataError(f"{path}: x_{split} is {x.dtype}; use uint8 or float images")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise UserDataError(f"{path}: x_{split} holds NaN or infinite values")
+        x, split_layout = _channels_first(x, path, split)
+        layout = layout or split_layout
+        arrays[f"x_{split}"] = x
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise UserDataError(f"{path}: x_train images are {arrays['x_train'].shape[1:]} but x_test "
+                            f"images are {arrays['x_test'].shape[1:]}")
+    labels = np.concatenate([arrays["y_train"], arrays["y_test"]])
+    k = len(names) if names is not None else int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= k:
+        bad = int(labels.min() if labels.min() < 0 else labels.max())
+        raise UserDataError(f"{path}: label {bad} out of range 0..{k - 1}"
+                            + (f" ({k} class_names)" if names is not None else ""))
+    if k < 2:
+        raise UserDataError(f"{path}: labels name {k} class; a classifier needs at least 2")
+    classes = [str(n) for n in names] if names is not None else [str(i) for i in range(k)]
+    dtype = np.uint8 if arrays["x_train"].dtype == np.uint8 else np.float32
+    for name in ARRAYS:
+        kind = dtype if name.startswith("x") else np.int64
+        np.save(stage / f"{name}.npy", np.ascontiguousarray(arrays[name], dtype=kind))
+    x_train, x_test = (np.load(stage / f"x_{s}.npy", mmap_mode="r") for s in SPLITS)
+    return _meta(x_train, x_test, classes, f"{path} ({layout} in the file, {np.dtype(dtype)})",
+                 layout=layout)
+
+
+def _channels_first(x: np.ndarray, path: Path, split: str) -> tuple[np.ndarray, str]:
+    """(N, C, H, W) from (N, H, W), (N, C, H, W) or (N, H, W, C); the layout found."""
+    if x.ndim == 3:
+        return x[:, None], "NHW (one channel)"
+    if x.ndim != 4:
+        raise UserDataError(f"{path}: x_{split} has shape {x.shape}; expected (N, H, W), "
+                            "(N, C, H, W) or (N, H, W, C)")
+    if x.shape[-1] in CHANNELS and x.shape[1] not in CHANNELS:
+        return x.transpose(0, 3, 1, 2), "NHWC"
+    if x.shape[1] in CHANNELS:
+        return x, "NCHW"
+    raise UserDataError(f"{path}: x_{split} has shape {x.shape}: no axis of 1, 3 or 4 channels "
+                        "first or last")

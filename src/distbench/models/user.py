@@ -1,0 +1,180 @@
+"""The user's own model: `--model path/to/file.py:function` or `--model package.module:function`.
+
+The function is called as `function(input_shape, num_classes, framework)` with the dataset's
+(C, H, W) (after `--image-size`), the number of classes and `"torch"` or `"tf"`, and returns a
+`torch.nn.Module` or a `keras.Model` that maps raw pixels (normalised by distbench first, as for
+the named models) to `num_classes` logits. The loss is cross-entropy over those logits.
+
+Two stages, so that bad input is refused before any worker starts where that is possible:
+`check_spec` runs in the launching process without executing the user's code (the file exists,
+parses and defines the function; the module can be found); `load_factory` imports it in the
+worker, and `check_output` runs one dummy batch before training. The spec's SHA-256 (of the file,
+or of the module's source) goes into the record and the checkpoint sidecar; `predict` and `serve`
+rebuild such a model only with `--trust-code` and only while the hash still matches.
+
+This module imports no framework: the framework modules call it with their own model class.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distbench.core.errors import UsageError
+
+# Set by `distbench --debug` for this process and the workers it starts.
+DEBUG_VAR = "DISTBENCH_DEBUG"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed `--model` value that names user code: a file or a module, and a function."""
+
+    text: str  # as the user wrote it; stored in the record
+    function: str
+    path: Path | None = None  # file form
+    module: str | None = None  # package.module form
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else str(self.module)
+
+
+def is_user_model(name: str) -> bool:
+    """Built-in models have plain names; a spec always has `:function`."""
+    return ":" in name
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """`file.py:fn` (any value whose left side ends in .py or holds a path separator) or
+    `pkg.mod:fn`; anything else is refused with the forms spelled out."""
+    where, _, function = text.rpartition(":")
+    forms = "use path/to/file.py:function or package.module:function"
+    if not where or not function.isidentifier():
+        raise UsageError(f"--model {text}: not a model spec; {forms}")
+    if where.endswith(".py") or "/" in where or os.sep in where:
+        return ModelSpec(text, function, path=Path(where).expanduser())
+    if not all(part.isidentifier() for part in where.split(".")):
+        raise UsageError(f"--model {text}: '{where}' is neither a .py file nor a module; {forms}")
+    return ModelSpec(text, function, module=where)
+
+
+def _module_file(spec: ModelSpec) -> Path:
+    """The module's source file, found without running the module itself (its parent packages'
+    `__init__` do run, as for any import)."""
+    try:
+        found = importlib.util.find_spec(spec.module or "")
+    except (ImportError, ValueError) as exc:
+        raise UsageError(f"--model {spec.text}: cannot find module {spec.module} ({exc})") from None
+    if found is None:
+        raise UsageError(f"--model {spec.text}: no module named {spec.module} on the Python path "
+                         f"(install it, or run from the folder that holds it)")
+    if not found.origin or not found.origin.endswith(".py"):
+        raise UsageError(f"--model {spec.text}: {spec.module} is not a Python source module")
+    return Path(found.origin)
+
+
+def source_file(spec: ModelSpec) -> Path:
+    return spec.path if spec.path is not None else _module_file(spec)
+
+
+def check_spec(spec: ModelSpec) -> Path:
+    """The checks that need no execution of the user's code; returns the source file."""
+    path = source_file(spec)
+    if not path.is_file():
+        raise UsageError(f"--model {spec.text}: no such file {path}")
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise UsageError(f"--model {spec.text}: {path}:{exc.lineno}: SyntaxError: {exc.msg}"
+                         ) from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--model {spec.text}: cannot read {path} ({exc})") from None
+    if spec.function not in _top_level_names(tree):
+        raise UsageError(f"--model {spec.text}: {path} defines no function {spec.function}")
+    return path
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def sha256_of(spec: ModelSpec) -> str:
+    return hashlib.sha256(source_file(spec).read_bytes()).hexdigest()
+
+
+def _user_error(spec: ModelSpec, exc: BaseException, path: Path) -> UsageError:
+    """The user's own error line: the deepest frame in their file, then the exception."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if Path(f.filename).resolve() == path.resolve()]
+    where = f"{path}:{frames[-1].lineno}: " if frames else ""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    error = UsageError(f"--model {spec.text}: {where}{type(exc).__name__}: {message}".rstrip(": ")
+                       + (" (--debug for the traceback)" if not debugging() else ""))
+    error.__cause__ = exc
+    return error
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_VAR) == "1"
+
+
+def load_factory(spec: ModelSpec) -> Callable[..., Any]:
+    """Import the user's code (this runs it) and return the function."""
+    path = check_spec(spec)
+    try:
+        if spec.module is not None:
+            module = importlib.import_module(spec.module)
+        else:
+            name = f"distbench_user_model_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()}"
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            assert loader_spec is not None and loader_spec.loader is not None
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module  # dataclasses and pickling look the module up by name
+            loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise _user_error(spec, exc, path) from exc
+    factory = getattr(module, spec.function, None)
+    if not callable(factory):
+        raise UsageError(f"--model {spec.text}: {spec.function} in {path} is not callable")
+    return factory
+
+
+def call_factory(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int,
+                 framework: str, expected: type, expected_name: str) -> Any:
+    """`function(input_shape, num_classes, framework)`, checked to return `expected`."""
+    factory = load_factory(spec)
+    path = source_file(spec)
+    try:
+        model = factory(tuple(input_shape), num_classes, framework)
+    except Exception as exc:
+        raise _user_error(spec, exc, path) from exc
+    if not isinstance(model, expected):
+        raise UsageError(f"--model {spec.text}: returned {type(model).__name__} for framework "
+                         f"'{framework}', expected a {expected_name}")
+    return model
+
+
+def check_output(spec: ModelSpec, shape: tuple[int, ...], num_classes: int) -> None:
+    """One dummy batch's output must be (batch, num_classes) logits."""
+    if len(shape) != 2 or shape[1] != num_classes:
+        raise UsageError(f"--model {spec.text}: output of shape {tuple(shape)} on a dummy batch; "
+                         f"expected (batch, {num_classes}) logits, one per class")
