@@ -258,12 +258,21 @@ def check_config(cfg: RunConfig, load_strategy: bool = True, one_run: bool = Tru
     --compression to the strategies that implement it).
     """
     from distbench.data import DATASETS
+    from distbench.data.user_data import check_source, is_user_dataset
+    from distbench.models.user import check_spec, is_user_model, parse_spec
     from distbench.strategies import STRATEGIES, check_compression, check_options, get_strategy
 
     try:
         cfg.validate()
-        names = [("dataset", cfg.data.name, list(DATASETS)),
-                 ("model", cfg.model.name, MODEL_NAMES)]
+        names: list[tuple[str, str, list[str] | tuple[str, ...]]] = []
+        if is_user_dataset(cfg.data.name):
+            check_source(cfg.data.name)
+        else:
+            names.append(("dataset", cfg.data.name, list(DATASETS)))
+        if is_user_model(cfg.model.name):
+            check_spec(parse_spec(cfg.model.name))
+        else:
+            names.append(("model", cfg.model.name, MODEL_NAMES))
         if not load_strategy:
             names.append(("strategy", cfg.strategy, list(STRATEGIES)))
         for kind, name, known in names:

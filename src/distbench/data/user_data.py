@@ -63,22 +63,28 @@ class Prepared:
     meta: dict[str, Any]
 
 
+def check_source(name: str) -> Path:
+    """The cheap check, for processes that only plan runs: the folder or file exists."""
+    kind, _, raw = name.partition(":")
+    if not raw:
+        raise UserDataError(f"--dataset {name}: give a path after '{kind}:'")
+    source = Path(raw).expanduser()
+    if kind + ":" == FOLDER and not source.is_dir():
+        raise UserDataError(f"--dataset {name}: no such folder {source}")
+    if kind + ":" == NPZ and not source.is_file():
+        raise UserDataError(f"--dataset {name}: no such file {source}")
+    return source
+
+
 def prepare(cfg: DataConfig, image_size: int | None = None) -> Prepared:
     """The array cache for `cfg.name`, built if absent; refuses bad data in one line."""
-    kind, _, raw = cfg.name.partition(":")
-    if not raw:
-        raise UserDataError(f"--dataset {cfg.name}: give a path after '{kind}:'")
-    source = Path(raw).expanduser()
-    if kind + ":" == FOLDER:
-        if not source.is_dir():
-            raise UserDataError(f"--dataset {cfg.name}: no such folder {source}")
+    source = check_source(cfg.name)
+    if cfg.name.startswith(FOLDER):
         files = _folder_files(source)
         key = _key(source, [p for split in files.values() for _, p in split], image_size,
                    cfg.test_fraction if "all" in files else None)
         return _cached(key, lambda stage: _decode_folder(source, files, image_size,
                                                           cfg.test_fraction, stage))
-    if not source.is_file():
-        raise UserDataError(f"--dataset {cfg.name}: no such file {source}")
     key = _key(source, [source], None, None)
     return _cached(key, lambda stage: _convert_npz(source, stage))
 
