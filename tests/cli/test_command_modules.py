@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from distbench.cli import flags
-from distbench.cli.compare import equivalent_command
-from distbench.cli.compare import request_from_args as compare_request
+from distbench.api import settings
+from distbench.api.runs import compare_request, equivalent_command
+from distbench.cli.flags import given_settings
 from distbench.cli.main import COMMANDS, build_parser, main
 from distbench.cli.project import request_from_args as project_request
 from distbench.comm.cost_model import Link
@@ -30,7 +30,8 @@ from distbench.study.compare import make_plan
 PER_RUN = {"strategy", "workers", "out", "save_model", "progress"}
 EVERY_SETTING = RunConfig(
     threads_per_worker=3, backend="gloo", timeout=12.5,
-    data=DataConfig("synthetic", "/data", True, 100, (3, 8, 8), 4),
+    data=DataConfig("synthetic", "/data", True, test_fraction=0.25, synthetic_samples=100,
+                    synthetic_shape=(3, 8, 8), synthetic_classes=4),
     model=ModelConfig("cnn", True, 32, True), epochs=2, batch_size=48, scaling="weak",
     optimizer="sgd", lr=0.1 + 0.2, momentum=0.5, weight_decay=1e-4, seed=7, warmup_steps=1,
     calibration_steps=2, target_accuracy=0.9, bucket_mb=1.5, overlap=True, sync_every=5,
@@ -64,32 +65,33 @@ def test_every_command_is_a_module_with_add_parser_and_run() -> None:
 
 def test_every_run_setting_has_exactly_one_flag() -> None:
     """A new RunConfig field without a flag (or with two) fails here, not in a study."""
-    shared = [f.field for f in flags.SHARED_FLAGS]
+    shared = [s.field for s in settings.SHARED_SETTINGS]
     assert len(shared) == len(set(shared))
     assert set(shared) == leaf_fields(RunConfig) - PER_RUN
 
 
 def test_a_config_spelled_as_flags_parses_back_to_itself() -> None:
-    argv = flags.config_argv(EVERY_SETTING)
+    argv = settings.config_argv(EVERY_SETTING)
     assert "--tf-prefetch" in argv and "--device" not in argv  # 0 is a value; cpu the default
     args = build_parser().parse_args(["run", *argv])
-    assert flags.shared_config(args) == EVERY_SETTING
-    assert flags.config_argv(RunConfig()) == []
-    everything = flags.config_argv(RunConfig(), everything=True)
+    assert settings.shared_config(given_settings(args, settings.RUN_ONLY)) == EVERY_SETTING
+    assert settings.config_argv(RunConfig()) == []
+    everything = settings.config_argv(RunConfig(), everything=True)
     assert "--device" in everything and "--overlap" not in everything
 
 
 def test_compare_request_is_typed_and_its_equivalent_redoes_the_plan(tmp_path: Path) -> None:
     argv = ["compare", "--strategies", "ddp", "--no-baseline", "--workers", "2,1,2", "--epochs",
             "2", "--lr", "0.0125", "--synthetic-shape", "3x8x8", "--save-model", "best"]
-    request = compare_request(build_parser().parse_args(argv))
+    request = compare_request(given_settings(build_parser().parse_args(argv), settings.STUDY_ONLY))
     assert (request.strategies, request.workers, request.save_best) == (["ddp"], [1, 2], True)
     assert (request.base.epochs, request.base.lr, request.command) == (2, 0.0125, None)
     plan = make_plan(request)
     assert plan.strategies == ["ddp"] and plan.base.save_model
     again = shlex.split(equivalent_command(plan, tmp_path))
     assert again[:2] == ["distbench", "compare"] and again[-2:] == ["--out", str(tmp_path)]
-    assert make_plan(compare_request(build_parser().parse_args(again[1:]))) == plan
+    args = build_parser().parse_args(again[1:])
+    assert make_plan(compare_request(given_settings(args, settings.STUDY_ONLY))) == plan
 
 
 @pytest.mark.parametrize("argv, message", [

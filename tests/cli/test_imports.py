@@ -33,11 +33,12 @@ PLANNING_STEPS = {
     "distbench compare --help": HELP.format(argv=["compare", "--help"]),
     "a usage error of run, answered before any launch": (
         "from distbench.cli.main import main\nassert main(['run', '--lr', '-1']) == 2"),
+    "the Python API, and a usage error of it": (
+        "import distbench\nassert callable(distbench.run) and callable(distbench.compare)\n"
+        "try:\n    distbench.run(epoch=1)\nexcept distbench.api.UsageError:\n    pass"),
     "compare planning a study": (
-        "from distbench.cli.main import build_parser\nfrom distbench.cli import compare as cli\n"
-        "from distbench.study import compare\n"
-        "request = cli.request_from_args(build_parser().parse_args(['compare']))\n"
-        "assert compare.make_plan(request).slots()"),
+        "from distbench.api.runs import compare_request\nfrom distbench.study import compare\n"
+        "assert compare.make_plan(compare_request({})).slots()"),
     "report statistics and tables": (
         "import helpers\nfrom distbench.report import html, tables\n"
         "from distbench.report.analysis import analyse\nassert analyse(helpers.study_records())"),

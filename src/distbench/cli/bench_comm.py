@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from distbench.cli.parser import Subparsers, split_list
+from distbench.api.settings import split_list
+from distbench.cli.parser import Subparsers
 
 
 def add_parser(subparsers: Subparsers) -> None:

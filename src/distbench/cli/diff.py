@@ -7,21 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from distbench.api.settings import parse_percent
 from distbench.cli.parser import Subparsers
-from distbench.core.errors import UsageError
 
 FORMATS = ("terminal", "md", "json")
-
-
-def parse_percent(flag: str, text: str) -> float:
-    """`5%` or `0.05` -> 0.05; a one-line error for anything else."""
-    try:
-        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise UsageError(f"{flag} expects a percentage such as 5%, got '{text}'") from None
-    if not 0 <= value < 10:
-        raise UsageError(f"{flag} must be between 0% and 1000%, got '{text}'")
-    return value
 
 
 def add_parser(subparsers: Subparsers) -> None:

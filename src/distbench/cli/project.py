@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from distbench.cli.parser import Subparsers, parse_counts, split_list
+from distbench.api.settings import parse_counts, split_list
+from distbench.cli.parser import Subparsers
 from distbench.core.errors import UsageError
 
 if TYPE_CHECKING:

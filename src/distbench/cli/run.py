@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from distbench.cli.flags import CONFIG_HELP, add_run_flags, check_config, config_of
+from distbench.api.settings import RUN_ONLY
+from distbench.cli.flags import CONFIG_HELP, add_run_flags, given_settings
 from distbench.cli.parser import Subparsers
 
 
@@ -19,13 +20,8 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train once with one strategy; the launcher starts and watches the workers."""
-    # Check first: bad input is reported before the launcher's imports (torch) are paid for.
-    cfg = check_config(config_of(args))
-    from distbench.launch.local import launch
-    from distbench.results.records import default_out_dir
-    from distbench.training.worker import print_summary
+    """Train once with one strategy: `distbench.run()` with the typed flags as its settings."""
+    from distbench.api.runs import launch_run
 
-    cfg.out = cfg.out or default_out_dir()
-    print_summary(launch(cfg), cfg.out)
+    launch_run(given_settings(args, RUN_ONLY))
     return 0

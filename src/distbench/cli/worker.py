@@ -10,7 +10,8 @@ import os
 import sys
 from typing import NoReturn
 
-from distbench.cli.flags import CONFIG_HELP, add_run_flags, check_config, config_of
+from distbench.api.settings import check_config
+from distbench.cli.flags import CONFIG_HELP, add_run_flags, config_of
 from distbench.cli.parser import Subparsers
 from distbench.core.config import RunConfig
 from distbench.core.errors import DistbenchError, UsageError

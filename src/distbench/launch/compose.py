@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import distbench
 from distbench.core.errors import UsageError
 from distbench.launch.scripts import launched_by, quote, worker_args
 from distbench.strategies import Launcher, strategy_info
@@ -55,7 +54,7 @@ class ComposeJob:
 
 def project_root() -> Path | None:
     """The source tree this distbench runs from, to build the image from; None if installed."""
-    root = Path(distbench.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # src/distbench/launch/compose.py
     return root if (root / "pyproject.toml").is_file() else None
 
 

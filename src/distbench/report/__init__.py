@@ -5,7 +5,8 @@ Command: distbench report results/<timestamp>/ [more results dirs ...]
 
 `build_report` is what both `distbench compare` (at the end) and `distbench report` call: load and
 merge the records, analyse them, and write summary.csv, summary.md, the PNG plots and
-report.html. The same records always give the same files.
+report.html. The same records always give the same files. `load_report` is its reading half,
+which writes nothing: `distbench.report(DIR)` shows the same analysis in a notebook.
 """
 
 from __future__ import annotations
@@ -65,40 +66,57 @@ def read_metas(dirs: list[str | Path]) -> tuple[list[dict[str, Any]], list[str]]
     return sorted(metas, key=lambda m: json.dumps(m, sort_keys=True, default=str)), skipped
 
 
-def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
-    """Write every output for the records in `dirs` into `out`; returns what was written."""
-    from distbench.report import html, tables
+@dataclass
+class Loaded:
+    """The records of some results directories, analysed: what every view of them starts from."""
+
+    records: list[dict[str, Any]]
+    metas: list[dict[str, Any]]  # their compare.json files
+    study: Study  # without the runs compare replaced (contended, run again)
+    notes: list[str]
+    unreadable: list[str]  # one line per compare.json that could not be read
+
+
+def load_report(dirs: list[str | Path]) -> Loaded:
+    """Load, merge and analyse the records in `dirs`; writes nothing."""
     from distbench.report.study_notes import replaced_runs, study_notes
-    from distbench.results.records import RUNS_FILE
 
     records = load_dirs(dirs)
     metas, unreadable = read_metas(list(dirs))
     replaced = replaced_runs(metas)
+    study = analyse([r for r in records if str(r.get("run_id")) not in replaced])
+    return Loaded(records, metas, study, study_notes(metas), unreadable)
+
+
+def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
+    """Write every output for the records in `dirs` into `out`; returns what was written."""
+    from distbench.report import html, tables
+    from distbench.report.plots import MATPLOTLIB_MISSING, plot_suffix
+    from distbench.results.records import RUNS_FILE
+
+    loaded = load_report(dirs)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(analyse([r for r in records if str(r.get("run_id")) not in replaced]),
-                    out_dir, notes=study_notes(metas))
+    report = Report(loaded.study, out_dir, notes=loaded.notes)
     inputs = {Path(d).resolve() for d in dirs}
     if out_dir.resolve() not in inputs:
         # A merged report keeps its merged records, so it can itself be rebuilt later.
-        _write(report, out_dir / RUNS_FILE,
-               "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
+        _write(report, out_dir / RUNS_FILE, "".join(
+            json.dumps(r, sort_keys=True, default=str) + "\n" for r in loaded.records))
     _write(report, out_dir / "summary.csv", tables.csv_text(report.study))
     _write(report, out_dir / "summary.md", tables.markdown(report.study, report.notes))
     plot_paths: list[dict[str, Path]] = [{} for _ in report.study.setups]
     if plots and importlib.util.find_spec("matplotlib") is None:
-        report.skipped.append(
-            'plots: matplotlib is not installed (pip install "distbench[report]")')
+        report.skipped.append(MATPLOTLIB_MISSING)
     elif plots:
         from distbench.report.plots import write_plots
 
-        many = len(report.study.setups) > 1
         for i, s in enumerate(report.study.setups):
-            plot_paths[i] = write_plots(s, out_dir, f"-{i + 1}" if many else "")
+            plot_paths[i] = write_plots(s, out_dir, plot_suffix(i, len(report.study.setups)))
             report.files += plot_paths[i].values()
     sources = sorted({Path(d).resolve().name for d in dirs})
-    report.skipped += unreadable
-    page = html.render(report.study, plot_paths, metas, sources, report.notes)
+    report.skipped += loaded.unreadable
+    page = html.render(report.study, plot_paths, loaded.metas, sources, report.notes)
     _write(report, out_dir / "report.html", page)
     return report
 

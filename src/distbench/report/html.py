@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from distbench import __version__
+from distbench.core.version import __version__
 from distbench.report.analysis import SetupSummary, Study
 from distbench.report.plots import TITLES
 from distbench.report.tables import (

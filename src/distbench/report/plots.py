@@ -12,19 +12,29 @@ Command: distbench report results/<timestamp>/
   state) held by the largest rank against workers, one line per strategy: flat for replicas,
   falling for sharded strategies.
 
-matplotlib is imported here only (Agg backend), so `import distbench` never pays for it. Figures
-use fixed sizes, fonts and colours, and carry no date, so the same records give the same bytes.
+The report imports matplotlib here only, so `import distbench` never pays for it. The plots are
+plain `matplotlib.figure.Figure`s, never pyplot's: nothing global is created or kept, the style is
+set for the drawing only, and a notebook (`distbench.report(DIR).figures`) shows the very objects
+the report saves. Figures use fixed sizes, fonts and colours, and carry no date, so the same records
+give the same bytes.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distbench.report.analysis import BASELINE, CellStats, SetupSummary
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 100
 SIZE = (8.0, 4.5)
+STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "svg.hashsalt": "0",
+         "axes.spines.top": False, "axes.spines.right": False}
+MATPLOTLIB_MISSING = 'plots: matplotlib is not installed (pip install "distbench[report]")'
 PLOT_NAMES = ("train_time", "speedup", "accuracy_time", "compute_comm", "memory")
 TITLES = {
     "train_time": "Training time per strategy (median, 95% CI whiskers, dots = runs; log axis)",
@@ -35,20 +45,11 @@ TITLES = {
 }
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _colours(summary: SetupSummary) -> dict[str, Any]:
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 9, "svg.hashsalt": "0",
-                         "axes.spines.top": False, "axes.spines.right": False})
-    return plt
-
-
-def _colours(summary: SetupSummary, plt: Any) -> dict[str, Any]:
     names = list(dict.fromkeys(c.strategy for c in summary.cells))
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
@@ -58,7 +59,10 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
-def plot_train_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
+def plot_train_time(summary: SetupSummary, ax: Any) -> None:
+    from matplotlib import colormaps
+    from matplotlib.ticker import LogFormatter
+
     ok = [c for c in summary.cells if c.train_median is not None]
     if not ok:
         _empty(ax, "no successful run")
@@ -66,7 +70,7 @@ def plot_train_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
     strategies = list(dict.fromkeys(c.strategy for c in summary.cells))
     workers = sorted({c.workers for c in summary.cells})
     width = 0.8 / len(workers)
-    cmap = plt.get_cmap("viridis")
+    cmap = colormaps["viridis"]
     for j, w in enumerate(workers):
         colour = cmap(0.15 + 0.7 * j / max(1, len(workers) - 1))
         for i, name in enumerate(strategies):
@@ -87,8 +91,6 @@ def plot_train_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
     ax.set_xticks(range(len(strategies)), strategies, rotation=35, ha="right",
                   rotation_mode="anchor")
     ax.set_yscale("log")
-    from matplotlib.ticker import LogFormatter
-
     ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_ylabel("training time (s, log scale)")
@@ -104,12 +106,12 @@ def _first(strategies: list[str], workers: int, summary: SetupSummary) -> int:
     return -1
 
 
-def plot_speedup(summary: SetupSummary, ax: Any, plt: Any) -> None:
+def plot_speedup(summary: SetupSummary, ax: Any) -> None:
     cells = [c for c in summary.cells if c.speedup is not None]
     if not cells:
         _empty(ax, f"no speedup: the baseline `{BASELINE}` ×1 has no successful run here")
         return
-    colours = _colours(summary, plt)
+    colours = _colours(summary)
     top = max(c.workers for c in summary.cells)
     ax.plot([1, top], [1, top], "--", color="grey", label="ideal (linear)")
     ax.axhline(1.0, color="grey", linewidth=0.6, linestyle=":")
@@ -140,12 +142,12 @@ def curve_cells(summary: SetupSummary) -> list[CellStats]:
     return list(chosen.values())
 
 
-def plot_accuracy_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
+def plot_accuracy_time(summary: SetupSummary, ax: Any) -> None:
     cells = curve_cells(summary)
     if not cells:
         _empty(ax, "no per-epoch history in the records")
         return
-    colours = _colours(summary, plt)
+    colours = _colours(summary)
     for c in cells:
         xs, ys = zip(*c.curve, strict=True)
         ax.plot(xs, [100 * y for y in ys], "o-", color=colours[c.strategy],
@@ -158,7 +160,7 @@ def plot_accuracy_time(summary: SetupSummary, ax: Any, plt: Any) -> None:
     ax.legend(frameon=False, fontsize=8)
 
 
-def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
+def plot_compute_comm(summary: SetupSummary, ax: Any) -> None:
     cells = [c for c in summary.cells if c.train_median is not None]
     if not cells:
         _empty(ax, "no successful run")
@@ -182,9 +184,9 @@ def plot_compute_comm(summary: SetupSummary, ax: Any, plt: Any) -> None:
     ax.legend(frameon=False)
 
 
-def plot_memory(summary: SetupSummary, ax: Any, plt: Any) -> None:
+def plot_memory(summary: SetupSummary, ax: Any) -> None:
     cells = [c for c in summary.cells if c.state_mb is not None]
-    _lines_by_strategy(ax, summary, cells, lambda c: c.state_mb, _colours(summary, plt),
+    _lines_by_strategy(ax, summary, cells, lambda c: c.state_mb, _colours(summary),
                        "model state per rank (MB)")
 
 
@@ -197,19 +199,44 @@ DRAW = {
 }
 
 
-def write_plots(summary: SetupSummary, out_dir: Path, suffix: str = "") -> dict[str, Path]:
-    """Draw the plots of one setup; returns name -> PNG path."""
-    plt = _pyplot()
-    paths = {}
+def plot_suffix(index: int, setups: int) -> str:
+    """What tells the plots of several setups apart in their names: -1, -2, ... (none for one)."""
+    return f"-{index + 1}" if setups > 1 else ""
+
+
+def draw_figures(summary: SetupSummary) -> dict[str, Figure]:
+    """The plots of one setup as figures, by name; the memory plot only where records have it."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    figures = {}
     for name in PLOT_NAMES:
         if name == "memory" and all(c.state_mb is None for c in summary.cells):
             continue  # records from before the memory count: nothing to draw
-        fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
-        DRAW[name](summary, ax, plt)
-        ax.set_title(TITLES[name], loc="left", fontsize=10)
-        fig.tight_layout()
-        path = out_dir / f"{name}{suffix}.png"
-        fig.savefig(path, dpi=DPI, metadata={"Software": None})
-        plt.close(fig)
-        paths[name] = path
+        with rc_context(STYLE):
+            fig = Figure(figsize=SIZE, dpi=DPI)
+            ax = fig.subplots()
+            DRAW[name](summary, ax)
+            ax.set_title(TITLES[name], loc="left", fontsize=10)
+            fig.tight_layout()
+        figures[name] = fig
+    return figures
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """A figure as the report's PNG: its size and style, no date or software stamp."""
+    from matplotlib import rc_context
+
+    buf = io.BytesIO()
+    with rc_context(STYLE):
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def write_plots(summary: SetupSummary, out_dir: Path, suffix: str = "") -> dict[str, Path]:
+    """Draw the plots of one setup into PNG files; returns name -> path."""
+    paths = {}
+    for name, fig in draw_figures(summary).items():
+        paths[name] = out_dir / f"{name}{suffix}.png"
+        paths[name].write_bytes(png_bytes(fig))
     return paths

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from distbench.cli.flags import check_config
+from distbench.api.settings import check_config
 from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError
 from distbench.strategies import STRATEGIES, Sharding, available_strategies, strategy_info

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from distbench.cli.compare import request_from_args
+from distbench.api.runs import compare_request
+from distbench.api.settings import STUDY_ONLY
+from distbench.cli.flags import given_settings
 from distbench.cli.main import build_parser, main
 from distbench.results.records import make_record
 from distbench.study import compare
@@ -94,6 +96,6 @@ def test_save_model_takes_best_in_compare_and_no_value_in_run() -> None:
     assert parser.parse_args(["compare"]).save_model is None
     assert parser.parse_args(["run", "--save-model"]).save_model is True
     assert main(["compare", "--save-model", "all"]) == 2
-    plan = compare.make_plan(request_from_args(parser.parse_args(
-        ["compare", "--strategies", "single"])))
+    args = parser.parse_args(["compare", "--strategies", "single"])
+    plan = compare.make_plan(compare_request(given_settings(args, STUDY_ONLY)))
     assert not plan.config(plan.cells()[0], Path("out")).save_model

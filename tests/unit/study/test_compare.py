@@ -18,8 +18,9 @@ from collections import Counter
 
 import pytest
 
-from distbench.cli.compare import request_from_args
-from distbench.cli.flags import config_argv
+from distbench.api.runs import compare_request
+from distbench.api.settings import STUDY_ONLY, config_argv
+from distbench.cli.flags import given_settings
 from distbench.cli.main import build_parser, main
 from distbench.report.analysis import INTERRUPTED, analyse
 from distbench.results.records import append_record, load_records, make_record
@@ -68,7 +69,7 @@ def test_child_config_reproduces_the_flags(tmp_path):
         "compare", "--strategies", "ddp", "--workers", "2", "--dataset", "synthetic",
         "--synthetic-shape", "3x8x8", "--epochs", "4", "--lr", "0.0125", "--overlap",
         "--batch-size", "48", "--target-accuracy", "0.5"])
-    plan = compare.make_plan(request_from_args(args))
+    plan = compare.make_plan(compare_request(given_settings(args, STUDY_ONLY)))
     plan = Plan.from_dict(json.loads(json.dumps(plan.to_dict())))  # as saved in compare.json
     cfg = plan.config(Cell("ddp", 2), tmp_path)
     assert (cfg.strategy, cfg.workers, cfg.epochs, cfg.lr, cfg.batch_size) == (
