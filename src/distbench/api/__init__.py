@@ -27,27 +27,20 @@ returned DataFrame (`pip install "distbench[report]"`).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import TYPE_CHECKING, Any
 
 from distbench.api.runs import launch_run, run_study
 from distbench.api.settings import RUN_ONLY, STUDY_ONLY, check_keywords
 from distbench.core.errors import DistbenchError, UsageError
+from distbench.report.view import need_pandas
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from distbench.api.frames import ReportView
+    from distbench.report.view import ReportView
 
 __all__ = ["DistbenchError", "UsageError", "compare", "report", "run"]
-
-
-def _need_pandas(call: str) -> None:
-    """Checked first: a run's result must not be lost to a missing library after it ran."""
-    if importlib.util.find_spec("pandas") is None:
-        raise DistbenchError(f"{call}() returns a pandas DataFrame: "
-                             'pip install "distbench[report]"')
 
 
 def run(**settings: Any) -> pd.DataFrame:
@@ -60,7 +53,7 @@ def run(**settings: Any) -> pd.DataFrame:
     reason, after recording it in the folder's runs.jsonl.
     """
     check_keywords(settings, RUN_ONLY, "distbench.run")
-    _need_pandas("distbench.run")
+    need_pandas("distbench.run")
     record, out = launch_run(settings)
     from distbench.api.frames import records_frame
 
@@ -79,7 +72,7 @@ def compare(**settings: Any) -> pd.DataFrame:
     `KeyboardInterrupt` once every finished record is safe; `resume=out` continues it.
     """
     check_keywords(settings, STUDY_ONLY, "distbench.compare")
-    _need_pandas("distbench.compare")
+    need_pandas("distbench.compare")
     code, out = run_study(settings)
     if code == 130:
         raise KeyboardInterrupt
@@ -93,10 +86,7 @@ def report(*dirs: str | os.PathLike[str]) -> ReportView:
     """The report of one or more results folders (`distbench report`), without writing files:
     `.summary` (a DataFrame, the rows of summary.csv), `.figures` (matplotlib Figures by plot
     name, shown inline by a notebook), `.notes` and `.skipped`. The view itself displays as the
-    summary followed by every figure."""
-    if not dirs:
-        raise UsageError("distbench.report() needs at least one results folder")
-    _need_pandas("distbench.report")
-    from distbench.api.frames import report_view
+    summary followed by every figure. `distbench.report` (the report package, called) is this."""
+    from distbench.report.view import view
 
-    return report_view([os.fspath(d) for d in dirs])
+    return view(*dirs)

@@ -5,21 +5,33 @@ Command: distbench report results/<timestamp>/ [more results dirs ...]
 
 `build_report` is what both `distbench compare` (at the end) and `distbench report` call: load and
 merge the records, analyse them, and write summary.csv, summary.md, the PNG plots and
-report.html. The same records always give the same files. `load_report` is its reading half,
-which writes nothing: `distbench.report(DIR)` shows the same analysis in a notebook.
+report.html. The same records always give the same files. Its reading half, which writes
+nothing, is `report.sources.load_report`.
+
+Called, this package is the notebook view of a report: `distbench.report(DIR, ...)` returns the
+summary as a DataFrame and the plots as matplotlib Figures (`report.view`). `distbench.report`
+is the package's name, so the package itself is what a caller gets there, whether or not it was
+imported before, and it is made callable rather than shadowed by a function of that name.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from distbench.report.analysis import Study, analyse, load_dirs
+from distbench.report.analysis import Study
+from distbench.report.sources import COMPARE_FILE, load_report
 
-COMPARE_FILE = "compare.json"
+if TYPE_CHECKING:
+    from distbench.report.view import ReportView
+
+__all__ = ["COMPARE_FILE", "Report", "build_report", "load_report"]
 
 
 @dataclass
@@ -29,63 +41,6 @@ class Report:
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # the studies' own: noise, reruns, repeats
-
-
-def _meta_problem(meta: Any) -> str | None:
-    """Why a parsed compare.json cannot be shown, if it cannot: the page reads its commands."""
-    if not isinstance(meta, dict):
-        return "not a JSON object"
-    sessions = meta.get("sessions", [])
-    if not isinstance(sessions, list) or not all(
-            isinstance(s, dict) and isinstance(s.get("command", ""), str) for s in sessions):
-        return "'sessions' is not a list of commands"
-    if not isinstance(meta.get("equivalent", ""), str):
-        return "'equivalent' is not a string"
-    return None
-
-
-def read_metas(dirs: list[str | Path]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The compare.json of each directory that has one (the commands that made the records), in
-    an order of their own, so that `report A B` and `report B A` write the same page; and one
-    line for each compare.json that could not be read (the report goes on without it)."""
-    metas, skipped = [], []
-    for d in dirs:
-        path = Path(d) / COMPARE_FILE
-        if not path.is_file():
-            continue
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{path}: not readable JSON ({type(exc).__name__}: {exc})")
-            continue
-        problem = _meta_problem(meta)
-        if problem:
-            skipped.append(f"{path}: {problem}")
-        else:
-            metas.append(meta)
-    return sorted(metas, key=lambda m: json.dumps(m, sort_keys=True, default=str)), skipped
-
-
-@dataclass
-class Loaded:
-    """The records of some results directories, analysed: what every view of them starts from."""
-
-    records: list[dict[str, Any]]
-    metas: list[dict[str, Any]]  # their compare.json files
-    study: Study  # without the runs compare replaced (contended, run again)
-    notes: list[str]
-    unreadable: list[str]  # one line per compare.json that could not be read
-
-
-def load_report(dirs: list[str | Path]) -> Loaded:
-    """Load, merge and analyse the records in `dirs`; writes nothing."""
-    from distbench.report.study_notes import replaced_runs, study_notes
-
-    records = load_dirs(dirs)
-    metas, unreadable = read_metas(list(dirs))
-    replaced = replaced_runs(metas)
-    study = analyse([r for r in records if str(r.get("run_id")) not in replaced])
-    return Loaded(records, metas, study, study_notes(metas), unreadable)
 
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
@@ -124,3 +79,15 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
 def _write(report: Report, path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
     report.files.append(path)
+
+
+class _ReportPackage(types.ModuleType):
+    """This package, callable: `distbench.report(DIR, ...)` is `report.view.view(DIR, ...)`."""
+
+    def __call__(self, *dirs: str | os.PathLike[str]) -> ReportView:
+        from distbench.report.view import view
+
+        return view(*dirs)
+
+
+sys.modules[__name__].__class__ = _ReportPackage
