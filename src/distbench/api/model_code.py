@@ -1,6 +1,6 @@
 """A model factory passed as a Python callable (`distbench.run(model=my_factory)`), shipped.
 
-Command: python -c "import distbench; distbench.run(model=my_factory, epochs=1)"   (from Python)
+Command: python -m pytest tests/unit/api/test_model_code.py
 
 Workers are separate processes (spawned by the launcher, or by compare's `distbench run`), and a
 function defined in a notebook or a script lives in that process's `__main__`, which no worker can
