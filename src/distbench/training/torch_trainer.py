@@ -279,6 +279,9 @@ class Trainer(EpochDriver):
     def threads(self) -> int:
         return torch.get_num_threads()
 
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())  # a DTensor counts whole
+
     def memory_fields(self) -> dict[str, Any]:
         cuda = self.device.type == "cuda"
         return {"model_state_bytes": self.state_bytes,
