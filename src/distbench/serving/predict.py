@@ -29,8 +29,8 @@ import numpy as np
 from distbench.core.config import ModelConfig
 from distbench.core.errors import DistbenchError, error_line
 from distbench.models import MODEL_NAMES
-from distbench.models.user import is_user_model, trusted_spec
 from distbench.models.checkpoint import FORMATS, SIDECAR
+from distbench.models.user import is_user_model, trusted_spec
 
 WEIGHT_SUFFIXES = {Path(f.file).suffix: framework for framework, f in FORMATS.items()}
 WEIGHT_FILES = [f.file for f in FORMATS.values()]
