@@ -120,6 +120,9 @@ TRAINING_FLAGS = (
             "global batch (strong scaling) or per-worker batch (weak)", int),
     RunFlag("--scaling", "scaling", "strong or weak (default: %(default)s)"),
     RunFlag("--optimizer", "optimizer", "adam or sgd (default: %(default)s)"),
+    RunFlag("--optimizer-impl", "optimizer_impl",
+            "torch's implementation of the optimizer: default, foreach or fused, the same for "
+            "every PyTorch row (default: %(default)s)"),
     RunFlag("--lr", "lr", type=float),
     RunFlag("--momentum", "momentum", "sgd momentum", float),
     RunFlag("--weight-decay", "weight_decay", type=float),

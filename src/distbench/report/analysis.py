@@ -420,6 +420,7 @@ class SetupSummary:
             "threads per worker": threads,
             "epochs": self.setup.epochs,
             "optimizer": f"{self.setup.optimizer}, lr {self.setup.lr:g}",
+            "optimizer implementation": values("optimizer_impl", "config"),
             "seed": values("seed"),
             "warm-up steps": values("warmup_steps", "config"),
             "comm measured by": {c.strategy: c.comm_method for c in self.cells if c.comm_method},
