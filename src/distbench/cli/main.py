@@ -10,8 +10,10 @@ can fix is reported as one line and a non-zero exit (2 for bad input), never a t
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -33,9 +35,11 @@ from distbench.cli import (
 )
 from distbench.cli.parser import Parser
 from distbench.core.errors import (
+    DEBUG_VAR,
     DistbenchError,
     DistbenchWarning,
     UsageError,
+    debugging,
     error_line,
     warning_line,
 )
@@ -50,6 +54,8 @@ __all__ = ["Parser", "build_parser", "main"]
 def build_parser() -> Parser:
     parser = Parser(prog="distbench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"distbench {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="errors with their full traceback (also from the workers)")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(subparsers)
@@ -77,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that passes flags on says so with a `run_args` default; the others refuse them.
         cut = typed.index("--") if "--" in typed else len(typed)
         args = build_parser().parse_args(typed[:cut])
+        if args.debug:
+            os.environ[DEBUG_VAR] = "1"
         if cut < len(typed) and not hasattr(args, "run_args"):
             raise UsageError(f"only distbench launch passes flags on after --; got "
                              f"{shlex.join(typed[cut:])}")
@@ -85,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DistbenchError as exc:
+        if debugging():
+            traceback.print_exception(exc)
         # One write, so lines from several ranks sharing a stream never interleave mid-line.
         sys.stderr.write(error_line(str(exc)))
         sys.stderr.flush()

@@ -40,3 +40,9 @@ def add_checkpoint_arg(p: Arguments) -> None:
         metavar="CKPT",
         help="model.safetensors / model.keras, its model.json, or their folder",
     )
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="a checkpoint of your own model (--model file.py:fn) is rebuilt by running that "
+        "code: allow it (refused anyway if the file changed since training)",
+    )

@@ -23,4 +23,5 @@ def run(args: argparse.Namespace) -> int:
     """Top-3 classes for each image file from a saved checkpoint."""
     from distbench.serving.predict import run_predict
 
-    return run_predict(args.checkpoint, args.images, args.json, sys.stdout, sys.stderr)
+    return run_predict(args.checkpoint, args.images, args.json, sys.stdout, sys.stderr,
+                       args.trust_code)

@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     """A Gradio page for a checkpoint; local only unless --host / --share say otherwise."""
     from distbench.serving.serve import serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, share=args.share)
+    serve(args.checkpoint, host=args.host, port=args.port, share=args.share,
+          trust_code=args.trust_code)
     return 0

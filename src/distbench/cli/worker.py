@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except DistbenchError as exc:
         error = DistbenchError(f"rank {env.rank}: {exc}")
         error.exit_code = exc.exit_code  # a refused input stays a usage error (exit 2)
-        raise error from None
+        raise error from exc
     if record is not None and RUN_DIR_VAR not in os.environ:
         print_summary(record, cfg.out)
     end_process()

@@ -15,6 +15,9 @@ from distbench.core.errors import UsageError
 COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
 
+OPTIMIZER_IMPLS = ("default", "foreach", "fused")
+
+
 @dataclass
 class DataConfig:
     name: str = "mnist-5k"
@@ -53,6 +56,9 @@ class RunConfig:
     batch_size: int = 64  # global batch under strong scaling, per worker under weak scaling
     scaling: str = "strong"  # strong | weak
     optimizer: str = "adam"  # adam | sgd
+    # torch's implementation of that optimizer: default (torch picks) | foreach | fused. The same
+    # for every PyTorch row of a study; recorded with the config.
+    optimizer_impl: str = "default"
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
@@ -113,6 +119,11 @@ class RunConfig:
             (
                 self.optimizer in ("adam", "sgd"),
                 f"--optimizer must be adam or sgd, got {self.optimizer}",
+            ),
+            (
+                self.optimizer_impl in OPTIMIZER_IMPLS,
+                f"--optimizer-impl must be one of {', '.join(OPTIMIZER_IMPLS)}, got "
+                f"{self.optimizer_impl}",
             ),
             (self.device in ("cpu", "cuda"), f"--device must be cpu or cuda, got {self.device}"),
             (

@@ -4,6 +4,8 @@ A `DistbenchError` is something the user can fix (a bad name, a missing file). T
 message as one line and exits with `exit_code`, never a traceback.
 """
 
+import os
+
 
 class DistbenchError(Exception):
     """An error whose message is a complete, one-line explanation for the user."""
@@ -24,6 +26,15 @@ class DistbenchWarning(UserWarning):
 
 # How the CLI prints a DistbenchError; launchers read it back from a child's log.
 ERROR_PREFIX = "distbench: error: "
+
+
+# `distbench --debug` sets it for its own process and the workers it starts.
+DEBUG_VAR = "DISTBENCH_DEBUG"
+
+
+def debugging() -> bool:
+    """Whether errors should come with their tracebacks (`--debug`)."""
+    return os.environ.get(DEBUG_VAR) == "1"
 
 
 def error_line(message: str) -> str:

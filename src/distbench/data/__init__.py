@@ -2,7 +2,7 @@
 only `system` and `core`, and numpy: never torch or TensorFlow."""
 
 from distbench.data.datasets import DATASETS, DataError, Dataset
-from distbench.data.loading import load_dataset
+from distbench.data.loading import load_dataset, prepare_dataset
 from distbench.data.sharding import SHARDING_RULE, shard_indices, step_batches
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Dataset",
     "SHARDING_RULE",
     "load_dataset",
+    "prepare_dataset",
     "shard_indices",
     "step_batches",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from distbench.core.config import DataConfig
 from distbench.data.datasets import Dataset, load_registered
-from distbench.data.user_data import is_user_dataset, load_user_dataset
+from distbench.data.user_data import is_user_dataset, load_user_dataset, prepare
 
 
 def load_dataset(cfg: DataConfig | str, image_size: int | None = None) -> Dataset:
@@ -15,3 +15,11 @@ def load_dataset(cfg: DataConfig | str, image_size: int | None = None) -> Datase
     if is_user_dataset(cfg.name):
         return load_user_dataset(cfg, image_size)
     return load_registered(cfg)
+
+
+def prepare_dataset(cfg: DataConfig, image_size: int | None = None) -> None:
+    """Check and convert a user dataset now, in the launching process: bad data is refused
+    before any worker starts, and the workers then map the one cached copy (the built-in sets
+    need nothing here)."""
+    if is_user_dataset(cfg.name):
+        prepare(cfg, image_size)

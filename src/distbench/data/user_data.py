@@ -317,7 +317,9 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
 
 
 def _channels_first(x: np.ndarray, path: Path, split: str) -> tuple[np.ndarray, str]:
-    """(N, C, H, W) from (N, H, W), (N, C, H, W) or (N, H, W, C); the layout found."""
+    """(N, C, H, W) from (N, H, W), (N, C, H, W) or (N, H, W, C); the layout found. Where both
+    the second and the last axis could hold channels (1, 3 or 4: tiny images), channels-first
+    is taken, as PyTorch stores images."""
     if x.ndim == 3:
         return x[:, None], "NHW (one channel)"
     if x.ndim != 4:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.core.errors import UsageError
-from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.launch.scripts import launched_by, quote, user_paths, worker_args
 from distbench.strategies import Launcher, strategy_info
 
 TF_PORT = 2222
@@ -56,6 +56,17 @@ def project_root() -> Path | None:
     """The source tree this distbench runs from, to build the image from; None if installed."""
     root = Path(__file__).resolve().parents[3]  # src/distbench/launch/compose.py
     return root if (root / "pyproject.toml").is_file() else None
+
+
+def check_reachable(run_args: list[str], root: Path) -> None:
+    """The containers run in /app, a copy of the source tree: a user model file or dataset is
+    there only if it lies inside that tree and is named relative to it (and to here)."""
+    for given in user_paths(run_args):
+        path = Path(given).expanduser()
+        inside = (Path.cwd() / path).resolve()
+        if path.is_absolute() or (root / path).resolve() != inside or root not in inside.parents:
+            raise UsageError(f"{given}: compose containers run in /app, a copy of {root}; put it "
+                             f"inside that folder and name it relative to it, from there")
 
 
 def compose_yaml(job: ComposeJob, build_context: str, dockerfile: str) -> str:
@@ -98,7 +109,8 @@ docker compose up --build --abort-on-container-exit   # or: docker-compose up ..
 cat results/runs.jsonl                                 # rank 0's record
 ```
 
-Worker command (each container): `{command}`
+Worker command (each container): `{command}`, run in `/app`, the image's copy of the source
+tree: a `--model FILE.py:fn` or `--dataset folder:DIR` given to it lies inside that tree.
 `--abort-on-container-exit` stops every worker when one fails, as the local launcher does.
 """
 
@@ -111,6 +123,7 @@ def write_compose(job: ComposeJob, out_dir: Path) -> list[Path]:
     if root is None:
         raise UsageError("compose builds the image from a distbench source checkout; run it from "
                          "one (pip install -e .)")
+    check_reachable(job.run_args, root)
     out_dir.mkdir(parents=True, exist_ok=True)
     # PyTorch rows get the MPI extra, so that "MPI + DDP" workers run in the same image.
     extras = strategy_info(job.strategy).extra or "mpi"

@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distbench.core.config import RunConfig
-from distbench.core.errors import DistbenchError, UsageError, error_line, last_error
+from distbench.core.errors import (
+    DistbenchError,
+    UsageError,
+    debugging,
+    error_line,
+    last_error,
+)
+from distbench.data import prepare_dataset
 from distbench.results.records import append_record, load_records, make_record, utc_now
 from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
 from distbench.system.fingerprint import usable_cores
@@ -92,8 +99,11 @@ class Worker:
         return f"rank {ranks.get(pid, '?')} was killed by {signal.Signals(int(match[2])).name}"
 
     def report(self) -> str:
-        """The reason, then the end of the log when there is more to it (a traceback)."""
+        """The reason, then the end of the log when there is more to it (a traceback); a
+        refusal of bad input (exit 2) is its one line."""
         reason = self.reason()
+        if self.process.returncode == UsageError.exit_code and not debugging():
+            return reason
         tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if error_line(reason).strip() != ln]
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
@@ -120,6 +130,7 @@ def launch(cfg: RunConfig) -> dict:
     if hint:
         raise DistbenchError(hint)
     check_workers(cfg.strategy, cfg.workers)
+    prepare_dataset(cfg.data, cfg.model.image_size)
     started_at = utc_now()
     try:
         with stop_on_termination():
@@ -129,7 +140,10 @@ def launch(cfg: RunConfig) -> dict:
         _record_failure(cfg, "interrupted by the user", started_at)
         raise
     except DistbenchError as exc:
-        _record_failure(cfg, str(exc).splitlines()[0], started_at)
+        # A worker that refused its input (the user's model, on its dummy batch) ran nothing:
+        # like any refused run, it leaves no record.
+        if exc.exit_code != UsageError.exit_code:
+            _record_failure(cfg, str(exc).splitlines()[0], started_at)
         raise
     except Exception as exc:
         _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at)

@@ -21,7 +21,7 @@ from pathlib import Path
 from distbench.core.errors import UsageError
 from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
 from distbench.launch.netns import check_netns, netns_commands
-from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.launch.scripts import launched_by, quote, relative_user_paths, worker_args
 from distbench.strategies import Launcher
 from distbench.system.launchenv import LAUNCH_T0_VAR
 from distbench.vcluster.cluster import require_root_and_tools
@@ -121,11 +121,14 @@ class MultiNode:
 
     def describe(self) -> str:
         cmds = self.commands()
+        relative = relative_user_paths(self.run_args)
+        note = (f"\nrun from the folder that holds {', '.join(relative)} on every host (the "
+                "workers read them relative to their working directory)" if relative else "")
         if self.launcher == "mpiexec":
-            return (
-                f"on {self.hosts[0]} (mpiexec reaches the other hosts itself):\n  {quote(cmds[0])}"
-            )
-        return "\n".join(f"on {host}:\n  {quote(cmd)}" for host, cmd in zip(self.hosts, cmds))
+            return (f"on {self.hosts[0]} (mpiexec reaches the other hosts itself):\n  "
+                    f"{quote(cmds[0])}{note}")
+        return "\n".join(f"on {host}:\n  {quote(cmd)}"
+                         for host, cmd in zip(self.hosts, cmds)) + note
 
     def run_here(self, timeout: float | None) -> None:
         """All nodes are this machine: start every node's command and watch them as one run."""

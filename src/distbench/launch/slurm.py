@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from distbench.core.errors import DistbenchError, UsageError
-from distbench.launch.scripts import has_flag, quote, worker_args
+from distbench.launch.scripts import has_flag, quote, relative_user_paths, worker_args
 from distbench.strategies import Launcher, strategy_info
 from distbench.system.cluster import expand_slurm_nodelist
 
@@ -104,8 +105,18 @@ def sbatch_script(job: SlurmJob) -> str:
             header.append(f"#SBATCH --{flag}={value}")
     run_args = list(job.run_args)
     out = "" if has_flag(run_args, "--out") else ' --out "results/slurm-${SLURM_JOB_ID}"'
+    checks = [
+        f"[ -e {shlex.quote(path)} ] || {{ printf 'distbench: error: %s not found from %s; "
+        f"submit from the folder it is relative to\\n' {shlex.quote(path)} \"$(pwd)\" >&2; "
+        "exit 2; }"
+        for path in relative_user_paths(run_args)
+    ]
+    if checks:
+        checks.insert(0, "# Relative paths in the flags are read from the job's working "
+                         "directory (where sbatch runs): check them before any task starts.")
     body = [
         "set -euo pipefail",
+        *checks,
         'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
         f'echo "distbench: {job.strategy} on $SLURM_JOB_NUM_NODES node(s), job $SLURM_JOB_ID"',
         launch_line(job, run_args) + out,

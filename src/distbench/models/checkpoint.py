@@ -23,6 +23,7 @@ from typing import Any
 
 from distbench.core.config import RunConfig
 from distbench.core.errors import DistbenchError
+from distbench.models.user import is_user_model, model_file
 
 SIDECAR = "model.json"
 
@@ -54,6 +55,10 @@ def sidecar(cfg: RunConfig, record: dict[str, Any], framework: str, *, classes: 
     return {
         "framework": framework,
         "model": cfg.model.name,
+        # A user model's code: where it was and its SHA-256, checked before it is run again.
+        "model_file": model_file(cfg.model.name) if is_user_model(cfg.model.name) else None,
+        "model_sha256": record.get("model_sha256"),
+        "model_params": record.get("model_params"),
         "image_size": cfg.model.image_size,
         "dataset": cfg.data.name,
         "classes": list(classes),

@@ -25,7 +25,10 @@ MOBILENET_V2_IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0
 
 
 class Preprocess(nn.Module):
-    """Normalise with the training set's statistics, then resize if asked."""
+    """Normalise with the training set's statistics, then resize if asked.
+
+    Takes float pixels in [0, 1] or uint8 ones: user datasets stay uint8 in their shared cache,
+    and scaling here, per batch, is bit-identical to the float copies of the built-in sets."""
 
     def __init__(self, mean: list[float], std: list[float], image_size: int | None) -> None:
         super().__init__()
@@ -34,6 +37,8 @@ class Preprocess(nn.Module):
         self.image_size = image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:  # a user dataset's memory-mapped cache, scaled per batch
+            x = x.float() / 255.0
         x = (x - self.mean) / self.std
         if self.image_size is not None and x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")

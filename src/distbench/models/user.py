@@ -29,10 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distbench.core.errors import UsageError
-
-# Set by `distbench --debug` for this process and the workers it starts.
-DEBUG_VAR = "DISTBENCH_DEBUG"
+from distbench.core.errors import UsageError, debugging
 
 
 @dataclass(frozen=True)
@@ -133,10 +130,6 @@ def _user_error(spec: ModelSpec, exc: BaseException, path: Path) -> UsageError:
     return error
 
 
-def debugging() -> bool:
-    return os.environ.get(DEBUG_VAR) == "1"
-
-
 def load_factory(spec: ModelSpec) -> Callable[..., Any]:
     """Import the user's code (this runs it) and return the function."""
     path = check_spec(spec)
@@ -178,3 +171,32 @@ def check_output(spec: ModelSpec, shape: tuple[int, ...], num_classes: int) -> N
     if len(shape) != 2 or shape[1] != num_classes:
         raise UsageError(f"--model {spec.text}: output of shape {tuple(shape)} on a dummy batch; "
                          f"expected (batch, {num_classes}) logits, one per class")
+
+
+def model_file(text: str) -> str | None:
+    """A file spec's file as an absolute path, for the checkpoint sidecar: `predict` and `serve`
+    then find it from any working directory."""
+    spec = parse_spec(text)
+    return str(spec.path.resolve()) if spec.path is not None else None
+
+
+def trusted_spec(text: str, recorded_file: str | None, recorded_sha256: object,
+                 trust_code: bool, checkpoint: Path) -> str:
+    """The spec that rebuilds a checkpoint's user model, once the user has said they trust the
+    code (rebuilding runs it) and the code is the one the weights were trained with."""
+    spec = parse_spec(text)
+    if spec.path is not None and recorded_file:
+        spec = ModelSpec(f"{recorded_file}:{spec.function}", spec.function,
+                         path=Path(recorded_file))
+    where = f"{spec.where} ({spec.function})"
+    if not trust_code:
+        raise UsageError(f"{checkpoint}: the model is user code, {where}; rebuilding it runs "
+                         "that code: add --trust-code if you trust it")
+    path = check_spec(spec)
+    if not isinstance(recorded_sha256, str):
+        raise UsageError(f"{checkpoint}: the sidecar has no SHA-256 of {path}, so the code "
+                         "cannot be checked against the weights; retrain to save it again")
+    if sha256_of(spec) != recorded_sha256:
+        raise UsageError(f"{path} has changed since training (SHA-256 {sha256_of(spec)[:12]}, "
+                         f"trained with {recorded_sha256[:12]}); restore that file or retrain")
+    return spec.text

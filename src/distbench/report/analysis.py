@@ -375,6 +375,31 @@ class SetupSummary:
                        for r in self.records)
         return [json.loads(e) for e in sorted(seen, key=lambda k: (-seen[k], k))]
 
+    def workload(self) -> str:
+        """The model and data as trained: parameters per framework (Keras counts its
+        normalisation's statistics too), the user model's file hash, the split sizes and the
+        input shape, so a reader knows what the times are times of."""
+        ok = [r for r in self.records if r.get("status") == "ok"]
+        params: dict[int, set[str]] = {}
+        for r in ok:
+            if isinstance(r.get("model_params"), int):
+                params.setdefault(r["model_params"], set()).add(str(r.get("framework")))
+        model = f"model {self.setup.model}"
+        if params:
+            model += " (" + "; ".join(f"{n:,} parameters in {', '.join(sorted(f))}"
+                                      for n, f in sorted(params.items())) + ")"
+        hashes = sorted({str(r["model_sha256"]) for r in ok if r.get("model_sha256")})
+        if hashes:
+            model += f", SHA-256 {' / '.join(h[:12] for h in hashes)}"
+        sizes = sorted({(r.get("train_samples"), r.get("test_samples"),
+                         "x".join(map(str, r.get("input_shape") or [])), r.get("classes"))
+                        for r in ok if isinstance(r.get("train_samples"), int)})
+        data = f"dataset {self.setup.dataset}"
+        if sizes:
+            data += " (" + "; ".join(f"{a:,} training and {b:,} test samples of {shape}, "
+                                     f"{k} classes" for a, b, shape, k in sizes) + ")"
+        return f"{model}; {data}"
+
     def fairness(self) -> dict[str, Any]:
         """The fairness settings the runs actually used (DESIGN §3), as recorded."""
         def values(key: str, source: str = "record") -> str:
@@ -395,6 +420,7 @@ class SetupSummary:
             "threads per worker": threads,
             "epochs": self.setup.epochs,
             "optimizer": f"{self.setup.optimizer}, lr {self.setup.lr:g}",
+            "optimizer implementation": values("optimizer_impl", "config"),
             "seed": values("seed"),
             "warm-up steps": values("warmup_steps", "config"),
             "comm measured by": {c.strategy: c.comm_method for c in self.cells if c.comm_method},

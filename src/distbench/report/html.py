@@ -82,7 +82,8 @@ def _setup_section(s: SetupSummary, plots: dict[str, Path]) -> str:
     headers, make_row = columns(s)
     rows = [(c.status, make_row(c)) for c in s.cells]
     verdict = "".join(f"<li>{escape(line)}</li>" for line in verdict_lines(s))
-    out = [f"<h2>{escape(s.setup.title())}</h2>", "<h3>Verdict</h3>",
+    out = [f"<h2>{escape(s.setup.title())}</h2>",
+           f'<p class="workload">Workload: {escape(s.workload())}</p>', "<h3>Verdict</h3>",
            f'<ul class="verdict">{verdict}</ul>', "<h3>Summary</h3>", _table(headers, rows, 2)]
     out.append("<p>Median over the successful runs of each cell; [95% CI] is a bootstrap "
                "interval of the median (of the ratio of medians for speedups, resampling "

@@ -187,7 +187,8 @@ def markdown(study: Study, notes: list[str] | None = None) -> str:
         out += [f"- {_md_escape(n)}" for n in notes] + [""]
     for s in study.setups:
         headers, make_row = columns(s)
-        out += [f"## {s.setup.title()}", "", "**Verdict**", ""]
+        out += [f"## {s.setup.title()}", "", f"Workload: {_md_escape(s.workload())}", "",
+                "**Verdict**", ""]
         out += [f"- {_md_escape(v)}" for v in verdict_lines(s)] + [""]
         out += _md_table(headers, [make_row(c) for c in s.cells])
         out += ["", f"Median over {_repeat_words(s)} per cell; [95% CI] is a bootstrap interval "
@@ -310,6 +311,7 @@ def print_terminal(study: Study, console: Any = None, notes: list[str] | None = 
     for s in study.setups:
         headers, make_row = columns(s)
         console.print(f"[bold]{escape(s.setup.title())}[/bold]", highlight=False)
+        console.print(f"[bold]workload:[/bold] {escape(s.workload())}", highlight=False)
         for line in verdict_lines(s):
             console.print(f"[bold]verdict:[/bold] {escape(line)}", highlight=False)
         table = Table(title=s.setup.title(), title_justify="left")

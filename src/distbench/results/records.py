@@ -58,6 +58,12 @@ def make_record(
         "backend": cfg.backend,
         "dataset": cfg.data.name,
         "model": cfg.model.name,
+        "model_params": None,
+        "model_sha256": None,  # a user model's file (--model path.py:fn or pkg.mod:fn)
+        "input_shape": None,
+        "classes": None,
+        "train_samples": None,
+        "test_samples": None,
         "epochs": cfg.epochs,
         "global_batch": cfg.global_batch,
         "lr": cfg.lr,

@@ -30,6 +30,7 @@ from distbench.core.config import ModelConfig
 from distbench.core.errors import DistbenchError, error_line
 from distbench.models import MODEL_NAMES
 from distbench.models.checkpoint import FORMATS, SIDECAR
+from distbench.models.user import is_user_model, trusted_spec
 
 WEIGHT_SUFFIXES = {Path(f.file).suffix: framework for framework, f in FORMATS.items()}
 WEIGHT_FILES = [f.file for f in FORMATS.values()]
@@ -109,7 +110,9 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise CheckpointError(f"{sidecar}: sidecar lacks {', '.join(missing)}")
-    if meta["model"] not in MODEL_NAMES:
+    if not isinstance(meta["model"], str):
+        raise CheckpointError(f"{sidecar}: model must be a name or a spec, got {meta['model']!r}")
+    if not is_user_model(meta["model"]) and meta["model"] not in MODEL_NAMES:
         raise CheckpointError(f"{sidecar}: unknown model '{meta['model']}' in the sidecar; this "
                               f"distbench knows: {', '.join(MODEL_NAMES)}")
     if meta["framework"] != framework:
@@ -141,19 +144,23 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and verify a checkpoint; any problem is a one-line `CheckpointError`."""
+def load_checkpoint(path: str | Path, trust_code: bool = False) -> Checkpoint:
+    """Load and verify a checkpoint; any problem is a one-line `CheckpointError`.
+
+    A user model is rebuilt by running its code: only with `trust_code`, and only while that
+    code's SHA-256 is the one the sidecar recorded at training."""
     weights, sidecar = resolve(path)
     framework = WEIGHT_SUFFIXES[weights.suffix]
     meta = read_sidecar(sidecar, framework)
     if weights.stat().st_size == 0:
         raise CheckpointError(f"{weights}: empty file (0 bytes); save the model again")
+    name = meta["model"]
+    if is_user_model(name):
+        name = trusted_spec(name, meta.get("model_file"), meta.get("model_sha256"), trust_code,
+                            sidecar)
+    model = ModelConfig(name=name, image_size=meta.get("image_size"))
     loader = _load_torch if framework == "pytorch" else _load_keras
-    return Checkpoint(weights, meta, loader(weights, sidecar, meta))
-
-
-def _model_config(meta: dict[str, Any]) -> ModelConfig:
-    return ModelConfig(name=meta["model"], image_size=meta.get("image_size"))
+    return Checkpoint(weights, meta, loader(weights, sidecar, meta, model))
 
 
 def _mismatch(weights: Path, sidecar: Path, meta: dict[str, Any], what: str) -> CheckpointError:
@@ -168,7 +175,8 @@ def _shape(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape)) or "scalar"
 
 
-def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
+def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any], model: ModelConfig
+                ) -> Callable:
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -186,7 +194,7 @@ def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
         raise _mismatch(weights, sidecar, meta,
                         f"tensors {extra or absent} are {'not listed' if extra else 'missing'}")
     try:
-        net = build_model(_model_config(meta), tuple(meta["input_shape"]), len(meta["classes"]),
+        net = build_model(model, tuple(meta["input_shape"]), len(meta["classes"]),
                           meta["normalisation"]["mean"], meta["normalisation"]["std"])
     except DistbenchError as exc:
         raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
@@ -211,39 +219,40 @@ def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
     return probabilities
 
 
-def _load_keras(weights: Path, sidecar: Path, meta: dict[str, Any]) -> Callable:
+def _load_keras(weights: Path, sidecar: Path, meta: dict[str, Any], model: ModelConfig
+                ) -> Callable:
     try:
         from distbench.models.keras_models import build_keras_model, keras
     except ImportError:
         raise CheckpointError(f"{weights}: a TensorFlow checkpoint needs TensorFlow: "
                               "pip install 'distbench[tf]'") from None
     try:
-        model = keras.models.load_model(weights, compile=False)
+        saved = keras.models.load_model(weights, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{weights}: not a readable .keras file ({reason}); the file is "
                               "corrupt or truncated, save the model again") from None
     c, h, w = meta["input_shape"]
     try:
-        expected = build_keras_model(_model_config(meta), (c, h, w), len(meta["classes"]),
+        expected = build_keras_model(model, (c, h, w), len(meta["classes"]),
                                      meta["normalisation"]["mean"], meta["normalisation"]["std"])
     except DistbenchError as exc:
         raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
-    if tuple(model.input_shape[1:]) != (h, w, c):
-        raise _mismatch(weights, sidecar, meta, f"the saved model takes {model.input_shape[1:]} "
+    if tuple(saved.input_shape[1:]) != (h, w, c):
+        raise _mismatch(weights, sidecar, meta, f"the saved model takes {saved.input_shape[1:]} "
                                                 f"(NHWC) input")
-    got = [tuple(v.shape) for v in model.weights]
+    got = [tuple(v.shape) for v in saved.weights]
     want = [tuple(v.shape) for v in expected.weights]
     if len(got) != len(want):
         raise _mismatch(weights, sidecar, meta, f"{len(got)} weight tensors, expected {len(want)}")
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if a != b:
             raise _mismatch(weights, sidecar, meta,
-                            f"weight {i} ({model.weights[i].path}) is {_shape(a)} in the file, "
+                            f"weight {i} ({saved.weights[i].path}) is {_shape(a)} in the file, "
                             f"{_shape(b)} in the model")
 
     def probabilities(x: np.ndarray) -> np.ndarray:
-        logits = model(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)
+        logits = saved(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)
         return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=1))
 
     return probabilities
@@ -337,10 +346,11 @@ def predict_files(ckpt: Checkpoint, paths: Sequence[str | Path]) -> list[dict[st
     return results
 
 
-def run_predict(checkpoint: str, images: Sequence[str], as_json: bool, out: Any, err: Any) -> int:
+def run_predict(checkpoint: str, images: Sequence[str], as_json: bool, out: Any, err: Any,
+                trust_code: bool = False) -> int:
     """The `distbench predict` command: one line per image (or one JSON object); exit 1 if any
     image failed, after printing the others."""
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, trust_code)
     results = predict_files(ckpt, images)
     if as_json:
         out.write(json.dumps({**ckpt.describe(), "predictions": results}, indent=2) + "\n")

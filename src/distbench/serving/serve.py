@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from distbench.core.errors import DistbenchError, error_line
+from distbench.core.errors import DistbenchError, UsageError, error_line
 from distbench.serving.predict import (
     Checkpoint,
     CheckpointError,
@@ -48,12 +48,13 @@ class LiveCheckpoint:
     until the files change, instead of stopping the server.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, trust_code: bool = False) -> None:
         self.path = Path(path)
+        self.trust_code = trust_code
         self._lock = threading.Lock()
         self._stamp: object = None
         self._ckpt: Checkpoint | None = None
-        self._error: str | None = None
+        self._error: DistbenchError | None = None
 
     def _signature(self) -> object:
         try:
@@ -69,11 +70,13 @@ class LiveCheckpoint:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self._ckpt, self._error = load_checkpoint(self.path), None
+                    self._ckpt, self._error = load_checkpoint(self.path, self.trust_code), None
                 except DistbenchError as exc:
-                    self._ckpt, self._error = None, str(exc)
+                    self._ckpt, self._error = None, exc
             if self._ckpt is None:
-                raise CheckpointError(self._error or f"{self.path}: not loaded")
+                if self._error is not None:
+                    raise type(self._error)(str(self._error))
+                raise CheckpointError(f"{self.path}: not loaded")
             return self._ckpt
 
 
@@ -142,7 +145,7 @@ def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
     previous = os.environ.get("DISTBENCH_OFFLINE")
     os.environ["DISTBENCH_OFFLINE"] = "1"  # samples are a convenience, not worth a download
     try:
-        data = load_dataset(DataConfig(name=name))
+        data = load_dataset(DataConfig(name=name), ckpt.meta.get("image_size"))
     except DistbenchError as exc:
         return {}, f"No samples: dataset {name} is not available here ({exc})"
     finally:
@@ -160,7 +163,9 @@ def write_samples(ckpt: Checkpoint, folder: Path, count: int = SAMPLES
                 picked.append(int(hits[round_]))
     files: dict[Path, str] = {}
     for index in picked:
-        pixels = (data.test_x[index] * 255).round().astype(np.uint8)
+        pixels = data.test_x[index]
+        if pixels.dtype != np.uint8:
+            pixels = (pixels * 255).round().astype(np.uint8)
         image = (Image.fromarray(pixels[0], "L") if pixels.shape[0] == 1
                  else Image.fromarray(pixels.transpose(1, 2, 0), "RGB"))
         truth = data.classes[data.test_y[index]]
@@ -237,7 +242,7 @@ def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
 
 
 def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
-          share: bool = False) -> None:
+          share: bool = False, trust_code: bool = False) -> None:
     """Build the page and serve it until Ctrl-C."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no phoning home
     if not Path(checkpoint).exists():
@@ -249,7 +254,7 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
                              ) from None
     samples_dir = Path(tempfile.mkdtemp(prefix="distbench-serve-"))
     try:
-        _serve(LiveCheckpoint(checkpoint), samples_dir, host, port, share)
+        _serve(LiveCheckpoint(checkpoint, trust_code), samples_dir, host, port, share)
     finally:
         shutil.rmtree(samples_dir, ignore_errors=True)
 
@@ -262,6 +267,8 @@ def _serve(live: LiveCheckpoint, samples_dir: Path, host: str, port: int, share:
     """Launch and block; a bad checkpoint is reported but does not stop the page."""
     try:
         live.get()
+    except UsageError:
+        raise  # user code without --trust-code, or changed since training: nothing to serve
     except DistbenchError as exc:
         # Still serve: the page shows the same line, and picks up a fixed checkpoint by itself.
         sys.stderr.write(error_line(f"{exc} (the page shows this until it is fixed)"))

@@ -65,6 +65,17 @@ class Strategy(WorkerRole):
         return model.state_dict()
 
     # ---- training hooks, called by the loop
+    def loss_scale(self, count: int) -> float:
+        """What this rank's summed loss is multiplied by before backward, `count` being the
+        step's global samples. world/count by default: the strategies' collectives average
+        gradients over the ranks, which leaves the global mean."""
+        return self.world / count
+
+    def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clear the gradients after a step; a strategy whose gradients are views of its own
+        flat buffer keeps them (and zeroes the buffer) instead."""
+        optimizer.zero_grad(set_to_none=True)
+
     def sync_gradients(self, model: nn.Module) -> None:
         """After backward, before the optimizer step."""
 

@@ -81,6 +81,14 @@ class GradBuckets:
         wire = self.wires[index]
         return packed if wire is None else wire.copy_(packed)
 
+    def bind(self) -> None:
+        """Make every gradient a view of its bucket, zeroed, as DDP's gradient_as_bucket_view
+        does: backward then accumulates into the buffer itself and no pack is needed."""
+        for params, bucket in zip(self.params, self.buckets, strict=True):
+            bucket.buffer.zero_()
+            for p, view in zip(params, bucket.views, strict=True):
+                p.grad = view
+
     def finish(self, index: int) -> None:
         """Hand the reduced gradients back as views of the buffer (no copy)."""
         bucket = self.buckets[index]

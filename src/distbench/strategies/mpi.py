@@ -3,11 +3,15 @@
 Command: distbench run --strategy mpi --workers 2    (distbench starts `mpiexec -n 2` itself)
 Also:    mpiexec -n 2 distbench worker --strategy mpi --dataset mnist-5k
 
-Every step packs all gradients into one reused buffer, scaled by 1/world as they are copied in
-(one pass instead of copy-then-divide), and sums it with one in-place `MPI.Allreduce`, which
-leaves the average. Initial weights are broadcast with `MPI.Bcast`.
-comm_s is the time of pack (with scaling) + Allreduce. `--compression fp16` sums a float16
-copy of the buffer; bf16 is refused (numpy, whose buffers MPI reads, has no bfloat16).
+On CPU every parameter's `.grad` is a view into one flat buffer (as DDP's
+`gradient_as_bucket_view`), so backward writes the gradients where `MPI.Allreduce` reads them:
+one in-place allreduce of that buffer per step, with no pack and no unpack. The 1/world of the
+average is folded into the loss (each rank's summed loss is divided by the step's global samples),
+so the sum the allreduce leaves is already the mean. On a GPU, or with `--compression fp16`,
+gradients are packed into a host buffer (of the wire dtype) instead, scaled by 1/world as they
+are copied. Initial weights are broadcast with `MPI.Bcast`.
+comm_s is the time of the Allreduce (and of the pack where there is one). bf16 is refused
+(numpy, whose buffers MPI reads, has no bfloat16).
 """
 
 from __future__ import annotations
@@ -44,10 +48,26 @@ class MPIStrategy(CollectiveStrategy):
         # One bucket holding every gradient, on the host where MPI reads it.
         self.grads = GradBuckets(model, float("inf"), torch.device("cpu"),
                                  WIRE_DTYPES.get(self.cfg.compression))
+        self.in_place = self.cfg.compression == "none" and all(
+            p.device.type == "cpu" for p in model.parameters())
+        if self.in_place:
+            self.grads.bind()
         return model
+
+    def loss_scale(self, count: int) -> float:
+        return 1.0 / count if self.in_place else super().loss_scale(count)
+
+    def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.in_place:
+            self.grads.buckets[0].buffer.zero_()
+        else:
+            super().zero_grad(optimizer)
 
     def sync_gradients(self, model: nn.Module) -> None:
         with self.timed_comm():
+            if self.in_place:
+                self.coll.sum_in_place(self.grads.buckets[0].buffer.numpy())
+                return
             self.coll.sum_in_place(self.grads.pack(0, self.world).numpy())
             self.grads.finish(0)
 

@@ -40,6 +40,7 @@ from rich.markup import escape
 
 from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError, last_error, unknown_name
+from distbench.data import prepare_dataset
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
@@ -614,6 +615,8 @@ def run_compare(request: CompareRequest) -> int:
     console = Console(highlight=False)
     study = open_study(request)
     plan, out = study.plan, study.out
+    # A user dataset is checked and decoded once, before the first run writes anything.
+    prepare_dataset(plan.base.data, plan.base.model.image_size)
     for name in plan.strategies:
         hint = missing_framework(name)
         if hint:

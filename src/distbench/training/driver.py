@@ -33,6 +33,7 @@ from distbench.core.config import RunConfig
 from distbench.data import Dataset
 from distbench.data.sharding import describe_sharding
 from distbench.models.checkpoint import sidecar, write_checkpoint
+from distbench.models.user import is_user_model, parse_spec, sha256_of
 from distbench.strategies.role import WorkerRole
 from distbench.system.contention import Sample, machine_state
 from distbench.system.timing import clock, median, rank_row, summarize_ranks
@@ -108,6 +109,10 @@ class EpochDriver(ABC):
     def rank_fields(self) -> dict[str, Any]:
         """Extra facts each rank reports with its timings."""
         return {}
+
+    @abstractmethod
+    def param_count(self) -> int:
+        """The model's parameters, whole (not this rank's shard)."""
 
     @abstractmethod
     def memory_fields(self) -> dict[str, Any]:
@@ -244,6 +249,7 @@ class EpochDriver(ABC):
             "exact": s.info.exact(cfg.compression),
             "model_state_bytes": [r["model_state_bytes"] for r in ranks],
             "cuda_peak_mb": [r["cuda_peak_mb"] for r in ranks],
+            **workload(cfg, self.data, self.param_count()),
             **self.record_fields(ranks),
         }
 
@@ -255,3 +261,17 @@ class EpochDriver(ABC):
                        classes=data.classes, input_shape=data.input_shape, mean=data.mean,
                        std=data.std)
         return write_checkpoint(self.cfg.out or ".", {**meta, **extra}, save)
+
+
+def workload(cfg: RunConfig, data: Dataset, params: int) -> dict[str, Any]:
+    """What was trained on what, so that a report can tell two users' workloads apart; a user
+    model's file is fingerprinted, as its code decides what the numbers mean."""
+    return {
+        "model_params": params,
+        "model_sha256": sha256_of(parse_spec(cfg.model.name))
+        if is_user_model(cfg.model.name) else None,
+        "input_shape": list(data.input_shape),
+        "classes": len(data.classes),
+        "train_samples": len(data.train_y),
+        "test_samples": len(data.test_y),
+    }

@@ -81,9 +81,10 @@ class Evaluator:
 
     def __init__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray, rank: int,
                  world: int) -> None:
-        self.images, self.labels = images[rank::world], labels[rank::world]
+        self.images, self.labels = images[rank::world], labels[rank::world]  # NCHW views
         self.model = model
-        spec = (tf.TensorSpec((None, *images.shape[1:]), tf.float32),
+        channels, height, width = images.shape[1:]
+        spec = (tf.TensorSpec((None, height, width, channels), tf.float32),
                 tf.TensorSpec((None,), tf.int64))
         self.batch = tf.function(self._batch, input_signature=spec)
 
@@ -97,7 +98,7 @@ class Evaluator:
         loss = correct = 0.0
         for start in range(0, len(self.labels), EVAL_BATCH):
             part = slice(start, start + EVAL_BATCH)
-            batch_loss, batch_correct = self.batch(self.images[part], self.labels[part])
+            batch_loss, batch_correct = self.batch(nhwc(self.images[part]), self.labels[part])
             loss += float(batch_loss)
             correct += float(batch_correct)
         return [loss, correct, float(len(self.labels))]
@@ -111,15 +112,14 @@ class KerasTrainer(EpochDriver):
     def __init__(self, cfg: RunConfig, strategy: TFStrategy, data: Dataset) -> None:
         self.cfg, self.strategy, self.data = cfg, strategy, data
         self.n_train = len(data.train_y)
-        self.train_images = nhwc(data.train_x)  # once; the calibration's reference reuses it
         self.pipeline = InputPipeline(
-            self.train_images, data.train_y, seed=cfg.seed, rank=strategy.rank,
+            data.train_x, data.train_y, seed=cfg.seed, rank=strategy.rank,
             world=strategy.world, global_batch=cfg.global_batch,
             shuffle_buffer=cfg.tf_shuffle_buffer, prefetch=cfg.tf_prefetch,
         )
         self.loop = self.make_loop(strategy.tf_strategy, strategy.distribute)
         self.model = self.loop.model
-        self.evaluator = Evaluator(self.model, nhwc(data.test_x), data.test_y, strategy.rank,
+        self.evaluator = Evaluator(self.model, data.test_x, data.test_y, strategy.rank,
                                    strategy.world)
         self.per_replica_batch = self.observe_per_replica_batch()
         self.compile_note = "--compile: XLA (jit_compile=True)" if cfg.model.compile else None
@@ -186,7 +186,7 @@ class KerasTrainer(EpochDriver):
         snapshot.restore()
         per_replica = self.cfg.global_batch // self.strategy.replicas
         reference = InputPipeline(
-            self.train_images, self.data.train_y, seed=self.cfg.seed, rank=0, world=1,
+            self.data.train_x, self.data.train_y, seed=self.cfg.seed, rank=0, world=1,
             global_batch=per_replica, prefetch=self.cfg.tf_prefetch,
         )
         default = tf.distribute.get_strategy()
@@ -215,6 +215,9 @@ class KerasTrainer(EpochDriver):
         held = sum(variable_bytes(v) for v in [*loop.model.variables, *loop.optimizer.variables])
         grads = sum(variable_bytes(v) for v in loop.model.trainable_variables)
         return {"model_state_bytes": held + grads, "cuda_peak_mb": None}
+
+    def param_count(self) -> int:
+        return int(self.model.count_params())
 
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         s = self.strategy

@@ -14,7 +14,8 @@ One epoch is: order -> shard -> batch -> gather pixels -> prefetch.
 - batch: the process's batch (global batch / W), the last step smaller; a rank whose last slice
   is empty gets an empty batch, so every worker runs the same number of steps and the
   collectives stay matched.
-- gather: images are indexed per batch from one constant tensor, not copied per epoch.
+- gather: images are indexed per batch from one constant tensor, not copied per epoch (a user
+  dataset's memory-mapped uint8 cache is indexed in place and scaled per batch instead).
 - prefetch: `--tf-prefetch N` batches (default `tf.data.AUTOTUNE`; 0 turns it off).
 
 Auto-sharding is switched off: this module's shard is the only split of the data.
@@ -31,8 +32,12 @@ from distbench.strategies.tf_base import import_tensorflow
 
 
 def nhwc(images: np.ndarray) -> np.ndarray:
-    """NCHW float32 (the datasets' layout) to NHWC (Keras'), converted once per run."""
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    """NCHW (the datasets' layout) to Keras' NHWC float32 in [0, 1]. uint8 pixels (a user
+    dataset's cache) are scaled as the built-in sets are when loaded, so the values agree."""
+    x = images.transpose(0, 2, 3, 1)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def shuffle_seed(seed: int, epoch: int) -> int:
@@ -54,8 +59,11 @@ class InputPipeline:
         self.steps = -(-self.n // global_batch)
         self.shuffle_buffer = shuffle_buffer
         self.prefetch = prefetch
+        self.source = images
         with self.tf.device("/cpu:0"):
-            self.images = self.tf.constant(images)
+            # Float arrays become one constant, converted once; a memory-mapped uint8 cache is
+            # read per batch instead, so the workers on a node share its one copy.
+            self.images = None if images.dtype == np.uint8 else self.tf.constant(nhwc(images))
             self.labels = self.tf.constant(labels)
 
     def counts(self) -> list[int]:
@@ -85,14 +93,24 @@ class InputPipeline:
     def dataset(self, epoch: int) -> Any:
         """(images, labels) batches of this rank for one epoch, ready for a strategy."""
         tf = self.tf
-        images, labels = self.images, self.labels
+        labels = self.labels
         ds = self.index_batches(epoch).map(
-            lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+            lambda index: (self.gather_images(index), tf.gather(labels, index)))
         if self.prefetch != 0:
             ds = ds.prefetch(tf.data.AUTOTUNE if self.prefetch is None else self.prefetch)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         return ds.with_options(options)
+
+    def gather_images(self, index: Any) -> Any:
+        """One batch of NHWC float images, from the constant or from the shared cache."""
+        tf = self.tf
+        if self.images is not None:
+            return tf.gather(self.images, index)
+        source = self.source
+        batch = tf.numpy_function(lambda i: nhwc(source[i]), [index], tf.float32, stateful=False)
+        channels, height, width = source.shape[1:]
+        return tf.ensure_shape(batch, (None, height, width, channels))
 
     def describe(self) -> dict[str, Any]:
         """The settings, for the run record."""

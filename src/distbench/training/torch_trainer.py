@@ -54,11 +54,16 @@ class Tensors:
 
 
 def make_optimizer(cfg: RunConfig, params: Any, strategy: Strategy) -> torch.optim.Optimizer:
-    """The configured optimizer, built by the strategy (which may shard its state)."""
+    """The configured optimizer, built by the strategy (which may shard its state).
+
+    `--optimizer-impl foreach|fused` asks torch for that implementation (fused runs one kernel
+    over all parameters, on CPU too); default leaves torch's own choice."""
+    impl = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(cfg.optimizer_impl, {})
     if cfg.optimizer == "sgd":
-        options = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+        options = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
+                   **impl}
         return strategy.build_optimizer(torch.optim.SGD, params, options)
-    options = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    options = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **impl}
     return strategy.build_optimizer(torch.optim.Adam, params, options)
 
 
@@ -98,15 +103,16 @@ class ModuleSnapshot:
     optimizer only its own part (`Strategy.local_optimizer`), so no snapshot gathers."""
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 local: torch.optim.Optimizer) -> None:
+                 local: torch.optim.Optimizer, strategy: Strategy) -> None:
         self.net, self.optimizer, self.local = net, optimizer, local
+        self.strategy = strategy
         self.weights = copy.deepcopy(net.state_dict())
         self.optimizer_state = copy.deepcopy(local.state_dict())
 
     def restore(self) -> None:
         self.net.load_state_dict(self.weights)
         self.local.load_state_dict(self.optimizer_state)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.zero_grad(self.optimizer)
 
 
 class Trainer(EpochDriver):
@@ -148,7 +154,7 @@ class Trainer(EpochDriver):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, count: int) -> torch.Tensor:
         loss_sum = F.cross_entropy(self.model(x), y, reduction="sum")
-        (loss_sum * (self.strategy.world / count)).backward()
+        (loss_sum * self.strategy.loss_scale(count)).backward()
         return loss_sum.detach()
 
     def step(self, x: torch.Tensor, y: torch.Tensor, count: int, step: int) -> torch.Tensor:
@@ -157,7 +163,7 @@ class Trainer(EpochDriver):
         self.optimizer.step()
         if self.state_bytes is None:  # the first step: gradients and optimizer state all exist
             self.state_bytes = self.model_state_bytes()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.strategy.zero_grad(self.optimizer)
         self.strategy.after_step(self.model, self.optimizer, step)
         return loss_sum
 
@@ -168,7 +174,7 @@ class Trainer(EpochDriver):
     # ---- the driver's parts
     def snapshot(self) -> ModuleSnapshot:
         return ModuleSnapshot(self.net, self.optimizer,
-                              self.strategy.local_optimizer(self.optimizer))
+                              self.strategy.local_optimizer(self.optimizer), self.strategy)
 
     def model_state_bytes(self) -> int:
         """Parameters + gradients + optimizer state this rank stores, counted from the storages
@@ -273,11 +279,14 @@ class Trainer(EpochDriver):
                     self.strategy.sync_gradients(self.model)
                 self.sync_device()
                 times.append(clock() - start)
-                self.optimizer.zero_grad(set_to_none=True)
+                self.strategy.zero_grad(self.optimizer)
         return synced, unsynced
 
     def threads(self) -> int:
         return torch.get_num_threads()
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())  # a DTensor counts whole
 
     def memory_fields(self) -> dict[str, Any]:
         cuda = self.device.type == "cuda"

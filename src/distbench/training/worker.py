@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from distbench.core.config import RunConfig
 from distbench.data import Dataset, load_dataset
@@ -52,7 +53,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     try:
         startup_s = time.time() - launch_t0
         t = clock()
-        data = load_dataset(cfg.data)
+        data = load_dataset(cfg.data, cfg.model.image_size)
         data_s = clock() - t
         trainer = make_trainer(cfg, strategy, data)
         measured = trainer.run()
@@ -82,8 +83,8 @@ def print_summary(record: dict[str, Any], out: str | Path) -> None:
     console = Console(soft_wrap=True)
     comm = record["comm_fraction"]
     console.print(
-        f"[bold]{record['strategy']}[/bold] x{record['workers']} on {record['dataset']}/"
-        f"{record['model']}: train {record['train_s']:.2f} s, "
+        f"[bold]{record['strategy']}[/bold] x{record['workers']}, {escape(record['model'])} on "
+        f"{escape(record['dataset'])}: train {record['train_s']:.2f} s, "
         f"{record['samples_per_s']:,.0f} samples/s, test accuracy {record['test_accuracy']:.2%}"
         + (f", comm {comm:.1%}" if comm else "")
     )

@@ -1,0 +1,207 @@
+"""The user's own datasets: `folder:PATH` (ImageFolder) and `npz:PATH`, and their array cache.
+
+Command: python -m pytest tests/unit/data/test_user_data.py
+
+Every refusal is one `UserDataError` line (exit 2) that names the file or folder; a good source
+is decoded once into a cache that the workers memory-map.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from distbench.core.config import DataConfig
+from distbench.data import load_dataset, prepare_dataset
+from distbench.data.user_data import UserDataError, check_source, prepare
+
+
+def write_png(path: Path, value: int, size: tuple[int, int] = (8, 6), mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = value if mode == "L" else (value, 255 - value, value // 2)
+    Image.new(mode, size, colour).save(path)
+
+
+def image_folder(root: Path, split: bool = True, per_class: int = 3, mode: str = "L") -> Path:
+    """cats are dark (value 10 + i), dogs bright (200 + i); width 8, height 6."""
+    for split_name in (["train", "test"] if split else [""]):
+        for cls, base in (("cat", 10), ("dog", 200)):
+            for i in range(per_class):
+                write_png(root / split_name / cls / f"{i}.png", base + i, mode=mode)
+    return root
+
+
+def load(name: str, image_size: int | None = None, **kwargs: object):
+    return load_dataset(DataConfig(name=name, **kwargs), image_size)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def test_train_test_folder_is_decoded_as_uint8_nchw(tmp_path):
+    data = load(f"folder:{image_folder(tmp_path / 'imgs')}")
+    assert data.classes == ["cat", "dog"]
+    assert data.train_x.dtype == np.uint8 and data.train_x.shape == (6, 1, 6, 8)
+    assert sorted(data.train_x[:, 0, 0, 0].tolist()) == [10, 11, 12, 200, 201, 202]
+    assert data.train_y.tolist().count(0) == 3 and len(data.test_y) == 6
+    # Statistics of the training split in [0, 1], as for the built-in sets.
+    expected = data.train_x.astype(np.float64).mean() / 255
+    assert data.mean == pytest.approx([expected], rel=1e-6)
+    assert isinstance(data.train_x, np.memmap)  # the workers share the cached copy
+
+
+def test_one_tree_is_split_by_the_test_fraction_the_same_way_every_time(tmp_path):
+    root = image_folder(tmp_path / "imgs", split=False, per_class=10)
+    a = load(f"folder:{root}", test_fraction=0.3)
+    assert len(a.test_y) + len(a.train_y) == 20 and len(a.test_y) == 6
+    b = load(f"folder:{root}", test_fraction=0.3)
+    np.testing.assert_array_equal(a.test_x, b.test_x)
+    c = load(f"folder:{root}", test_fraction=0.5)
+    assert len(c.test_y) == 10  # another fraction is another cache entry
+
+
+def test_rgb_folder_and_image_size(tmp_path):
+    root = image_folder(tmp_path / "imgs", mode="RGB")
+    data = load(f"folder:{root}", image_size=4)
+    assert data.train_x.shape == (6, 3, 4, 4)
+
+
+def test_the_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path):
+    root = image_folder(tmp_path / "imgs")
+    cfg = DataConfig(name=f"folder:{root}")
+    first = prepare(cfg)
+    assert prepare(cfg).folder == first.folder
+    png = root / "train" / "cat" / "0.png"
+    write_png(png, 99)
+    os.utime(png, ns=(1, 1))  # a new mtime, whatever the clock's resolution
+    second = prepare(cfg)
+    assert second.folder != first.folder
+    assert 99 in np.load(second.folder / "x_train.npy")[:, 0, 0, 0]
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda r: r.mkdir(), "no class folders"),
+    (lambda r: (r / "cat").mkdir(parents=True), "no PNG or JPEG images in class 'cat'"),
+    (lambda r: (image_folder(r), write_png(r / "test" / "bird" / "0.png", 1)),
+     "class"),
+    (lambda r: (image_folder(r), (r / "train" / "dog" / "9.png").write_bytes(b"not a png")),
+     "9.png"),
+    (lambda r: (image_folder(r), write_png(r / "train" / "dog" / "9.png", 1, size=(5, 5))),
+     "--image-size"),
+], ids=["empty", "empty-class", "class-sets-differ", "corrupt-image", "mixed-sizes"])
+def test_bad_folders_are_refused_in_one_line(tmp_path, make, expected):
+    root = tmp_path / "imgs"
+    make(root)
+    with pytest.raises(UserDataError) as info:
+        prepare_dataset(DataConfig(name=f"folder:{root}"))
+    message = str(info.value)
+    assert "\n" not in message and expected in message
+    assert info.value.exit_code == 2
+
+
+def test_mixed_sizes_name_two_sizes(tmp_path):
+    root = image_folder(tmp_path / "imgs")
+    write_png(root / "train" / "dog" / "9.png", 1, size=(5, 7))
+    with pytest.raises(UserDataError, match=r"8x6.*5x7|5x7.*8x6"):
+        prepare_dataset(DataConfig(name=f"folder:{root}"))
+    assert load(f"folder:{root}", image_size=6).train_x.shape[1:] == (1, 6, 6)
+
+
+def test_missing_sources_are_refused_before_any_work(tmp_path):
+    for name in (f"folder:{tmp_path / 'nope'}", f"npz:{tmp_path / 'nope.npz'}", "npz:"):
+        with pytest.raises(UserDataError):
+            check_source(name)
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def arrays(n: int = 12, layout: str = "NCHW", dtype: type = np.uint8, classes: int = 3
+           ) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shape = {"NCHW": (n, 3, 6, 5), "NHWC": (n, 6, 5, 3), "NHW": (n, 6, 5)}[layout]
+    x = rng.integers(0, 256, shape).astype(dtype)
+    if dtype != np.uint8:
+        x = x / 255
+    y = np.arange(n) % classes
+    return {"x_train": x, "y_train": y, "x_test": x[:4], "y_test": y[:4]}
+
+
+def write_npz(path: Path, **content: np.ndarray) -> str:
+    np.savez(path, **content)
+    return f"npz:{path}"
+
+
+@pytest.mark.parametrize("layout,shape", [("NCHW", (3, 6, 5)), ("NHWC", (3, 6, 5)),
+                                          ("NHW", (1, 6, 5))])
+def test_npz_layouts_are_detected_and_recorded(tmp_path, layout, shape):
+    given = arrays(layout=layout)
+    data = load(write_npz(tmp_path / "d.npz", **given))
+    assert data.input_shape == shape
+    assert layout in data.source
+    first = given["x_train"][0]
+    expected = first.transpose(2, 0, 1) if layout == "NHWC" else first.reshape(shape)
+    np.testing.assert_array_equal(data.train_x[0], expected)
+
+
+def test_npz_float_images_and_class_names(tmp_path):
+    data = load(write_npz(tmp_path / "d.npz", **arrays(dtype=np.float64),
+                          class_names=np.array(["a", "b", "c"])))
+    assert data.train_x.dtype == np.float32 and data.classes == ["a", "b", "c"]
+
+
+def bad_npz(kind: str) -> dict[str, np.ndarray]:
+    good = arrays()
+    if kind == "missing-key":
+        del good["y_test"]
+    elif kind == "lengths":
+        good["y_train"] = good["y_train"][:-1]
+    elif kind == "labels":
+        good["y_test"] = np.array([0, 1, 2, 7])
+        good["class_names"] = np.array(["a", "b", "c"])
+    elif kind == "negative-label":
+        good["y_train"] = good["y_train"] - 1
+    elif kind == "nan":
+        good["x_train"] = good["x_train"] / 255
+        good["x_train"][0, 0, 0, 0] = np.nan
+        good["x_test"] = good["x_train"][:4]
+    elif kind == "inf":
+        good["x_test"] = np.full((4, 3, 6, 5), np.inf)
+    elif kind == "float-labels":
+        good["y_train"] = good["y_train"].astype(float)
+    elif kind == "shape":
+        good["x_test"] = good["x_test"][:, :, :2]
+    return good
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("missing-key", "missing array(s) y_test"), ("lengths", "11 labels"),
+    ("labels", "label 7 out of range 0..2"), ("negative-label", "label -1"),
+    ("nan", "NaN"), ("inf", "NaN or infinite"), ("float-labels", "integer labels"),
+    ("shape", "x_test images"),
+])
+def test_bad_npz_is_refused_in_one_line(tmp_path, kind, expected):
+    name = write_npz(tmp_path / "d.npz", **bad_npz(kind))
+    with pytest.raises(UserDataError) as info:
+        prepare_dataset(DataConfig(name=name))
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_npz_with_pickled_objects_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "d.npz"
+    content = arrays()
+    content["x_train"] = np.array([object()] * 12, dtype=object)
+    np.savez(path, **content)
+    with pytest.raises(UserDataError, match="not a readable npz"):
+        prepare_dataset(DataConfig(name=f"npz:{path}"))
+
+
+def test_not_an_npz_file(tmp_path):
+    path = tmp_path / "d.npz"
+    path.write_bytes(b"garbage")
+    with pytest.raises(UserDataError, match="not a readable npz"):
+        prepare_dataset(DataConfig(name=f"npz:{path}"))
