@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import distbench
@@ -38,6 +39,25 @@ def broken_factory(input_shape, num_classes, framework):
     raise ValueError(f"no layer fits {input_shape}")
 
 
+def diverging_factory(input_shape, num_classes, framework):
+    """Passes the check on one dummy batch, then fails in training."""
+    from torch import nn
+
+    class Diverging(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(int(np.prod(input_shape)), num_classes)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("the loss diverged")
+            return self.linear(x.flatten(1))
+
+    return Diverging()
+
+
 def test_a_run_of_a_model_defined_here(tmp_path: Path) -> None:
     out = tmp_path / "out"
     frame = distbench.run(**TINY, model=tiny_factory, out=out)
@@ -57,13 +77,24 @@ def test_a_run_of_a_model_defined_here(tmp_path: Path) -> None:
 
 
 def test_a_factory_that_fails_in_the_worker_raises_its_own_line(tmp_path: Path) -> None:
+    """The worker refuses the model on its dummy batch: a usage error, and like any refused
+    run it leaves nothing, not even the shipped code."""
     out = tmp_path / "out"
     with pytest.raises(DistbenchError) as caught:
         distbench.run(**TINY, model=broken_factory, out=out)
+    assert caught.value.exit_code == distbench.api.UsageError.exit_code
     message = str(caught.value)
-    assert "ValueError: no layer fits (1, 28, 28)" in message, message
+    assert "ValueError: no layer fits (1, 28, 28)" in message and "\n" not in message, message
+    assert not out.exists()
+
+
+def test_a_run_that_fails_is_recorded_and_keeps_its_code(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(DistbenchError, match="the loss diverged"):
+        distbench.run(**TINY, model=diverging_factory, out=out)
     (record,) = load_records(out)
-    assert record["status"] == "failed" and "no layer fits" in record["error"]
+    assert record["status"] == "failed" and "the loss diverged" in record["error"]
+    assert parse_spec(record["model"]).path.is_file()
 
 
 def test_bad_settings_leave_no_results_folder(tmp_path: Path) -> None:

@@ -145,13 +145,21 @@ def _missing_folders(folder: Path) -> list[Path]:
     return missing
 
 
+def _named_by_a_record(out: Path, spec: str) -> bool:
+    from distbench.results.records import RUNS_FILE, load_records
+
+    return (out / RUNS_FILE).is_file() and any(r.get("model") == spec
+                                               for r in load_records(out / RUNS_FILE))
+
+
 @contextlib.contextmanager
 def shipped_model(settings: Mapping[str, Any], out: Path) -> Iterator[dict[str, Any]]:
     """`settings`, with a callable `model` replaced by the spec of its code shipped into `out`.
 
-    The spec's file must exist to be checked, so it is written first; a `DistbenchError` raised
-    inside the block (the other settings refused) removes what was written, so that a refused
-    call leaves nothing behind in the results folder.
+    The spec's file must exist to be checked, so it is written first. A `DistbenchError` raised
+    inside the block removes what was written unless a record names the code (a run that failed
+    is recorded, and its record keeps pointing at the code): a refused call, whether its
+    settings or the worker's check of the model refused it, leaves nothing behind.
     """
     factory = settings.get("model")
     if not callable(factory):
@@ -165,9 +173,12 @@ def shipped_model(settings: Mapping[str, Any], out: Path) -> Iterator[dict[str, 
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(code.source, encoding="utf-8")
         os.replace(tmp, path)
+    spec = f"{path}:{code.name}"
     try:
-        yield {**settings, "model": f"{path}:{code.name}"}
+        yield {**settings, "model": spec}
     except DistbenchError:
+        if _named_by_a_record(out, spec):
+            raise
         for written in sorted(made, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
                 written.unlink() if written.is_file() else written.rmdir()

@@ -47,11 +47,12 @@ def launch_run(settings: Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
     out = Path(read_keyword(settings, RUN_ONLY, "out") or default_out_dir())
     with shipped_model(settings, out) as settings:
         cfg = check_config(run_config(settings))
-    from distbench.launch.local import launch
+        from distbench.launch.local import launch
+
+        cfg.out = cfg.out or str(out)
+        record = launch(cfg)
     from distbench.training.worker import print_summary
 
-    cfg.out = cfg.out or str(out)
-    record = launch(cfg)
     print_summary(record, cfg.out)
     return record, Path(cfg.out)
 
