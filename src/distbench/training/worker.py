@@ -80,7 +80,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
 
 
 def print_summary(record: dict[str, Any], out: str | Path) -> None:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, emoji=False)  # a spec like `net.py:build:` is no emoji
     comm = record["comm_fraction"]
     console.print(
         f"[bold]{record['strategy']}[/bold] x{record['workers']}, {escape(record['model'])} on "
