@@ -41,7 +41,8 @@ def measured_per_step(info: StrategyInfo) -> bool:
     measure it: the ones whose comm_s must follow a slower collective step for step."""
     return (info.framework is Framework.PYTORCH and info.launcher.multi_process
             and info.per_step_allreduce
-            and info.comm in (CommMeasure.TIMED, CommMeasure.CALIBRATION))
+            and info.comm in (CommMeasure.TIMED, CommMeasure.CALIBRATION,
+                                 CommMeasure.HOOK))
 
 
 CASES = [name for name, info in STRATEGIES.items() if measured_per_step(info)]

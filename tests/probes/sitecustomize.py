@@ -48,7 +48,7 @@ class _SlowComm:
 
 
 def _delay_collectives(strategy: str, delay: float) -> None:
-    from distbench.strategies import Framework, strategy_info
+    from distbench.strategies import CommMeasure, Framework, strategy_info
 
     info = strategy_info(strategy)
     if info.framework is not Framework.PYTORCH:
@@ -90,7 +90,10 @@ def _delay_collectives(strategy: str, delay: float) -> None:
     for name in ("reduce_scatter_tensor", "reduce_scatter_single"):
         if hasattr(dist, name):
             setattr(dist, name, slowed(getattr(dist, name)))
-    DistributedDataParallel.__init__ = init
+    # ddp's own timing hook reduces through dist.all_reduce, slowed above; a DDP without a
+    # hook (zero's) reduces in C++, so it gets the slow one.
+    if info.comm is not CommMeasure.HOOK:
+        DistributedDataParallel.__init__ = init
     if "mpi4py" in info.needs:
         from mpi4py import MPI
 

@@ -49,6 +49,8 @@ class CommMeasure(str, Enum):
     NONE = "none"  # one process: nothing crosses a wire
     TIMED = "timed"  # the strategy issues its collectives itself and times them
     CALIBRATION = "calibration"  # steps with and without sync, the difference
+    # A communication hook times every bucket's all-reduce; calibration runs as a cross-check.
+    HOOK = "hook"
     REPLICA_CALIBRATION = "replica-calibration"  # all replicas against one replica (TF)
 
 
@@ -112,7 +114,7 @@ STRATEGIES: dict[str, StrategyInfo] = {
         StrategyInfo("single", _MOD + "single:SingleStrategy", _TORCH, Launcher.ONE_PROCESS,
                      CommMeasure.NONE, single_worker=True),
         StrategyInfo("ddp", _MOD + "ddp:DDPStrategy", _TORCH, Launcher.SPAWN,
-                     CommMeasure.CALIBRATION, overlap=Overlap.ALWAYS,
+                     CommMeasure.HOOK, overlap=Overlap.ALWAYS,
                      compressions=("fp16", "bf16", "powersgd"), options=("bucket_mb",)),
         StrategyInfo("mpi", _MOD + "mpi:MPIStrategy", _TORCH, Launcher.MPIEXEC, CommMeasure.TIMED,
                      needs=("mpi4py",), extra="mpi", compressions=("fp16",),

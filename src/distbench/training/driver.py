@@ -34,6 +34,7 @@ from distbench.data import Dataset
 from distbench.data.sharding import describe_sharding
 from distbench.models.checkpoint import sidecar, write_checkpoint
 from distbench.models.user import is_user_model, parse_spec, sha256_of
+from distbench.strategies import CommMeasure
 from distbench.strategies.role import WorkerRole
 from distbench.system.contention import Sample, machine_state
 from distbench.system.timing import clock, median, rank_row, summarize_ranks
@@ -168,8 +169,9 @@ class EpochDriver(ABC):
                                 "train_loss": train_loss, "test_accuracy": accuracy,
                                 "test_loss": test_loss})
                 progress.end_epoch(epoch, train_loss, accuracy)
+        timed_comm_s = s.comm_s  # before calibration, whose synced steps a hook also times
         step_sync = self.calibrate()
-        return self.measurements(epoch_s, history, step_sync)
+        return self.measurements(epoch_s, history, step_sync, timed_comm_s)
 
     def warm_up(self) -> None:
         """Run the first steps (and the compile trial), then undo them."""
@@ -220,17 +222,21 @@ class EpochDriver(ABC):
         return max(0.0, median(synced) - median(reference))
 
     def measurements(self, epoch_s: list[float], history: list[dict[str, Any]],
-                     step_sync: float | None) -> dict[str, Any]:
+                     step_sync: float | None, timed_comm_s: float) -> dict[str, Any]:
         """Gather every rank's timings; the record keeps the slowest rank's train time."""
         s, cfg = self.strategy, self.cfg
         steps = self.steps_per_epoch * cfg.epochs
         alone = s.world == 1 and not self.calibrated  # one worker, one replica
-        if step_sync is not None:
-            comm: float | None = step_sync * steps
+        hooked = s.info.comm is CommMeasure.HOOK
+        calibrated_s = None if step_sync is None else step_sync * steps
+        if hooked and not alone:
+            comm: float | None = timed_comm_s
+        elif calibrated_s is not None:
+            comm = calibrated_s
         elif alone:  # what a one-rank collective costs is not communication
             comm = 0.0
         else:  # --calibration-steps 0 leaves a calibrated share unmeasured, not zero
-            comm = None if self.calibrated else s.comm_s
+            comm = None if self.calibrated else timed_comm_s
         start, end = self.samples
         ranks = s.all_gather({**rank_row(s.rank, self.threads(), epoch_s, comm),
                               "own_cpu_s": end.own - start.own, **self.memory_fields(),
@@ -243,6 +249,8 @@ class EpochDriver(ABC):
             **summarize_ranks(ranks, history, self.n_train, cfg.target_accuracy),
             "steps": steps,
             "comm_method": ONE_WORKER if alone else s.comm_method,
+            # A hook's timing cross-checked by calibration (rank 0's estimate), where both ran.
+            "comm_s_calibrated": calibrated_s if hooked else None,
             "compile_note": self.compile_note,
             "sharding": describe_sharding(self.n_train, cfg.global_batch),
             "compression": cfg.compression,

@@ -253,9 +253,11 @@ class Trainer(EpochDriver):
 
     @property
     def calibrated(self) -> bool:
-        """DDP's collectives run inside its wrapper, where they cannot be timed; with one worker
-        nothing crosses a wire, and calibration would only measure noise."""
-        return self.strategy.info.comm is CommMeasure.CALIBRATION and self.strategy.world > 1
+        """Calibration steps run where the collectives run inside a wrapper (ZeRO's DDP), or as
+        the cross-check of a hook's timing (ddp); with one worker nothing crosses a wire, and
+        calibration would only measure noise."""
+        return (self.strategy.info.comm in (CommMeasure.CALIBRATION, CommMeasure.HOOK)
+                and self.strategy.world > 1)
 
     def calibration_times(self, steps: int, snapshot: ModuleSnapshot
                           ) -> tuple[list[float], list[float]]:
