@@ -471,7 +471,8 @@ def _workloads(request: ProjectRequest) -> tuple[list[Workload], list[str]]:
     path = request.inputs
     if not (path / "runs.jsonl").is_file() and not path.is_file():
         raise UsageError(f"no runs.jsonl in {path}")
-    workloads, skipped = workloads_from_records(load_records(path), request.strategies)
+    workloads, skipped = workloads_from_records(load_records(path, required=True),
+                                                request.strategies)
     if not workloads:
         raise UsageError(f"no successful run to project in {path}")
     return workloads, skipped
