@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """Allreduce latency and bandwidth per size and backend, with real worker processes."""
     from distbench.comm.bench_comm import BenchSpec, print_bench_table, run_bench_comm
     from distbench.comm.cost_model import parse_sizes
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
     spec = BenchSpec(
         backends=split_list(args.backends),
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         dtype=args.dtype,
     )
-    out = args.out or default_out_dir()
+    out = check_out_dir(args.out or default_out_dir())
     result = run_bench_comm(spec, out)
     print_bench_table(result)
     print(

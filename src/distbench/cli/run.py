@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     # Check first: bad input is reported before the launcher's imports (torch) are paid for.
     cfg = check_config(config_of(args))
     from distbench.launch.local import launch
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
     from distbench.training.worker import print_summary
 
-    cfg.out = cfg.out or default_out_dir()
+    cfg.out = str(check_out_dir(cfg.out or default_out_dir()))
     print_summary(launch(cfg), cfg.out)
     return 0

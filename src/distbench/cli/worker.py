@@ -63,7 +63,7 @@ def end_process() -> NoReturn:
 
 def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
     from distbench.system.launchenv import RUN_DIR_VAR
     from distbench.training.worker import print_summary, run_worker
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                  master_addr=args.master_addr, master_port=args.master_port)
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)
     check_config(cfg)
-    cfg.out = cfg.out or default_out_dir()
+    cfg.out = str(check_out_dir(cfg.out or default_out_dir()))
     try:
         record = run_worker(cfg, env)
     except DistbenchError as exc:

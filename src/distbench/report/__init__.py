@@ -71,15 +71,22 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
     from distbench.report.study_notes import replaced_runs, study_notes
     from distbench.results.records import RUNS_FILE
 
+    from distbench.core.errors import UsageError
+
     records = load_dirs(dirs)
     metas, unreadable = read_metas(list(dirs))
     replaced = replaced_runs(metas)
     out_dir = Path(out)
+    # The folders whose records are read (a runs.jsonl given directly stands for its folder).
+    inputs = {(p.parent if p.is_file() else p).resolve() for p in map(Path, dirs)}
+    merged = out_dir.resolve() not in inputs
+    if merged and (out_dir / RUNS_FILE).exists():
+        raise UsageError(f"--out {out}: it holds a {RUNS_FILE} of its own, which the merged one "
+                         "would replace; add it to the inputs or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(analyse([r for r in records if str(r.get("run_id")) not in replaced]),
                     out_dir, notes=study_notes(metas))
-    inputs = {Path(d).resolve() for d in dirs}
-    if out_dir.resolve() not in inputs:
+    if merged:
         # A merged report keeps its merged records, so it can itself be rebuilt later.
         _write(report, out_dir / RUNS_FILE,
                "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))

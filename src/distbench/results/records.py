@@ -38,6 +38,18 @@ def default_out_dir() -> str:
     return str(Path("results") / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S"))
 
 
+def check_out_dir(out: str | Path, flag: str = "--out") -> Path:
+    """`out` as a folder to write results into, refused in one line before any work when it, or
+    a folder above it, is a file, or when it cannot be written."""
+    path = Path(out)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{flag} {out}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {out}: {existing} is not writable")
+    return path
+
+
 def make_record(
     cfg: RunConfig,
     status: str = "ok",

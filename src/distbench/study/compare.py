@@ -465,7 +465,7 @@ class Study:
 
 def open_study(request: CompareRequest) -> Study:
     """The saved study to resume, or a new one in a folder that holds no records yet."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
     if request.resume:
         out = request.resume
@@ -474,7 +474,7 @@ def open_study(request: CompareRequest) -> Study:
         plan, meta = load_plan(out)
     else:
         plan, meta = make_plan(request), {}
-        out = request.out or Path(default_out_dir())
+        out = check_out_dir(request.out or Path(default_out_dir()))
         if (out / RUNS_FILE).exists():
             raise UsageError(f"{out} already holds {RUNS_FILE}: continue that study with "
                              f"--resume {out}, or choose another --out")
