@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         record = run_worker(cfg, env)
     except DistbenchError as exc:
+        if env.world_size == 1:  # a one-process run has no other rank to tell it from
+            raise
         error = DistbenchError(f"rank {env.rank}: {exc}")
         error.exit_code = exc.exit_code  # a refused input stays a usage error (exit 2)
         raise error from None

@@ -6,6 +6,7 @@ local launcher hands it to workers as JSON, so a worker never re-derives a setti
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -93,14 +94,20 @@ class RunConfig:
             (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (0 < self.lr < math.inf, f"--lr must be a finite number > 0, got {self.lr}"),
             (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
             (
                 self.calibration_steps >= 0,
                 f"--calibration-steps must be >= 0, got {self.calibration_steps}",
             ),
-            (self.momentum >= 0, f"--momentum must be >= 0, got {self.momentum}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (
+                0 <= self.momentum < math.inf,
+                f"--momentum must be a finite number >= 0, got {self.momentum}",
+            ),
+            (
+                0 <= self.weight_decay < math.inf,
+                f"--weight-decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             # The smallest size every model accepts: cnn pools twice by 2.
             (
                 self.model.image_size is None or self.model.image_size >= 4,
@@ -128,7 +135,10 @@ class RunConfig:
                 f"--compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression}",
             ),
             (self.powersgd_rank >= 1, f"--powersgd-rank must be >= 1, got {self.powersgd_rank}"),
-            (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
+            (
+                0 < self.bucket_mb < math.inf,
+                f"--bucket-mb must be a finite number > 0, got {self.bucket_mb}",
+            ),
             (
                 self.threads_per_worker is None or self.threads_per_worker >= 1,
                 f"--threads-per-worker must be >= 1, got {self.threads_per_worker}",
@@ -146,8 +156,9 @@ class RunConfig:
                 f"--tf-prefetch must be >= 0, got {self.tf_prefetch}",
             ),
             (
-                self.tf_collective_timeout > 0,
-                f"--tf-collective-timeout must be > 0, got {self.tf_collective_timeout}",
+                0 < self.tf_collective_timeout < math.inf,
+                f"--tf-collective-timeout must be a finite number > 0, got "
+                f"{self.tf_collective_timeout}",
             ),
             (
                 self.target_accuracy is None or 0 < self.target_accuracy <= 1,
@@ -158,8 +169,8 @@ class RunConfig:
                 f"--contention-threshold must be in (0, 1], got {self.contention_threshold}",
             ),
             (
-                self.timeout is None or self.timeout > 0,
-                f"--timeout must be > 0, got {self.timeout}",
+                self.timeout is None or 0 < self.timeout < math.inf,
+                f"--timeout must be a finite number > 0, got {self.timeout}",
             ),
             (
                 0 < self.data.test_fraction < 1,

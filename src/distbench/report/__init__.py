@@ -67,11 +67,10 @@ def read_metas(dirs: list[str | Path]) -> tuple[list[dict[str, Any]], list[str]]
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
     """Write every output for the records in `dirs` into `out`; returns what was written."""
+    from distbench.core.errors import UsageError
     from distbench.report import html, tables
     from distbench.report.study_notes import replaced_runs, study_notes
     from distbench.results.records import RUNS_FILE
-
-    from distbench.core.errors import UsageError
 
     records = load_dirs(dirs)
     metas, unreadable = read_metas(list(dirs))

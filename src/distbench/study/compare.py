@@ -367,6 +367,11 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 # --------------------------------------------------------------------------- the live display
 
 
+def count(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -584,7 +589,7 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
         console.print(escape(describe_best(study.out)))
     if walls:
         added = session["wall_s"] - sum(walls)
-        console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
+        console.print(f"{count(len(walls), 'run')} took {sum(walls):.1f} s; compare added {added:.2f} s "
                       f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
                       "report")
 
@@ -626,8 +631,9 @@ def run_compare(request: CompareRequest) -> int:
     study.meta["sessions"] = [*study.meta.get("sessions", []), session]
     study.save()
     write_configs(out, study.configs)
-    console.print(f"distbench compare: {len(plan.cells())} cells × {plan.repeats} repeats = "
-                  f"{total} runs, {total - len(pending)} already done; results in {out}")
+    console.print(f"distbench compare: {count(len(plan.cells()), 'cell')} × "
+                  f"{count(plan.repeats, 'repeat')} = {count(total, 'run')}, "
+                  f"{total - len(pending)} already done; results in {out}")
 
     start = time.monotonic()
     walls, interrupted = run_rounds(console, study, live=request.progress)

@@ -91,3 +91,5 @@ def print_summary(record: dict[str, Any], out: str | Path) -> None:
         if note:
             console.print(f"note: {note}")
     console.print(f"record appended to {Path(out) / 'runs.jsonl'}")
+    if record.get("checkpoint"):
+        console.print(f"model saved to {record['checkpoint']} (and its model.json beside it)")
