@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import NoReturn
 
@@ -61,6 +62,21 @@ def end_process() -> NoReturn:
     os._exit(0)
 
 
+# How the frameworks say an allocation failed: torch's CPU allocator, CUDA, TensorFlow.
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "OOM when allocating")
+
+
+def out_of_memory(exc: MemoryError | RuntimeError) -> BaseException:
+    """An allocation that failed as one line saying what to shrink; any other error as it is."""
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and not any(s in text for s in OUT_OF_MEMORY):
+        return exc
+    wanted = re.search(r"allocate (\d+) bytes", text)
+    size = f" ({int(wanted[1]) / 2**30:,.1f} GiB at once)" if wanted else ""
+    return DistbenchError(f"out of memory{size}: choose a smaller --batch-size, --image-size or "
+                          "model")
+
+
 def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.results.records import check_out_dir, default_out_dir
@@ -77,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
     check_config(cfg)
     cfg.out = str(check_out_dir(cfg.out or default_out_dir()))
     try:
-        record = run_worker(cfg, env)
+        try:
+            record = run_worker(cfg, env)
+        except (MemoryError, RuntimeError) as exc:
+            raise out_of_memory(exc) from None
     except DistbenchError as exc:
         if env.world_size == 1:  # a one-process run has no other rank to tell it from
             raise
