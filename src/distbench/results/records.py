@@ -220,6 +220,9 @@ def record_problem(record: Any) -> str | None:
     return next((p for p in problems if p), None)
 
 
+_warned: set[str] = set()
+
+
 def load_records(path: str | Path, required: bool = False) -> list[dict[str, Any]]:
     """Records from a runs.jsonl file or a results directory holding one.
 
@@ -258,7 +261,8 @@ def load_records(path: str | Path, required: bool = False) -> list[dict[str, Any
     if required and not records:
         raise UsageError(f"{p} holds no run record" + (f" ({len(bad)} line(s) skipped: {where})"
                                                        if bad else ""))
-    if bad:
-        warnings.warn(f"{p}: skipped {len(bad)} line(s) that are not run records ({where})",
-                      CorruptRecordsWarning, stacklevel=2)
+    message = f"{p}: skipped {len(bad)} line(s) that are not run records ({where})"
+    if bad and message not in _warned:  # a process that reads the file again says it once
+        _warned.add(message)
+        warnings.warn(message, CorruptRecordsWarning, stacklevel=2)
     return records
