@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from distbench.cli.parser import Subparsers, split_list
+from distbench.core.errors import DistbenchError
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -61,4 +62,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {Path(out) / 'bench_comm.json'}"
         + (f", {Path(out) / 'bench_comm.png'}" if result["results"] else "")
     )
-    return 0 if result["results"] and not result["failed"] else 1
+    if result["failed"]:  # measured what could be, and the reason for the rest, as one line
+        raise DistbenchError("; ".join(f"{f['backend']} failed: {f['reason']}"
+                                       for f in result["failed"]))
+    return 0

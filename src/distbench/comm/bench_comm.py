@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import sys
@@ -65,6 +66,8 @@ class BenchSpec:
     dtype: str = "float32"
 
     def validate(self) -> None:
+        if not self.backends:
+            raise UsageError(f"--backends names no backend; choose from: {', '.join(BACKENDS)}")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise UsageError(f"unknown backend '{unknown[0]}'; choose from: {', '.join(BACKENDS)}")
@@ -74,6 +77,11 @@ class BenchSpec:
             raise UsageError("--repeats must be >= 1 and --warmup >= 0")
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
+        if not 0 < self.timeout < math.inf:
+            raise UsageError(f"--timeout must be a finite number of seconds > 0, got "
+                             f"{self.timeout}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise UsageError(f"--threads-per-worker must be >= 1, got {self.threads_per_worker}")
 
 
 # --------------------------------------------------------------------------- parent side
@@ -153,6 +161,10 @@ def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> di
     from distbench.launch.local import WorkerFailure
 
     spec.validate()
+    reasons = {b: unavailable(b, spec.workers, spec.dtype) for b in spec.backends}
+    if all(reasons.values()):
+        raise DistbenchError("no backend to measure here: " + "; ".join(
+            f"{b}: {why}" for b, why in reasons.items()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
@@ -166,7 +178,7 @@ def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> di
     tmp = Path(tempfile.mkdtemp(prefix="distbench-comm-"))
     try:
         for backend in spec.backends:
-            reason = unavailable(backend, spec.workers, spec.dtype)
+            reason = reasons[backend]
             if reason:
                 result["skipped"].append({"backend": backend, "reason": reason})
                 log(f"skipping {backend}: {reason}")
