@@ -18,6 +18,7 @@ from pathlib import Path
 import distbench
 from distbench.core.errors import UsageError
 from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.results.records import check_out_dir
 from distbench.strategies import Launcher, strategy_info
 
 TF_PORT = 2222
@@ -112,7 +113,7 @@ def write_compose(job: ComposeJob, out_dir: Path) -> list[Path]:
     if root is None:
         raise UsageError("compose builds the image from a distbench source checkout; run it from "
                          "one (pip install -e .)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir, "--dir").mkdir(parents=True, exist_ok=True)
     # PyTorch rows get the MPI extra, so that "MPI + DDP" workers run in the same image.
     extras = strategy_info(job.strategy).extra or "mpi"
     dockerfile = out_dir.resolve() / "Dockerfile"

@@ -68,6 +68,8 @@ class MultiNode:
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+        if not 1 <= self.port <= 65535:
+            raise UsageError(f"--port must be in [1, 65535], got {self.port}")
         kinds = (Launcher.SPAWN,) if self.launcher == "torchrun" else (Launcher.MPIEXEC,
                                                                          Launcher.SPAWN)
         if self.netns and self.launcher == "torchrun":

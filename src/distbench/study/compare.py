@@ -589,9 +589,9 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
         console.print(escape(describe_best(study.out)))
     if walls:
         added = session["wall_s"] - sum(walls)
-        console.print(f"{count(len(walls), 'run')} took {sum(walls):.1f} s; compare added {added:.2f} s "
-                      f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
-                      "report")
+        console.print(f"{count(len(walls), 'run')} took {sum(walls):.1f} s; compare added "
+                      f"{added:.2f} s ({added / sum(walls):.2%}), and "
+                      f"{session['report_s']:.1f} s for the report")
 
 
 def warn_noise(console: Console, noise: dict[str, Any], when: str) -> None:
