@@ -92,7 +92,8 @@ DATA_FLAGS = (
             "PATH/test/<class>/) or npz:PATH (x_train, y_train, x_test, y_test) "
             "(default: %(default)s)"),
     RunFlag("--data-dir", "data.data_dir",
-            "folder holding the dataset (before $DISTBENCH_DATA, cache)"),
+            "folder holding the dataset, used as given (default: $DISTBENCH_DATA, then the "
+            "cache)"),
     RunFlag("--allow-partial-data", "data.allow_partial",
             "train on the CIFAR-10 batches present, recorded as partial", switch=True),
     RunFlag("--test-fraction", "data.test_fraction",
