@@ -46,6 +46,9 @@ GRACE_S = 3.0
 LOG_TAIL_LINES = 12
 # How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
 HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
+# The lines of Hydra's "BAD TERMINATION" banner, which says nothing the reason does not.
+HYDRA_BANNER = re.compile(r"=+$|=   |YOUR APPLICATION TERMINATED|This typically refers|Please see "
+                          r"the FAQ")
 SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
 
 
@@ -64,15 +67,21 @@ class Worker:
             ln.rstrip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()
         ]
 
-    def reason(self) -> str:
-        """One line: the signal that killed it, or its own error line (which names its rank)."""
-        who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
+    def killed(self) -> str | None:
+        """One line naming the process and the signal that killed it, if one did."""
         code = self.process.returncode
         if code is not None and code < 0:
+            who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
             return f"{who} was killed by {signal.Signals(-code).name}"
-        killed = self.rank_killed_under_mpiexec()
+        return self.rank_killed_under_mpiexec()
+
+    def reason(self) -> str:
+        """One line: the signal that killed it, or its own error line (which names its rank)."""
+        killed = self.killed()
         if killed:
             return killed
+        code = self.process.returncode
+        who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
         lines = self.lines()
         error = last_error(lines)
         if error:
@@ -89,12 +98,19 @@ class Worker:
             f.read_text().strip(): f.stem.removeprefix("rank")
             for f in self.log.parent.glob("rank*.pid")
         }
-        return f"rank {ranks.get(pid, '?')} was killed by {signal.Signals(int(match[2])).name}"
+        # A rank killed before it wrote its PID file is named by its PID.
+        who = f"rank {ranks[pid]}" if pid in ranks else f"an MPI rank (PID {pid})"
+        return f"{who} was killed by {signal.Signals(int(match[2])).name}"
 
     def report(self) -> str:
-        """The reason, then the end of the log when there is more to it (a traceback)."""
+        """The reason, then the end of the log when there is more to it (a traceback); a killed
+        process left nothing to add, and Hydra's banner about it is left out."""
+        killed = self.killed()
+        if killed:
+            return killed
         reason = self.reason()
-        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if error_line(reason).strip() != ln]
+        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:]
+                if error_line(reason).strip() != ln and not HYDRA_BANNER.match(ln)]
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
