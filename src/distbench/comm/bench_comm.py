@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +157,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
 
 def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> dict[str, Any]:
     """Measure every backend in turn; write the JSON and the plot; return the JSON object."""
-    from distbench.launch.local import WorkerFailure
+    from distbench.launch.local import WorkerFailure, run_dir
 
     spec.validate()
     reasons = {b: unavailable(b, spec.workers, spec.dtype) for b in spec.backends}
@@ -175,7 +174,7 @@ def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> di
         "busbw_definition": "busbw = algbw * 2(n-1)/n (nccl-tests); algbw = bytes / median time",
         "bus_factor": bus_factor(spec.workers), "results": [], "skipped": [], "failed": [],
     }
-    tmp = Path(tempfile.mkdtemp(prefix="distbench-comm-"))
+    tmp = run_dir()  # a training run's kind of folder: one left by a killed parent goes next time
     try:
         for backend in spec.backends:
             reason = reasons[backend]

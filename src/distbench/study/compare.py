@@ -47,7 +47,7 @@ from distbench.strategies import STRATEGIES, foreign_options, framework_baseline
 from distbench.study.adaptive import AutoRepeats, stop_reason, widest
 from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
-from distbench.system.interrupts import stop_on_termination
+from distbench.system.interrupts import die_with_parent, stop_on_termination
 from distbench.system.noise import measure_noise, noise_warning
 
 # A run that neither finishes nor fails within this long is stopped (unless --timeout is given).
@@ -318,8 +318,11 @@ class CellRunner:
         before = len(_records(self.out))
         start = time.monotonic()
         with log.open("wb") as fh:
+            # Its own session (a Ctrl-C reaches it only through `stop`), and it dies with this
+            # process, even by SIGKILL: its workers die with it in turn.
             proc = subprocess.Popen(self.command(slot), stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=die_with_parent)
         try:
             code = proc.wait(timeout=self.timeout())
             timed_out = False
