@@ -15,14 +15,16 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from distbench.core.errors import UsageError
+from distbench.core.errors import DistbenchWarning, UsageError
 from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
 from distbench.launch.netns import check_netns, netns_commands
-from distbench.launch.scripts import launched_by, quote, worker_args
+from distbench.launch.scripts import flag_value, launched_by, quote, worker_args
 from distbench.strategies import Launcher
+from distbench.system.fingerprint import usable_cores
 from distbench.system.launchenv import LAUNCH_T0_VAR
 from distbench.vcluster.cluster import require_root_and_tools
 
@@ -133,15 +135,38 @@ class MultiNode:
         """All nodes are this machine: start every node's command and watch them as one run."""
         if self.netns:
             require_root_and_tools()
-        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time())}
+        job, threads = self.sharing_cores()
+        # Also keeps torchrun from setting (and announcing) one thread per worker on its own.
+        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "OMP_NUM_THREADS": str(threads)}
         with tempfile.TemporaryDirectory(prefix="distbench-nodes-") as tmp:
             workers = []
-            for rank, cmd in enumerate(self.commands()):
+            for rank, cmd in enumerate(job.commands()):
                 log = Path(tmp) / f"node{rank}.log"
                 workers.append(
                     Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log)
                 )
             supervise(workers, timeout)
+
+
+    def sharing_cores(self) -> tuple[MultiNode, int]:
+        """This job with every node on this machine, and each worker's threads.
+
+        A node's launcher counts only its own workers, so each would take this machine's cores
+        divided by --nproc-per-node, however many nodes share them. The rule of `distbench run`
+        is applied to all of them instead: cores // workers on this machine (given to the
+        workers as --threads-per-worker unless the flags already say), and more threads than
+        cores is one warning."""
+        workers = len(self.hosts) * self.nproc_per_node
+        cores = usable_cores()
+        given = flag_value(self.run_args, "--threads-per-worker")
+        threads = int(given) if given else max(1, cores // workers)
+        if threads * workers > cores:
+            warnings.warn(f"{workers} workers x {threads} thread(s) on {cores} core(s) of this "
+                          "machine: oversubscribed, times will include the contention",
+                          DistbenchWarning, stacklevel=2)
+        run_args = self.run_args if given else [*self.run_args, "--threads-per-worker",
+                                                 str(threads)]
+        return replace(self, run_args=run_args), threads
 
 
 def pick_port(hosts: list[str]) -> int:

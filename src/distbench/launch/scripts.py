@@ -28,3 +28,14 @@ def worker_args(strategy: str, run_args: Sequence[str]) -> list[str]:
 
 def has_flag(args: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of the last `flag V` or `flag=V` in `args`, None when absent."""
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.removeprefix(flag + "=")
+    return value
