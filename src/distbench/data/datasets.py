@@ -3,8 +3,8 @@
 Files are looked for under `--data-dir` when it is given, and nowhere else (the folder the user
 named is the data the run uses); otherwise under `$DISTBENCH_DATA`, then the per-user cache
 (`$XDG_CACHE_HOME/distbench`, else `~/.cache/distbench`), and only then are they downloaded from
-the official mirrors into the cache, verified by md5 and moved into place atomically. Every failure is
-a `DataError` whose one line names the file, what was expected and how to supply it.
+the official mirrors into the cache, verified by md5 and moved into place atomically. Every
+failure is a `DataError` whose one line names the file, what was expected and how to supply it.
 
 Command: python -c "from distbench.data import load_dataset; print(load_dataset('mnist-5k'))"
 
@@ -33,6 +33,7 @@ import numpy as np
 
 from distbench.core.config import DataConfig
 from distbench.core.errors import DistbenchError, unknown_name
+from distbench.system.files import umask_mode
 
 
 class DataError(DistbenchError):
@@ -240,6 +241,7 @@ def download(urls: list[str], dest: Path, md5: str) -> Path:
     errors = []
     for url in urls:
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.fchmod(fd, umask_mode())  # mkstemp's 0600 would stay with the file once moved
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:

@@ -280,6 +280,31 @@ def test_download_verifies_md5_and_places_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["payload.gz"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_downloaded_files_and_cached_arrays_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    """A download is staged with mkstemp (0600) and an array cache with mkdtemp (0700); once in
+    place both have the modes any new file and folder get under the user's umask."""
+    import os
+    import stat
+
+    from distbench.data.user_data import prepare
+
+    src = _source_file(tmp_path)
+    npz = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(npz, x_train=rng.integers(0, 256, (8, 4, 4), dtype=np.uint8), y_train=np.arange(8) % 2,
+             x_test=rng.integers(0, 256, (4, 4, 4), dtype=np.uint8), y_test=np.arange(4) % 2)
+    old = os.umask(mask)
+    try:
+        dest = ds.download([src.as_uri()], tmp_path / "cache" / "payload.gz",
+                           hashlib.md5(src.read_bytes()).hexdigest())
+        cached = prepare(DataConfig(f"npz:{npz}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(cached.folder.stat().st_mode) == 0o777 & ~mask
+
+
 def test_download_md5_mismatch_leaves_nothing(tmp_path: Path) -> None:
     """A wrong checksum is an error that names file, URL and --data-dir, and leaves no file."""
     src = _source_file(tmp_path)
