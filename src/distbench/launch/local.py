@@ -35,11 +35,17 @@ from pathlib import Path
 
 from distbench.core.config import RunConfig
 from distbench.core.errors import DistbenchError, UsageError, error_line, last_error
-from distbench.results.records import append_record, load_records, make_record, utc_now
+from distbench.results.records import (
+    append_record,
+    load_records,
+    make_record,
+    new_run_id,
+    utc_now,
+)
 from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
 from distbench.system.fingerprint import usable_cores
 from distbench.system.interrupts import die_with_parent, stop_on_termination
-from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
+from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
 
 POLL_S = 0.05
 GRACE_S = 3.0
@@ -137,23 +143,29 @@ def launch(cfg: RunConfig) -> dict:
         raise DistbenchError(hint)
     check_workers(cfg.strategy, cfg.workers)
     started_at = utc_now()
+    # Rank 0's record carries this id: other runs may append to the same --out meanwhile.
+    run_id = new_run_id()
     try:
         with stop_on_termination():
-            _launch_workers(cfg, info.launcher)
-        return load_records(cfg.out or ".")[-1]
+            _launch_workers(cfg, info.launcher, run_id)
+        for record in load_records(cfg.out or "."):
+            if record.get("run_id") == run_id:
+                return record
+        raise DistbenchError(f"the workers ended without writing the record of run {run_id}")
     except KeyboardInterrupt:
-        _record_failure(cfg, "interrupted by the user", started_at)
+        _record_failure(cfg, "interrupted by the user", started_at, run_id)
         raise
     except DistbenchError as exc:
-        _record_failure(cfg, str(exc).splitlines()[0], started_at)
+        _record_failure(cfg, str(exc).splitlines()[0], started_at, run_id)
         raise
     except Exception as exc:
-        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at)
+        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at, run_id)
         raise
 
 
-def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
-    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
+def _record_failure(cfg: RunConfig, reason: str, started_at: str, run_id: str) -> None:
+    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at,
+                                              run_id=run_id))
 
 
 RUN_DIR_PREFIX = "distbench-"
@@ -213,7 +225,7 @@ def loopback_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in env}
 
 
-def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
+def _launch_workers(cfg: RunConfig, how: Launcher, run_id: str) -> None:
     tmp = run_dir()
     try:
         config_file = tmp / "config.json"
@@ -225,6 +237,7 @@ def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
             **os.environ,
             LAUNCH_T0_VAR: repr(time.time()),
             RUN_DIR_VAR: str(tmp),
+            RUN_ID_VAR: run_id,
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(free_port()),
             "OMP_NUM_THREADS": str(threads),

@@ -25,6 +25,7 @@ from distbench.core.config import RunConfig
 from distbench.core.errors import DistbenchError, DistbenchWarning, UsageError
 from distbench.strategies import strategy_info
 from distbench.system.fingerprint import fingerprint
+from distbench.system.launchenv import RUN_ID_VAR
 
 SCHEMA_VERSION = 1
 RUNS_FILE = "runs.jsonl"
@@ -50,17 +51,23 @@ def check_out_dir(out: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def make_record(
     cfg: RunConfig,
     status: str = "ok",
     error: str | None = None,
     measured: dict[str, Any] | None = None,
     started_at: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A complete record; a failed run has the same keys, with the measurements left null."""
+    """A complete record; a failed run has the same keys, with the measurements left null. Its
+    id is `run_id`, else the one distbench's launcher gave this worker, else a new one."""
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_id or os.environ.get(RUN_ID_VAR) or new_run_id(),
         "started_at": started_at or utc_now(),
         "status": status,
         "error": error,
