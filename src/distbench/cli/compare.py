@@ -6,6 +6,7 @@ Command: distbench compare --strategies single,ddp --workers 1,2 --repeats 3 --d
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +86,7 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * scale
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:
         raise UsageError(f"--time-budget expects a duration such as 20m, 1h or 600, got '{text}'")
     return seconds
 
