@@ -513,3 +513,16 @@ def test_resume_after_a_cut_record_warns_once_and_runs_it_again(tmp_path: Path) 
     assert "0 already done" in again.stdout
     with pytest.warns(CorruptRecordsWarning):  # the cut line stays, one bad line
         assert [r["status"] for r in load_records(runs)] == ["ok"]
+
+
+def test_a_failed_allocation_is_one_line_saying_what_to_shrink() -> None:
+    from distbench.cli.worker import out_of_memory
+    from distbench.core.errors import DistbenchError
+
+    torch_says = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                              "can't allocate memory: you tried to allocate 5120000000000 bytes.")
+    error = out_of_memory(torch_says)
+    assert isinstance(error, DistbenchError) and "\n" not in str(error)
+    assert str(error).startswith("out of memory (4,768.4 GiB at once)")
+    other = RuntimeError("a bug")
+    assert out_of_memory(other) is other
