@@ -9,6 +9,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from distbench.cli.flags import CONFIG_HELP, add_run_flags, check_config, config_of
@@ -82,13 +83,17 @@ def run(args: argparse.Namespace) -> int:
     from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
     from distbench.system.launchenv import RUN_DIR_VAR
-    from distbench.training.worker import print_summary, run_worker
 
     cfg = config_of(args)
     if not args.config:
         check_config(cfg)  # the flags as typed, before the environment is read
     env = detect(rank=args.rank, world_size=args.world_size, local_rank=args.local_rank,
                  master_addr=args.master_addr, master_port=args.master_port)
+    run_dir = os.environ.get(RUN_DIR_VAR)
+    if run_dir:  # as early as the rank is known: a rank killed under mpiexec is named by it
+        Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
+    from distbench.training.worker import print_summary, run_worker
+
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)
     check_config(cfg)
     cfg.out = str(check_out_dir(cfg.out or default_out_dir()))
