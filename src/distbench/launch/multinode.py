@@ -12,15 +12,22 @@ explicit `--node-rank` per node); mpiexec (Hydra) gets the hostfile itself with 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from distbench.core.errors import DistbenchWarning, UsageError
-from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+from distbench.launch.local import (
+    Worker,
+    free_port,
+    mpiexec_path,
+    run_dir,
+    start_process,
+    supervise,
+)
 from distbench.launch.netns import check_netns, netns_commands
 from distbench.launch.scripts import flag_value, launched_by, quote, worker_args
 from distbench.strategies import Launcher
@@ -138,14 +145,17 @@ class MultiNode:
         job, threads = self.sharing_cores()
         # Also keeps torchrun from setting (and announcing) one thread per worker on its own.
         env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "OMP_NUM_THREADS": str(threads)}
-        with tempfile.TemporaryDirectory(prefix="distbench-nodes-") as tmp:
+        tmp = run_dir()  # a run's kind of folder: one left by a killed launcher goes next time
+        try:
             workers = []
             for rank, cmd in enumerate(job.commands()):
-                log = Path(tmp) / f"node{rank}.log"
+                log = tmp / f"node{rank}.log"
                 workers.append(
                     Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log)
                 )
             supervise(workers, timeout)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
     def sharing_cores(self) -> tuple[MultiNode, int]:
