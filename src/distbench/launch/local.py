@@ -153,19 +153,18 @@ def launch(cfg: RunConfig) -> dict:
                 return record
         raise DistbenchError(f"the workers ended without writing the record of run {run_id}")
     except KeyboardInterrupt:
-        _record_failure(cfg, "interrupted by the user", started_at, run_id)
+        _record_failure(cfg, "interrupted by the user", started_at)
         raise
     except DistbenchError as exc:
-        _record_failure(cfg, str(exc).splitlines()[0], started_at, run_id)
+        _record_failure(cfg, str(exc).splitlines()[0], started_at)
         raise
     except Exception as exc:
-        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at, run_id)
+        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at)
         raise
 
 
-def _record_failure(cfg: RunConfig, reason: str, started_at: str, run_id: str) -> None:
-    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at,
-                                              run_id=run_id))
+def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
+    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
 
 
 RUN_DIR_PREFIX = "distbench-"
