@@ -71,11 +71,12 @@ SGD = ["--optimizer", "sgd", "--momentum", "0", "--lr", "0.1"]
 ONE_EPOCH_SGD = [*TINY, "--epochs", "1", *SGD]
 
 
-def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`distbench ARGS` as a user types it (in `cwd`, where default outputs land)."""
     return subprocess.run(
         [sys.executable, "-m", "distbench", *args], capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
+        timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd,
     )
 
 

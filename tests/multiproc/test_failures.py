@@ -129,3 +129,25 @@ def test_killing_the_run_stops_its_workers(tmp_path, sig):
     if sig == signal.SIGTERM:
         (record,) = load_records(tmp_path)
         assert record["status"] == "failed" and "interrupted" in record["error"]
+
+
+def test_sigkill_of_compare_leaves_no_process(tmp_path):
+    """compare's runs die with it, even by SIGKILL (which it cannot handle), and their workers
+    with them: nothing trains on for a study nobody watches."""
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distbench", "compare", "--strategies", "ddp", "--workers", "2",
+         "--no-baseline", "--repeats", "1", *LONG, "--out", str(tmp_path / "study")],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        rank_pid(marker, 1, time.monotonic() + 90)  # compare -> run -> the workers
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    deadline = time.monotonic() + 20
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked_processes(marker) == {}, "a run or worker outlived compare"

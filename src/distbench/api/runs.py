@@ -42,9 +42,9 @@ def launch_run(settings: Mapping[str, Any]) -> tuple[dict[str, Any], Path]:
     """Train once on this machine; returns rank 0's record and the results folder.
 
     Bad settings are refused before the launcher's imports (torch) are paid for."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
-    out = Path(read_keyword(settings, RUN_ONLY, "out") or default_out_dir())
+    out = check_out_dir(read_keyword(settings, RUN_ONLY, "out") or default_out_dir())
     with shipped_model(settings, out) as settings:
         cfg = check_config(run_config(settings))
         from distbench.launch.local import launch
@@ -126,11 +126,12 @@ def compare_request(settings: Mapping[str, Any], command: str | None = None) -> 
 def run_study(settings: Mapping[str, Any], command: str | None = None) -> tuple[int, Path]:
     """Every strategy x worker count x repeat, then the report; returns compare's exit code
     (0, or 130 when interrupted) and the study's folder."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
     from distbench.study.compare import open_study, run_compare
 
     resume = read_keyword(settings, STUDY_ONLY, "resume")
-    out = Path(resume or read_keyword(settings, STUDY_ONLY, "out") or default_out_dir())
+    out = check_out_dir(resume or read_keyword(settings, STUDY_ONLY, "out") or default_out_dir(),
+                        "--resume" if resume else "--out")
     with shipped_model(settings, out) as settings:
         request = compare_request(settings, command)
         if not request.resume:

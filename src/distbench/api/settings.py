@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def parse_duration(flag: str, text: str) -> float:
         seconds = float(number) * scale
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:
         raise UsageError(f"{flag} expects a duration such as 20m, 1h or 600, got '{text}'")
     return seconds
 
@@ -211,7 +212,8 @@ DATA_SETTINGS = (
             "PATH/test/<class>/) or npz:PATH (x_train, y_train, x_test, y_test) "
             "(default: %(default)s)"),
     Setting("--data-dir", "data.data_dir",
-            "folder holding the dataset (before $DISTBENCH_DATA, cache)"),
+            "folder holding the dataset, used as given (default: $DISTBENCH_DATA, then the "
+            "cache)"),
     Setting("--allow-partial-data", "data.allow_partial",
             "train on the CIFAR-10 batches present, recorded as partial", switch=True),
     Setting("--test-fraction", "data.test_fraction",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from distbench.api.settings import split_list
 from distbench.cli.parser import Subparsers
+from distbench.core.errors import DistbenchError
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Allreduce latency and bandwidth per size and backend, with real worker processes."""
     from distbench.comm.bench_comm import BenchSpec, print_bench_table, run_bench_comm
     from distbench.comm.cost_model import parse_sizes
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
     spec = BenchSpec(
         backends=split_list(args.backends),
@@ -55,11 +56,14 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         dtype=args.dtype,
     )
-    out = args.out or default_out_dir()
+    out = check_out_dir(args.out or default_out_dir())
     result = run_bench_comm(spec, out)
     print_bench_table(result)
     print(
         f"wrote {Path(out) / 'bench_comm.json'}"
         + (f", {Path(out) / 'bench_comm.png'}" if result["results"] else "")
     )
-    return 0 if result["results"] and not result["failed"] else 1
+    if result["failed"]:  # measured what could be, and the reason for the rest, as one line
+        raise DistbenchError("; ".join(f"{f['backend']} failed: {f['reason']}"
+                                       for f in result["failed"]))
+    return 0

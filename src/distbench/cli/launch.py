@@ -26,6 +26,8 @@ def _check_run_args(strategy: str, run_args: list[str]) -> None:
 
 def _slurm(args: argparse.Namespace) -> int:
     from distbench.launch.slurm import SlurmJob, cluster_partitions, sbatch_script, submit
+    from distbench.results.records import check_out_dir
+    from distbench.system.files import umask_mode
 
     job = SlurmJob(args.strategy, args.run_args, args.nodes, args.tasks_per_node,
                    args.gpus_per_node, args.cpus_per_task, args.time, args.partition,
@@ -34,8 +36,11 @@ def _slurm(args: argparse.Namespace) -> int:
     job.validate(cluster_partitions() if args.partition else None)
     _check_run_args(args.strategy, args.run_args)
     script = Path(args.script or f"distbench-{args.strategy}.sbatch")
+    if script.is_dir():
+        raise UsageError(f"--script {script}: a folder; give the script's file name")
+    check_out_dir(script.parent, "--script")
     script.write_text(sbatch_script(job))
-    script.chmod(0o755)
+    script.chmod(umask_mode(executable=True))  # executable, as far as the umask allows
     print(f"wrote {script}")
     if args.submit or args.wait:
         job_id = submit(str(script), wait=args.wait)

@@ -95,8 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DistbenchError as exc:
         if debugging():
             traceback.print_exception(exc)
+        # Bad input is one line even when it echoes a value typed with a newline in it.
+        message = str(exc).replace("\n", "\\n") if isinstance(exc, UsageError) else str(exc)
         # One write, so lines from several ranks sharing a stream never interleave mid-line.
-        sys.stderr.write(error_line(str(exc)))
+        sys.stderr.write(error_line(message))
         sys.stderr.flush()
         return exc.exit_code
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ Command: distbench project RESULTS_DIR --workers 8,64,512 --bandwidth 25Gbit/s -
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,14 +98,18 @@ def _inputs(args: argparse.Namespace) -> Workload | Path:
             raise UsageError("give RESULTS_DIR (a compare or run output) or "
                              "--compute-s/--grad-bytes")
         return Path(args.results_dir)
-    if args.compute_s is None or args.grad_bytes is None or args.compute_s <= 0:
-        raise UsageError("typed-in inputs need both --compute-s (> 0) and --grad-bytes")
+    if args.compute_s is None or args.grad_bytes is None or not 0 < args.compute_s < math.inf:
+        raise UsageError("typed-in inputs need both --compute-s (a finite number > 0) and "
+                         "--grad-bytes")
     if args.scaling not in ("strong", "weak"):
         raise UsageError(f"--scaling must be strong or weak, got {args.scaling}")
     if args.compression not in ("none", "fp16", "bf16"):
         raise UsageError(f"--compression must be none, fp16 or bf16 for typed-in inputs, got "
                          f"{args.compression} (PowerSGD: project the measured runs instead)")
     grad_bytes = parse_size(args.grad_bytes)
+    if grad_bytes < 1 or args.measured_workers < 1:
+        raise UsageError(f"--grad-bytes must be at least 1 byte and --measured-workers >= 1, got "
+                         f"{args.grad_bytes} and {args.measured_workers}")
     return Workload(args.name or "typed-in workload", args.measured_workers, args.compute_s,
                     grad_bytes, args.scaling, overlaps=args.overlap,
                     wire_bytes=None if args.compression == "none" else [grad_bytes // 2])

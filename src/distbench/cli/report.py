@@ -6,6 +6,7 @@ Command: distbench report results/A results/B --out results/merged
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from distbench.cli.parser import Subparsers
 
@@ -23,9 +24,12 @@ def run(args: argparse.Namespace) -> int:
     """Tables, plots and report.html again, from the JSON records of one or more directories."""
     from distbench.report import build_report
     from distbench.report.tables import print_terminal
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
-    out = args.out or (args.dirs[0] if len(args.dirs) == 1 else default_out_dir())
+    first = Path(args.dirs[0])
+    # One input: the report goes beside its records (the folder of a runs.jsonl given directly).
+    beside = first.parent if first.is_file() else first
+    out = check_out_dir(args.out or (beside if len(args.dirs) == 1 else default_out_dir()))
     report = build_report(args.dirs, out)
     print_terminal(report.study, notes=report.notes)
     for skipped in report.skipped:

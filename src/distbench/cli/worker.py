@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from distbench.api.settings import check_config
@@ -62,24 +64,48 @@ def end_process() -> NoReturn:
     os._exit(0)
 
 
+# How the frameworks say an allocation failed: torch's CPU allocator, CUDA, TensorFlow.
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "OOM when allocating")
+
+
+def out_of_memory(exc: MemoryError | RuntimeError) -> BaseException:
+    """An allocation that failed as one line saying what to shrink; any other error as it is."""
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and not any(s in text for s in OUT_OF_MEMORY):
+        return exc
+    wanted = re.search(r"allocate (\d+) bytes", text)
+    size = f" ({int(wanted[1]) / 2**30:,.1f} GiB at once)" if wanted else ""
+    return DistbenchError(f"out of memory{size}: choose a smaller --batch-size, --image-size or "
+                          "model")
+
+
 def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
     from distbench.system.launchenv import RUN_DIR_VAR
-    from distbench.training.worker import print_summary, run_worker
 
     cfg = config_of(args)
     if not args.config:
         check_config(cfg)  # the flags as typed, before the environment is read
     env = detect(rank=args.rank, world_size=args.world_size, local_rank=args.local_rank,
                  master_addr=args.master_addr, master_port=args.master_port)
+    run_dir = os.environ.get(RUN_DIR_VAR)
+    if run_dir:  # as early as the rank is known: a rank killed under mpiexec is named by it
+        Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
+    from distbench.training.worker import print_summary, run_worker
+
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)
     check_config(cfg)
-    cfg.out = cfg.out or default_out_dir()
+    cfg.out = str(check_out_dir(cfg.out or default_out_dir()))
     try:
-        record = run_worker(cfg, env)
+        try:
+            record = run_worker(cfg, env)
+        except (MemoryError, RuntimeError) as exc:
+            raise out_of_memory(exc) from None
     except DistbenchError as exc:
+        if env.world_size == 1:  # a one-process run has no other rank to tell it from
+            raise
         error = DistbenchError(f"rank {env.rank}: {exc}")
         error.exit_code = exc.exit_code  # a refused input stays a usage error (exit 2)
         raise error from exc

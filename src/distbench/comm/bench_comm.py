@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,8 @@ class BenchSpec:
     dtype: str = "float32"
 
     def validate(self) -> None:
+        if not self.backends:
+            raise UsageError(f"--backends names no backend; choose from: {', '.join(BACKENDS)}")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise UsageError(f"unknown backend '{unknown[0]}'; choose from: {', '.join(BACKENDS)}")
@@ -74,6 +76,11 @@ class BenchSpec:
             raise UsageError("--repeats must be >= 1 and --warmup >= 0")
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype}")
+        if not 0 < self.timeout < math.inf:
+            raise UsageError(f"--timeout must be a finite number of seconds > 0, got "
+                             f"{self.timeout}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise UsageError(f"--threads-per-worker must be >= 1, got {self.threads_per_worker}")
 
 
 # --------------------------------------------------------------------------- parent side
@@ -150,9 +157,13 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
 
 def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> dict[str, Any]:
     """Measure every backend in turn; write the JSON and the plot; return the JSON object."""
-    from distbench.launch.local import WorkerFailure
+    from distbench.launch.local import WorkerFailure, run_dir
 
     spec.validate()
+    reasons = {b: unavailable(b, spec.workers, spec.dtype) for b in spec.backends}
+    if all(reasons.values()):
+        raise DistbenchError("no backend to measure here: " + "; ".join(
+            f"{b}: {why}" for b, why in reasons.items()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     threads = spec.threads_per_worker or max(1, usable_cores() // spec.workers)
@@ -163,10 +174,10 @@ def run_bench_comm(spec: BenchSpec, out_dir: str | Path, log: Any = print) -> di
         "busbw_definition": "busbw = algbw * 2(n-1)/n (nccl-tests); algbw = bytes / median time",
         "bus_factor": bus_factor(spec.workers), "results": [], "skipped": [], "failed": [],
     }
-    tmp = Path(tempfile.mkdtemp(prefix="distbench-comm-"))
+    tmp = run_dir()  # a training run's kind of folder: one left by a killed parent goes next time
     try:
         for backend in spec.backends:
-            reason = unavailable(backend, spec.workers, spec.dtype)
+            reason = reasons[backend]
             if reason:
                 result["skipped"].append({"backend": backend, "reason": reason})
                 log(f"skipping {backend}: {reason}")

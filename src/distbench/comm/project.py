@@ -471,7 +471,8 @@ def _workloads(request: ProjectRequest) -> tuple[list[Workload], list[str]]:
     path = request.inputs
     if not (path / "runs.jsonl").is_file() and not path.is_file():
         raise UsageError(f"no runs.jsonl in {path}")
-    workloads, skipped = workloads_from_records(load_records(path), request.strategies)
+    workloads, skipped = workloads_from_records(load_records(path, required=True),
+                                                request.strategies)
     if not workloads:
         raise UsageError(f"no successful run to project in {path}")
     return workloads, skipped
@@ -490,7 +491,11 @@ def run_project(request: ProjectRequest) -> list[Path]:
     """The `distbench project` command: inputs, projection, table, plot and JSON."""
     from rich.console import Console
 
+    from distbench.results.records import check_out_dir
+
     request.validate()
+    if request.out:
+        check_out_dir(request.out)
     link_for = _link_for(request)
     workloads, skipped = _workloads(request)
     results = []
@@ -504,5 +509,5 @@ def run_project(request: ProjectRequest) -> list[Path]:
     records = request.inputs if isinstance(request.inputs, Path) else None
     # Beside the records: RESULTS_DIR itself, or the folder of a runs.jsonl given directly.
     beside = (records.parent if records.is_file() else records) if records else None
-    out = request.out or beside or Path("projection")
+    out = check_out_dir(request.out or beside or Path("projection"))
     return write_projection(results, out, request.backward_fraction)

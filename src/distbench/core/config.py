@@ -6,11 +6,16 @@ local launcher hands it to workers as JSON, so a worker never re-derives a setti
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from distbench.core.errors import UsageError
 
+# The largest --image-size (and checkpoint input side) accepted: four times ImageNet's 224 and
+# more than any built-in model is meant for; one 3x1024x1024 float sample is already 12 MB, and
+# an MLP's first layer grows with the square of it.
+MAX_IMAGE_SIZE = 1024
 # Lossy gradient compression (--compression); the first is exact.
 COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
@@ -99,18 +104,24 @@ class RunConfig:
             (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (0 < self.lr < math.inf, f"--lr must be a finite number > 0, got {self.lr}"),
             (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
             (
                 self.calibration_steps >= 0,
                 f"--calibration-steps must be >= 0, got {self.calibration_steps}",
             ),
-            (self.momentum >= 0, f"--momentum must be >= 0, got {self.momentum}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (
+                0 <= self.momentum < math.inf,
+                f"--momentum must be a finite number >= 0, got {self.momentum}",
+            ),
+            (
+                0 <= self.weight_decay < math.inf,
+                f"--weight-decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             # The smallest size every model accepts: cnn pools twice by 2.
             (
-                self.model.image_size is None or self.model.image_size >= 4,
-                f"--image-size must be >= 4, got {self.model.image_size}",
+                self.model.image_size is None or 4 <= self.model.image_size <= MAX_IMAGE_SIZE,
+                f"--image-size must be in [4, {MAX_IMAGE_SIZE}], got {self.model.image_size}",
             ),
             (
                 self.scaling in ("strong", "weak"),
@@ -139,7 +150,10 @@ class RunConfig:
                 f"--compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression}",
             ),
             (self.powersgd_rank >= 1, f"--powersgd-rank must be >= 1, got {self.powersgd_rank}"),
-            (self.bucket_mb > 0, f"--bucket-mb must be > 0, got {self.bucket_mb}"),
+            (
+                0 < self.bucket_mb < math.inf,
+                f"--bucket-mb must be a finite number > 0, got {self.bucket_mb}",
+            ),
             (
                 self.threads_per_worker is None or self.threads_per_worker >= 1,
                 f"--threads-per-worker must be >= 1, got {self.threads_per_worker}",
@@ -157,8 +171,9 @@ class RunConfig:
                 f"--tf-prefetch must be >= 0, got {self.tf_prefetch}",
             ),
             (
-                self.tf_collective_timeout > 0,
-                f"--tf-collective-timeout must be > 0, got {self.tf_collective_timeout}",
+                0 < self.tf_collective_timeout < math.inf,
+                f"--tf-collective-timeout must be a finite number > 0, got "
+                f"{self.tf_collective_timeout}",
             ),
             (
                 self.target_accuracy is None or 0 < self.target_accuracy <= 1,
@@ -169,8 +184,8 @@ class RunConfig:
                 f"--contention-threshold must be in (0, 1], got {self.contention_threshold}",
             ),
             (
-                self.timeout is None or self.timeout > 0,
-                f"--timeout must be > 0, got {self.timeout}",
+                self.timeout is None or 0 < self.timeout < math.inf,
+                f"--timeout must be a finite number > 0, got {self.timeout}",
             ),
             (
                 0 < self.data.test_fraction < 1,

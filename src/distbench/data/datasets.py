@@ -1,9 +1,10 @@
 """Dataset registry, file parsers and resolution.
 
-Files are looked for, in order, under `--data-dir`, `$DISTBENCH_DATA`, and the per-user cache
-(`$XDG_CACHE_HOME/distbench`, else `~/.cache/distbench`); only then are they downloaded from the
-official mirrors into the cache, verified by md5 and moved into place atomically. Every failure is
-a `DataError` whose one line names the file, what was expected and how to supply it.
+Files are looked for under `--data-dir` when it is given, and nowhere else (the folder the user
+named is the data the run uses); otherwise under `$DISTBENCH_DATA`, then the per-user cache
+(`$XDG_CACHE_HOME/distbench`, else `~/.cache/distbench`), and only then are they downloaded from
+the official mirrors into the cache, verified by md5 and moved into place atomically. Every
+failure is a `DataError` whose one line names the file, what was expected and how to supply it.
 
 Command: python -c "from distbench.data import load_dataset; print(load_dataset('mnist-5k'))"
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from distbench.core.config import DataConfig
 from distbench.core.errors import DistbenchError, unknown_name
+from distbench.system.files import umask_mode
 
 
 class DataError(DistbenchError):
@@ -219,8 +221,9 @@ def cache_dir() -> Path:
 
 
 def search_roots(data_dir: str | None) -> list[Path]:
-    """Where files are looked for, in priority order (see the module docstring)."""
-    roots = [data_dir, os.environ.get("DISTBENCH_DATA"), str(cache_dir())]
+    """Where files are looked for, in priority order (see the module docstring). A `--data-dir`
+    is used as given: the only root, so a copy elsewhere never stands in for it unnoticed."""
+    roots = [data_dir] if data_dir else [os.environ.get("DISTBENCH_DATA"), str(cache_dir())]
     return [Path(r).expanduser() for r in roots if r]
 
 
@@ -238,6 +241,7 @@ def download(urls: list[str], dest: Path, md5: str) -> Path:
     errors = []
     for url in urls:
         fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.fchmod(fd, umask_mode())  # mkstemp's 0600 would stay with the file once moved
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
@@ -286,7 +290,7 @@ def resolve_files(
                                 f"run again to download it afresh, or pass --data-dir"
                             )
                 return found  # type: ignore[return-value]
-    if os.environ.get("DISTBENCH_OFFLINE") == "1":
+    if data_dir or os.environ.get("DISTBENCH_OFFLINE") == "1":
         # Name a file that is really absent: the first one missing from the root that holds
         # most of them (the earliest root on a tie).
         absent = [
@@ -294,10 +298,12 @@ def resolve_files(
             for r in search_roots(data_dir)
         ]
         missing = min((a for a in absent if a), key=len, default=[files[0].name])[0]
+        why = ("--data-dir is used as given" if data_dir
+               else "downloads are off (DISTBENCH_OFFLINE=1)")
         raise DataError(
             f"{subdir}/{missing} not found under {', '.join(map(str, search_roots(data_dir)))} "
-            f"and downloads are off (DISTBENCH_OFFLINE=1); supply it with --data-dir DIR or "
-            f"DISTBENCH_DATA, or download it from {mirrors[0]}{missing}"
+            f"and {why}; supply it with --data-dir DIR or DISTBENCH_DATA, or download it from "
+            f"{mirrors[0]}{missing}"
         )
     return [download([m + f.name for m in mirrors], cache / subdir / f.name, f.md5) for f in files]
 
@@ -421,7 +427,12 @@ def _download_cifar() -> Path:
 
 
 def _load_cifar(cfg: DataConfig) -> Dataset:
-    folder = _find_cifar(cfg.data_dir) or _download_cifar()
+    folder = _find_cifar(cfg.data_dir)
+    if folder is None and cfg.data_dir:
+        raise DataError(f"--data-dir {cfg.data_dir}: no cifar-10-batches-bin or "
+                        "cifar-10-batches-py folder with a test_batch in it (or in its cifar-10 "
+                        f"folder), and --data-dir is used as given; the archive: {CIFAR_BIN_URL}")
+    folder = folder or _download_cifar()
     suffix, parse = CIFAR_LAYOUTS[folder.name]
     present = [i for i in range(1, 6) if (folder / f"data_batch_{i}{suffix}").is_file()]
     note = None

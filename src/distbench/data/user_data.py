@@ -35,6 +35,7 @@ import numpy as np
 
 from distbench.core.config import DataConfig
 from distbench.data.datasets import DataError, Dataset, cache_dir
+from distbench.system.files import umask_mode
 
 FOLDER, NPZ = "folder:", "npz:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -118,6 +119,7 @@ def _cached(key: str, build: Any) -> Prepared:
         return Prepared(final, json.loads((final / "meta.json").read_text()))
     root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+    stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the cache entry
     try:
         meta = build(stage)
         (stage / "meta.json").write_text(json.dumps(meta, indent=1))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from distbench.core.errors import UsageError
 from distbench.launch.scripts import launched_by, quote, user_paths, worker_args
+from distbench.results.records import check_out_dir
 from distbench.strategies import Launcher, strategy_info
 
 TF_PORT = 2222
@@ -124,7 +125,7 @@ def write_compose(job: ComposeJob, out_dir: Path) -> list[Path]:
         raise UsageError("compose builds the image from a distbench source checkout; run it from "
                          "one (pip install -e .)")
     check_reachable(job.run_args, root)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir, "--dir").mkdir(parents=True, exist_ok=True)
     # PyTorch rows get the MPI extra, so that "MPI + DDP" workers run in the same image.
     extras = strategy_info(job.strategy).extra or "mpi"
     dockerfile = out_dir.resolve() / "Dockerfile"

@@ -42,17 +42,26 @@ from distbench.core.errors import (
     last_error,
 )
 from distbench.data import prepare_dataset
-from distbench.results.records import append_record, load_records, make_record, utc_now
+from distbench.results.records import (
+    append_record,
+    load_records,
+    make_record,
+    new_run_id,
+    utc_now,
+)
 from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
 from distbench.system.fingerprint import usable_cores
 from distbench.system.interrupts import die_with_parent, stop_on_termination
-from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
+from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
 
 POLL_S = 0.05
 GRACE_S = 3.0
 LOG_TAIL_LINES = 12
 # How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
 HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
+# The lines of Hydra's "BAD TERMINATION" banner, which says nothing the reason does not.
+HYDRA_BANNER = re.compile(r"=+$|=   |YOUR APPLICATION TERMINATED|This typically refers|Please see "
+                          r"the FAQ")
 SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
 
 
@@ -71,15 +80,21 @@ class Worker:
             ln.rstrip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()
         ]
 
-    def reason(self) -> str:
-        """One line: the signal that killed it, or its own error line (which names its rank)."""
-        who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
+    def killed(self) -> str | None:
+        """One line naming the process and the signal that killed it, if one did."""
         code = self.process.returncode
         if code is not None and code < 0:
+            who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
             return f"{who} was killed by {signal.Signals(-code).name}"
-        killed = self.rank_killed_under_mpiexec()
+        return self.rank_killed_under_mpiexec()
+
+    def reason(self) -> str:
+        """One line: the signal that killed it, or its own error line (which names its rank)."""
+        killed = self.killed()
         if killed:
             return killed
+        code = self.process.returncode
+        who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
         lines = self.lines()
         error = last_error(lines)
         if error:
@@ -96,15 +111,22 @@ class Worker:
             f.read_text().strip(): f.stem.removeprefix("rank")
             for f in self.log.parent.glob("rank*.pid")
         }
-        return f"rank {ranks.get(pid, '?')} was killed by {signal.Signals(int(match[2])).name}"
+        # A rank killed before it wrote its PID file is named by its PID.
+        who = f"rank {ranks[pid]}" if pid in ranks else f"an MPI rank (PID {pid})"
+        return f"{who} was killed by {signal.Signals(int(match[2])).name}"
 
     def report(self) -> str:
-        """The reason, then the end of the log when there is more to it (a traceback); a
-        refusal of bad input (exit 2) is its one line."""
+        """The reason, then the end of the log when there is more to it (a traceback); a killed
+        process left nothing to add, and Hydra's banner about it is left out; a refusal of bad
+        input (exit 2) is its one line."""
+        killed = self.killed()
+        if killed:
+            return killed
         reason = self.reason()
         if self.process.returncode == UsageError.exit_code and not debugging():
             return reason
-        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:] if error_line(reason).strip() != ln]
+        tail = [ln for ln in self.lines()[-LOG_TAIL_LINES:]
+                if error_line(reason).strip() != ln and not HYDRA_BANNER.match(ln)]
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
@@ -132,10 +154,15 @@ def launch(cfg: RunConfig) -> dict:
     check_workers(cfg.strategy, cfg.workers)
     prepare_dataset(cfg.data, cfg.model.image_size)
     started_at = utc_now()
+    # Rank 0's record carries this id: other runs may append to the same --out meanwhile.
+    run_id = new_run_id()
     try:
         with stop_on_termination():
-            _launch_workers(cfg, info.launcher)
-        return load_records(cfg.out or ".")[-1]
+            _launch_workers(cfg, info.launcher, run_id)
+        for record in load_records(cfg.out or "."):
+            if record.get("run_id") == run_id:
+                return record
+        raise DistbenchError(f"the workers ended without writing the record of run {run_id}")
     except KeyboardInterrupt:
         _record_failure(cfg, "interrupted by the user", started_at)
         raise
@@ -211,7 +238,7 @@ def loopback_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in env}
 
 
-def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
+def _launch_workers(cfg: RunConfig, how: Launcher, run_id: str) -> None:
     tmp = run_dir()
     try:
         config_file = tmp / "config.json"
@@ -223,6 +250,7 @@ def _launch_workers(cfg: RunConfig, how: Launcher) -> None:
             **os.environ,
             LAUNCH_T0_VAR: repr(time.time()),
             RUN_DIR_VAR: str(tmp),
+            RUN_ID_VAR: run_id,
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(free_port()),
             "OMP_NUM_THREADS": str(threads),

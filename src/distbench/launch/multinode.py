@@ -12,17 +12,32 @@ explicit `--node-rank` per node); mpiexec (Hydra) gets the hostfile itself with 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
-import tempfile
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from distbench.core.errors import UsageError
-from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+from distbench.core.errors import DistbenchWarning, UsageError
+from distbench.launch.local import (
+    Worker,
+    free_port,
+    mpiexec_path,
+    run_dir,
+    start_process,
+    supervise,
+)
 from distbench.launch.netns import check_netns, netns_commands
-from distbench.launch.scripts import launched_by, quote, relative_user_paths, worker_args
+from distbench.launch.scripts import (
+    flag_value,
+    launched_by,
+    quote,
+    relative_user_paths,
+    worker_args,
+)
 from distbench.strategies import Launcher
+from distbench.system.fingerprint import usable_cores
 from distbench.system.launchenv import LAUNCH_T0_VAR
 from distbench.vcluster.cluster import require_root_and_tools
 
@@ -68,6 +83,8 @@ class MultiNode:
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise UsageError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+        if not 1 <= self.port <= 65535:
+            raise UsageError(f"--port must be in [1, 65535], got {self.port}")
         kinds = (Launcher.SPAWN,) if self.launcher == "torchrun" else (Launcher.MPIEXEC,
                                                                          Launcher.SPAWN)
         if self.netns and self.launcher == "torchrun":
@@ -134,15 +151,41 @@ class MultiNode:
         """All nodes are this machine: start every node's command and watch them as one run."""
         if self.netns:
             require_root_and_tools()
-        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time())}
-        with tempfile.TemporaryDirectory(prefix="distbench-nodes-") as tmp:
+        job, threads = self.sharing_cores()
+        # Also keeps torchrun from setting (and announcing) one thread per worker on its own.
+        env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "OMP_NUM_THREADS": str(threads)}
+        tmp = run_dir()  # a run's kind of folder: one left by a killed launcher goes next time
+        try:
             workers = []
-            for rank, cmd in enumerate(self.commands()):
-                log = Path(tmp) / f"node{rank}.log"
+            for rank, cmd in enumerate(job.commands()):
+                log = tmp / f"node{rank}.log"
                 workers.append(
                     Worker(rank, start_process(cmd, env, log, show_stdout=rank == 0), log)
                 )
             supervise(workers, timeout)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+    def sharing_cores(self) -> tuple[MultiNode, int]:
+        """This job with every node on this machine, and each worker's threads.
+
+        A node's launcher counts only its own workers, so each would take this machine's cores
+        divided by --nproc-per-node, however many nodes share them. The rule of `distbench run`
+        is applied to all of them instead: cores // workers on this machine (given to the
+        workers as --threads-per-worker unless the flags already say), and more threads than
+        cores is one warning."""
+        workers = len(self.hosts) * self.nproc_per_node
+        cores = usable_cores()
+        given = flag_value(self.run_args, "--threads-per-worker")
+        threads = int(given) if given else max(1, cores // workers)
+        if threads * workers > cores:
+            warnings.warn(f"{workers} workers x {threads} thread(s) on {cores} core(s) of this "
+                          "machine: oversubscribed, times will include the contention",
+                          DistbenchWarning, stacklevel=2)
+        run_args = self.run_args if given else [*self.run_args, "--threads-per-worker",
+                                                 str(threads)]
+        return replace(self, run_args=run_args), threads
 
 
 def pick_port(hosts: list[str]) -> int:

@@ -27,10 +27,12 @@ from distbench.launch.scripts import has_flag, quote, relative_user_paths, worke
 from distbench.strategies import Launcher, strategy_info
 from distbench.system.cluster import expand_slurm_nodelist
 
-TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
+# Both are matched whole (`fullmatch`: a `$` would let a trailing newline through, and with it a
+# line of the user's own into the script).
+TIME_FORMAT = re.compile(r"(\d+-)?\d{1,3}(:\d{2}){0,2}", re.ASCII)
 # #SBATCH lines are read by sbatch, not a shell: values are restricted to characters that need
 # no quoting there instead of being quoted.
-SBATCH_VALUE = re.compile(r"^[\w.,:@+-]+$")
+SBATCH_VALUE = re.compile(r"[\w.,:@+-]+", re.ASCII)
 TF_PORT_BASE = 23456
 
 
@@ -56,19 +58,25 @@ class SlurmJob:
             raise UsageError(f"--nodes must be >= 1, got {self.nodes}")
         if self.tasks_per_node < 1:
             raise UsageError(f"--tasks-per-node must be >= 1, got {self.tasks_per_node}")
-        if self.time is not None and not TIME_FORMAT.match(self.time):
-            raise UsageError(f"--time must look like 01:00:00 or 1-00:00:00, got '{self.time}'")
+        for flag, count in (("--gpus-per-node", self.gpus_per_node),
+                            ("--cpus-per-task", self.cpus_per_task)):
+            if count is not None and count < 1:
+                raise UsageError(f"{flag} must be >= 1, got {count}")
+        if not 1 <= self.rdzv_port <= 65535:
+            raise UsageError(f"--port must be in [1, 65535], got {self.rdzv_port}")
+        if self.time is not None and not TIME_FORMAT.fullmatch(self.time):
+            raise UsageError(f"--time must look like 01:00:00 or 1-00:00:00, got {self.time!r}")
         for flag, value in (
             ("--partition", self.partition),
             ("--account", self.account),
             ("--job-name", self.job_name),
         ):
-            if value is not None and not SBATCH_VALUE.match(value):
+            if value is not None and not SBATCH_VALUE.fullmatch(value):
                 raise UsageError(
-                    f"{flag} '{value}' may only hold letters, digits and . , : @ + - _"
+                    f"{flag} {value!r} may only hold letters, digits and . , : @ + - _"
                 )
         if self.mpi_launcher not in ("srun", "mpiexec"):
-            raise UsageError(f"--mpi-launcher must be srun or mpiexec, got '{self.mpi_launcher}'")
+            raise UsageError(f"--mpi-launcher must be srun or mpiexec, got {self.mpi_launcher!r}")
         if (
             known_partitions is not None
             and self.partition
@@ -117,7 +125,9 @@ def sbatch_script(job: SlurmJob) -> str:
     body = [
         "set -euo pipefail",
         *checks,
-        'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        # sed reads every host name: `head -n 1` would leave scontrol writing into a closed pipe
+        # on a long node list, and its SIGPIPE (exit 141) ends the job under pipefail.
+        'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
         f'echo "distbench: {job.strategy} on $SLURM_JOB_NUM_NODES node(s), job $SLURM_JOB_ID"',
         launch_line(job, run_args) + out,
     ]

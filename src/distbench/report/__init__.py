@@ -45,16 +45,22 @@ class Report:
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
     """Write every output for the records in `dirs` into `out`; returns what was written."""
+    from distbench.core.errors import UsageError
     from distbench.report import html, tables
     from distbench.report.plots import MATPLOTLIB_MISSING, plot_suffix
     from distbench.results.records import RUNS_FILE
 
     loaded = load_report(dirs)
     out_dir = Path(out)
+    # The folders whose records are read (a runs.jsonl given directly stands for its folder).
+    inputs = {(p.parent if p.is_file() else p).resolve() for p in map(Path, dirs)}
+    merged = out_dir.resolve() not in inputs
+    if merged and (out_dir / RUNS_FILE).exists():
+        raise UsageError(f"--out {out}: it holds a {RUNS_FILE} of its own, which the merged one "
+                         "would replace; add it to the inputs or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(loaded.study, out_dir, notes=loaded.notes)
-    inputs = {Path(d).resolve() for d in dirs}
-    if out_dir.resolve() not in inputs:
+    if merged:
         # A merged report keeps its merged records, so it can itself be rebuilt later.
         _write(report, out_dir / RUNS_FILE, "".join(
             json.dumps(r, sort_keys=True, default=str) + "\n" for r in loaded.records))

@@ -525,11 +525,7 @@ def load_dirs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
         if not file.is_file():
             raise UsageError(f"no {RUNS_FILE} in {d}: pass a results directory of distbench "
                              "run or compare")
-        try:
-            records = load_records(file)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{file} is not valid JSON lines: {exc}") from None
-        for r in records:
+        for r in load_records(file, required=True):
             key = r.get("run_id") or json.dumps(r, sort_keys=True)
             merged.setdefault(str(key), r)
     return sorted(merged.values(), key=lambda r: (str(r.get("started_at", "")),

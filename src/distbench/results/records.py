@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import uuid
 import warnings
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from distbench.core.config import RunConfig
-from distbench.core.errors import DistbenchError, DistbenchWarning
+from distbench.core.errors import DistbenchError, DistbenchWarning, UsageError
 from distbench.strategies import strategy_info
 from distbench.system.fingerprint import fingerprint
+from distbench.system.launchenv import RUN_ID_VAR
 
 SCHEMA_VERSION = 1
 RUNS_FILE = "runs.jsonl"
@@ -37,17 +39,35 @@ def default_out_dir() -> str:
     return str(Path("results") / datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S"))
 
 
+def check_out_dir(out: str | Path, flag: str = "--out") -> Path:
+    """`out` as a folder to write results into, refused in one line before any work when it, or
+    a folder above it, is a file, or when it cannot be written."""
+    path = Path(out)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{flag} {out}: {existing} is a file, not a folder")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {out}: {existing} is not writable")
+    return path
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def make_record(
     cfg: RunConfig,
     status: str = "ok",
     error: str | None = None,
     measured: dict[str, Any] | None = None,
     started_at: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A complete record; a failed run has the same keys, with the measurements left null."""
+    """A complete record; a failed run has the same keys, with the measurements left null. Its
+    id is `run_id`, else the one distbench's launcher gave this worker, else a new one."""
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": uuid.uuid4().hex[:12],
+        "run_id": run_id or os.environ.get(RUN_ID_VAR) or new_run_id(),
         "started_at": started_at or utc_now(),
         "status": status,
         "error": error,
@@ -136,31 +156,126 @@ def _append_line(fd: int, path: Path, line: bytes) -> None:
                              "unchanged") from None
 
 
-def load_records(path: str | Path) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------- the schema
+# What a reader may rely on in every record it gets: the three keys that place a run in a table,
+# and, for every other key a reader computes with, its type when present (null is always allowed:
+# a failed run measured nothing). Hand-made and older records with fewer keys stay readable.
+_INT, _NUMBER, _TEXT = "an integer", "a number", "a string"
+_BOOL, _OBJECT, _LIST = "true or false", "an object", "a list"
+_FIELD_TYPES: dict[str, str] = {
+    **dict.fromkeys(("run_id", "started_at", "error", "framework", "backend", "dataset", "model",
+                     "optimizer", "scaling", "comm_method", "compression", "checkpoint"), _TEXT),
+    **dict.fromkeys(("schema_version", "epochs", "global_batch", "threads_per_worker", "seed",
+                     "steps", "grad_bytes"), _INT),
+    **dict.fromkeys(("lr", "train_s", "startup_s", "data_s", "samples_per_s", "comm_s",
+                     "comm_fraction", "test_accuracy", "test_loss", "time_to_target_s"), _NUMBER),
+    "exact": _BOOL,
+    **dict.fromkeys(("config", "env", "machine_state", "sharding"), _OBJECT),
+}
+# Lists of numbers (a rank that measured nothing leaves a null), and lists of objects.
+_NUMBER_LISTS = ("epoch_s", "per_rank_train_s", "per_rank_comm_s", "peak_rss_mb", "cuda_peak_mb",
+                 "model_state_bytes", "wire_bytes")
+_OBJECT_LISTS = ("workers_info", "history")
+_HISTORY_TYPES = dict.fromkeys(("epoch", "time_s", "train_loss", "test_accuracy", "test_loss"),
+                               _NUMBER)
+# The config keys the report and the projection compute with.
+_CONFIG_TYPES: dict[str, str] = {
+    **dict.fromkeys(("batch_size", "epochs", "warmup_steps"), _INT),
+    **dict.fromkeys(("lr", "momentum", "bucket_mb", "target_accuracy"), _NUMBER),
+    **dict.fromkeys(("device", "optimizer", "scaling", "compression"), _TEXT),
+    "overlap": _BOOL,
+    **dict.fromkeys(("data", "model"), _OBJECT),
+}
+_ENV_TYPES = {"host": _TEXT, "cores": _INT}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _NUMBER:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    return isinstance(value, {_TEXT: str, _BOOL: bool, _OBJECT: dict, _LIST: list}[kind])
+
+
+def _typed(values: dict[str, Any], types: dict[str, str], where: str) -> str | None:
+    for key, kind in types.items():
+        value = values.get(key)
+        if value is not None and not _is(value, kind):
+            return f"{where}{key} is {json.dumps(value)[:40]}, not {kind}"
+    return None
+
+
+def record_problem(record: Any) -> str | None:
+    """Why `record` is not a run record a reader can use, or None when it is one."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if record.get("status") not in ("ok", "failed"):
+        return f"status is {json.dumps(record.get('status'))[:40]}, not \"ok\" or \"failed\""
+    if not isinstance(record.get("strategy"), str):
+        return "no strategy name"
+    workers = record.get("workers")
+    if not _is(workers, _INT) or workers < 1:
+        return f"workers is {json.dumps(workers)[:40]}, not an integer >= 1"
+    problem = _typed(record, {**_FIELD_TYPES, **dict.fromkeys(_NUMBER_LISTS + _OBJECT_LISTS,
+                                                               _LIST)}, "")
+    if problem:
+        return problem
+    for key in _NUMBER_LISTS:
+        if not all(v is None or _is(v, _NUMBER) for v in record.get(key) or []):
+            return f"{key} holds an item that is not a number"
+    for key in _OBJECT_LISTS:
+        if not all(isinstance(v, dict) for v in record.get(key) or []):
+            return f"{key} holds an item that is not an object"
+    problems = [_typed(entry, _HISTORY_TYPES, "history: ") for entry in record.get("history") or []]
+    problems += [_typed(record.get("config") or {}, _CONFIG_TYPES, "config."),
+                 _typed(record.get("env") or {}, _ENV_TYPES, "env.")]
+    return next((p for p in problems if p), None)
+
+
+_warned: set[str] = set()
+
+
+def load_records(path: str | Path, required: bool = False) -> list[dict[str, Any]]:
     """Records from a runs.jsonl file or a results directory holding one.
 
-    Lines that are not JSON objects (a line cut short by a crash, a stray edit) are skipped with
-    one `CorruptRecordsWarning` naming their line numbers, so one bad line costs only itself.
+    Lines that are not records (a line cut short by a crash, a stray edit, a value of the wrong
+    type: see `record_problem`) are skipped with one `CorruptRecordsWarning` naming their line
+    numbers, so one bad line costs only itself. With `required` (a command that shows the
+    records), a file left with no record at all is a one-line `UsageError` instead.
     """
     p = Path(path)
     if p.is_dir():
         p = p / RUNS_FILE
     records: list[dict[str, Any]] = []
     bad: list[int] = []
-    for number, line in enumerate(p.read_bytes().split(b"\n"), start=1):
+    problems: list[str] = []  # why, for the lines that are JSON
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {p}: {exc.strerror or exc}") from None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            problem = record_problem(record := json.loads(line))
         except ValueError:  # not JSON, or not UTF-8
-            record = None
-        if isinstance(record, dict):
+            bad.append(number)
+            continue
+        if problem is None:
             records.append(record)
         else:
             bad.append(number)
-    if bad:
-        lines = ", ".join(str(n) for n in bad[:10]) + (f" and {len(bad) - 10} more"
-                                                        if len(bad) > 10 else "")
-        warnings.warn(f"{p}: skipped {len(bad)} line(s) that are not run records "
-                      f"(line {lines})", CorruptRecordsWarning, stacklevel=2)
+            problems.append(f"line {number}: {problem}")
+    where = ", ".join(str(n) for n in bad[:10]) + (f" and {len(bad) - 10} more"
+                                                    if len(bad) > 10 else "")
+    where = f"line {where}" if len(bad) > 1 or not problems else ""
+    where = "; ".join(w for w in (where, *problems[:1]) if w)
+    if required and not records:
+        raise UsageError(f"{p} holds no run record" + (f" ({len(bad)} line(s) skipped: {where})"
+                                                       if bad else ""))
+    message = f"{p}: skipped {len(bad)} line(s) that are not run records ({where})"
+    if bad and message not in _warned:  # a process that reads the file again says it once
+        _warned.add(message)
+        warnings.warn(message, CorruptRecordsWarning, stacklevel=2)
     return records

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from distbench.core.config import ModelConfig
+from distbench.core.config import MAX_IMAGE_SIZE, ModelConfig
 from distbench.core.errors import DistbenchError, error_line
 from distbench.models import MODEL_NAMES
 from distbench.models.checkpoint import FORMATS, SIDECAR
@@ -36,6 +36,9 @@ WEIGHT_SUFFIXES = {Path(f.file).suffix: framework for framework, f in FORMATS.it
 WEIGHT_FILES = [f.file for f in FORMATS.values()]
 REQUIRED_KEYS = ("framework", "model", "classes", "input_shape", "normalisation")
 TOP_K = 3
+# Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS): no image it opens can fill an input
+# with more pixels than this, so a sidecar asking for one is wrong.
+MAX_INPUT_PIXELS = 89_478_485
 
 
 class CheckpointError(DistbenchError):
@@ -122,6 +125,9 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0
                                                                  for v in shape)):
         raise CheckpointError(f"{sidecar}: input_shape must be [C, H, W], got {shape}")
+    if shape[1] * shape[2] > MAX_INPUT_PIXELS:
+        raise CheckpointError(f"{sidecar}: input_shape {shape} is larger than any image Pillow "
+                              f"opens ({MAX_INPUT_PIXELS:,} pixels)")
     if not (isinstance(classes, list) and len(classes) >= 2):
         raise CheckpointError(f"{sidecar}: classes must list at least 2 names, got {classes}")
     norm = meta["normalisation"]
@@ -134,9 +140,9 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
             and per_channel(norm.get("std"))):
         raise CheckpointError(f"{sidecar}: normalisation needs one mean and std per channel")
     size = meta.get("image_size")
-    if size is not None and not (isinstance(size, int) and size > 0):
-        raise CheckpointError(f"{sidecar}: image_size must be a positive integer or null, "
-                              f"got {size!r}")
+    if size is not None and not (isinstance(size, int) and 0 < size <= MAX_IMAGE_SIZE):
+        raise CheckpointError(f"{sidecar}: image_size must be an integer in [1, "
+                              f"{MAX_IMAGE_SIZE}] or null, got {size!r}")
     listed = meta.get("tensors")
     if listed is not None and not (isinstance(listed, list)
                                    and all(isinstance(t, str) for t in listed)):
@@ -178,38 +184,54 @@ def _shape(shape: Sequence[int]) -> str:
 def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any], model: ModelConfig
                 ) -> Callable:
     import torch
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from distbench.models.torch_models import build_model
 
+    def unreadable(exc: Exception) -> CheckpointError:
+        return CheckpointError(f"{weights}: not a readable safetensors file ({exc}); the file is "
+                               "corrupt or truncated, save the model again")
+
+    def build() -> torch.nn.Module:
+        try:
+            return build_model(model, tuple(meta["input_shape"]),
+                               len(meta["classes"]), meta["normalisation"]["mean"],
+                               meta["normalisation"]["std"])
+        except DistbenchError as exc:
+            raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})"
+                                  ) from None
+
     try:
-        state = load_file(str(weights))
+        with safe_open(str(weights), framework="pt") as header:  # shapes only, no data read
+            state = {name: header.get_slice(name).get_shape() for name in header.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({exc}); the file is "
-                              "corrupt or truncated, save the model again") from None
+        raise unreadable(exc) from None
     listed = meta.get("tensors")
     if listed is not None and sorted(listed) != sorted(state):
         extra, absent = sorted(set(state) - set(listed)), sorted(set(listed) - set(state))
         raise _mismatch(weights, sidecar, meta,
                         f"tensors {extra or absent} are {'not listed' if extra else 'missing'}")
-    try:
-        net = build_model(model, tuple(meta["input_shape"]), len(meta["classes"]),
-                          meta["normalisation"]["mean"], meta["normalisation"]["std"])
-    except DistbenchError as exc:
-        raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
-    expected = net.state_dict()
+    # The sidecar is checked against the weights on a model without storage first: one whose
+    # input_shape was edited to something huge is refused before anything is allocated.
+    with torch.device("meta"):
+        expected = build().state_dict()
     for name, tensor in expected.items():
         if name not in state:
             raise _mismatch(weights, sidecar, meta, f"tensor '{name}' is missing")
-        if tuple(state[name].shape) != tuple(tensor.shape):
+        if tuple(state[name]) != tuple(tensor.shape):
             raise _mismatch(weights, sidecar, meta,
-                            f"tensor '{name}' is {_shape(state[name].shape)} in the weights, "
+                            f"tensor '{name}' is {_shape(state[name])} in the weights, "
                             f"{_shape(tensor.shape)} in the model")
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
         raise _mismatch(weights, sidecar, meta, f"unexpected tensors {unexpected}")
-    net.load_state_dict(state)
+    try:
+        values = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise unreadable(exc) from None
+    net = build()
+    net.load_state_dict(values)
     net.eval()
 
     def probabilities(x: np.ndarray) -> np.ndarray:
@@ -233,14 +255,15 @@ def _load_keras(weights: Path, sidecar: Path, meta: dict[str, Any], model: Model
         raise CheckpointError(f"{weights}: not a readable .keras file ({reason}); the file is "
                               "corrupt or truncated, save the model again") from None
     c, h, w = meta["input_shape"]
+    # Before the sidecar's model is built: an input_shape edited to something huge stops here.
+    if tuple(saved.input_shape[1:]) != (h, w, c):
+        raise _mismatch(weights, sidecar, meta, f"the saved model takes {saved.input_shape[1:]} "
+                                                f"(NHWC) input")
     try:
         expected = build_keras_model(model, (c, h, w), len(meta["classes"]),
                                      meta["normalisation"]["mean"], meta["normalisation"]["std"])
     except DistbenchError as exc:
         raise CheckpointError(f"{sidecar}: cannot build the model it describes ({exc})") from None
-    if tuple(saved.input_shape[1:]) != (h, w, c):
-        raise _mismatch(weights, sidecar, meta, f"the saved model takes {saved.input_shape[1:]} "
-                                                f"(NHWC) input")
     got = [tuple(v.shape) for v in saved.weights]
     want = [tuple(v.shape) for v in expected.weights]
     if len(got) != len(want):

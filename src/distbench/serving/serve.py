@@ -15,10 +15,12 @@ error, is served without a restart.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -241,10 +243,33 @@ def build_app(live: LiveCheckpoint, samples_dir: Path) -> Any:
     return app
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line and before Gradio starts, an address the page could not listen on,
+    with the actual reason: Gradio reports every failure to bind as a busy port."""
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port must be in [1, 65535], got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError(f"--host {host}: cannot resolve it ({getattr(exc, 'strerror', exc)})"
+                         ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server sets it
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = ("choose another --port" if exc.errno == errno.EADDRINUSE
+                    else "give an address of this machine, or 0.0.0.0 for all of them")
+            raise DistbenchError(f"cannot serve on {host}:{port}: {exc.strerror}; {hint}"
+                                 ) from None
+
+
 def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
           share: bool = False, trust_code: bool = False) -> None:
     """Build the page and serve it until Ctrl-C."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no phoning home
+    check_address(host, port)
     if not Path(checkpoint).exists():
         raise DistbenchError(f"{checkpoint}: no such checkpoint file")
     try:

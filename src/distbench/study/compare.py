@@ -48,7 +48,7 @@ from distbench.strategies import STRATEGIES, foreign_options, framework_baseline
 from distbench.study.adaptive import AutoRepeats, stop_reason, widest
 from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
-from distbench.system.interrupts import stop_on_termination
+from distbench.system.interrupts import die_with_parent, stop_on_termination
 from distbench.system.noise import measure_noise, noise_warning
 
 # A run that neither finishes nor fails within this long is stopped (unless --timeout is given).
@@ -319,8 +319,11 @@ class CellRunner:
         before = len(_records(self.out))
         start = time.monotonic()
         with log.open("wb") as fh:
+            # Its own session (a Ctrl-C reaches it only through `stop`), and it dies with this
+            # process, even by SIGKILL: its workers die with it in turn.
             proc = subprocess.Popen(self.command(slot), stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=die_with_parent)
         try:
             code = proc.wait(timeout=self.timeout())
             timed_out = False
@@ -366,6 +369,11 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 # --------------------------------------------------------------------------- the live display
+
+
+def count(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _hms(seconds: float) -> str:
@@ -466,7 +474,7 @@ class Study:
 
 def open_study(request: CompareRequest) -> Study:
     """The saved study to resume, or a new one in a folder that holds no records yet."""
-    from distbench.results.records import default_out_dir
+    from distbench.results.records import check_out_dir, default_out_dir
 
     if request.resume:
         out = request.resume
@@ -475,7 +483,7 @@ def open_study(request: CompareRequest) -> Study:
         plan, meta = load_plan(out)
     else:
         plan, meta = make_plan(request), {}
-        out = request.out or Path(default_out_dir())
+        out = check_out_dir(request.out or Path(default_out_dir()))
         if (out / RUNS_FILE).exists():
             raise UsageError(f"{out} already holds {RUNS_FILE}: continue that study with "
                              f"--resume {out}, or choose another --out")
@@ -585,9 +593,9 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
         console.print(escape(describe_best(study.out)))
     if walls:
         added = session["wall_s"] - sum(walls)
-        console.print(f"{len(walls)} runs took {sum(walls):.1f} s; compare added {added:.2f} s "
-                      f"({added / sum(walls):.2%}), and {session['report_s']:.1f} s for the "
-                      "report")
+        console.print(f"{count(len(walls), 'run')} took {sum(walls):.1f} s; compare added "
+                      f"{added:.2f} s ({added / sum(walls):.2%}), and "
+                      f"{session['report_s']:.1f} s for the report")
 
 
 def warn_noise(console: Console, noise: dict[str, Any], when: str) -> None:
@@ -629,8 +637,9 @@ def run_compare(request: CompareRequest) -> int:
     study.meta["sessions"] = [*study.meta.get("sessions", []), session]
     study.save()
     write_configs(out, study.configs)
-    console.print(f"distbench compare: {len(plan.cells())} cells × {plan.repeats} repeats = "
-                  f"{total} runs, {total - len(pending)} already done; results in {out}")
+    console.print(f"distbench compare: {count(len(plan.cells()), 'cell')} × "
+                  f"{count(plan.repeats, 'repeat')} = {count(total, 'run')}, "
+                  f"{total - len(pending)} already done; results in {out}")
 
     start = time.monotonic()
     walls, interrupted = run_rounds(console, study, live=request.progress)

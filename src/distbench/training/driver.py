@@ -23,6 +23,7 @@ and its extra record fields. This module imports neither framework.
 
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, SupportsFloat
 
 from distbench.core.config import RunConfig
+from distbench.core.errors import DistbenchError
 from distbench.data import Dataset
 from distbench.data.sharding import describe_sharding
 from distbench.models.checkpoint import sidecar, write_checkpoint
@@ -42,6 +44,19 @@ from distbench.training.progress import StepHook, TrainProgress
 
 EVAL_BATCH = 1024  # test samples per evaluation batch, both frameworks
 ONE_WORKER = "none: one worker, nothing crosses a wire"
+
+
+class DivergedError(DistbenchError):
+    """The training loss left the finite numbers: the run's numbers would mean nothing."""
+
+
+def check_finite(train_loss: float, epoch: int, lr: float) -> None:
+    """Fail the run once an epoch's loss is NaN or infinite. The loss is the all-reduced one, so
+    every rank fails at the same epoch and none is left waiting in a collective; checking once
+    per epoch costs the timed loop nothing."""
+    if not math.isfinite(train_loss):
+        raise DivergedError(f"training diverged: the mean training loss of epoch {epoch + 1} is "
+                            f"{train_loss} (try a smaller --lr than {lr:g})")
 
 
 class Snapshot(Protocol):
@@ -164,6 +179,7 @@ class EpochDriver(ABC):
                 if epoch == cfg.epochs - 1:
                     self.samples.append(Sample.now())
                 train_loss = s.all_reduce_sum([float(local_loss)])[0] / self.n_train
+                check_finite(train_loss, epoch, cfg.lr)
                 accuracy, test_loss = self.evaluate()
                 history.append({"epoch": epoch + 1, "time_s": sum(epoch_s),
                                 "train_loss": train_loss, "test_accuracy": accuracy,

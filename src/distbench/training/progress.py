@@ -27,20 +27,21 @@ class TrainProgress:
         self.enabled = enabled
         self.epochs = epochs
         self.every = max(1, steps_per_epoch // UPDATES_PER_EPOCH)
+        self.rate: float | None = None  # the last measured samples/s of this epoch
         self.console = Console(stderr=False)
         self.bar = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:,.0f} samples/s"),
+            # Empty until the first step is measured: no "loss nan, 0 samples/s" frame.
+            TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(),
             console=self.console,
             refresh_per_second=4,
             disable=not enabled,
         )
         self.task = self.bar.add_task("train", total=steps_per_epoch, epoch=f"1/{epochs}",
-                                      loss=float("nan"), rate=0.0)
+                                      stats="")
 
     def __enter__(self) -> TrainProgress:
         self.bar.__enter__()
@@ -67,15 +68,23 @@ class TrainProgress:
         return after_step
 
     def update(self, epoch: int, steps_done: int, loss: float, rate: float) -> None:
+        self.rate = rate
         self.bar.update(self.task, completed=steps_done, epoch=f"{epoch + 1}/{self.epochs}",
-                        loss=loss, rate=rate)
+                        stats=self.stats(loss, rate))
+
+    @staticmethod
+    def stats(loss: float, rate: float | None) -> str:
+        return f"loss {loss:.4f}" + (f" {rate:,.0f} samples/s" if rate is not None else "")
 
     def end_epoch(self, epoch: int, train_loss: float, accuracy: float) -> None:
         if self.enabled:
-            self.bar.update(self.task, completed=self.bar.tasks[0].total, loss=train_loss)
+            self.bar.update(self.task, completed=self.bar.tasks[0].total,
+                            stats=self.stats(train_loss, self.rate))
             self.bar.console.print(
                 f"epoch {epoch + 1}/{self.epochs}: train loss {train_loss:.4f}, "
                 f"test accuracy {accuracy:.2%}"
             )
             if epoch + 1 < self.epochs:
                 self.bar.reset(self.task)
+                self.bar.update(self.task, stats="")
+                self.rate = None

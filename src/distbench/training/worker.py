@@ -22,7 +22,7 @@ from distbench.results.records import append_record, make_record, utc_now
 from distbench.strategies import Framework, get_strategy
 from distbench.system.cluster import ClusterEnv
 from distbench.system.fingerprint import usable_cores
-from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR
+from distbench.system.launchenv import LAUNCH_T0_VAR
 from distbench.system.timing import clock
 
 
@@ -41,9 +41,6 @@ def make_trainer(cfg: RunConfig, strategy: Any, data: Dataset) -> Any:
 def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     """Train once; returns the record on rank 0, None elsewhere."""
     started_at = utc_now()
-    run_dir = os.environ.get(RUN_DIR_VAR)
-    if run_dir:
-        Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
     launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
     strategy = get_strategy(cfg.strategy)(cfg, env)
     # The baseline gets every core; each of N workers on a node gets cores // N (at least 1).
@@ -92,3 +89,5 @@ def print_summary(record: dict[str, Any], out: str | Path) -> None:
         if note:
             console.print(f"note: {note}")
     console.print(f"record appended to {Path(out) / 'runs.jsonl'}")
+    if record.get("checkpoint"):
+        console.print(f"model saved to {record['checkpoint']} (and its model.json beside it)")

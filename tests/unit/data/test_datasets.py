@@ -280,6 +280,31 @@ def test_download_verifies_md5_and_places_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["payload.gz"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_downloaded_files_and_cached_arrays_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    """A download is staged with mkstemp (0600) and an array cache with mkdtemp (0700); once in
+    place both have the modes any new file and folder get under the user's umask."""
+    import os
+    import stat
+
+    from distbench.data.user_data import prepare
+
+    src = _source_file(tmp_path)
+    npz = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(npz, x_train=rng.integers(0, 256, (8, 4, 4), dtype=np.uint8), y_train=np.arange(8) % 2,
+             x_test=rng.integers(0, 256, (4, 4, 4), dtype=np.uint8), y_test=np.arange(4) % 2)
+    old = os.umask(mask)
+    try:
+        dest = ds.download([src.as_uri()], tmp_path / "cache" / "payload.gz",
+                           hashlib.md5(src.read_bytes()).hexdigest())
+        cached = prepare(DataConfig(f"npz:{npz}"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(cached.folder.stat().st_mode) == 0o777 & ~mask
+
+
 def test_download_md5_mismatch_leaves_nothing(tmp_path: Path) -> None:
     """A wrong checksum is an error that names file, URL and --data-dir, and leaves no file."""
     src = _source_file(tmp_path)
@@ -339,7 +364,7 @@ def test_offline_missing_file_message(tmp_path: Path, monkeypatch: pytest.Monkey
     """Offline and absent: name the file, --data-dir and the URL it can be downloaded from."""
     monkeypatch.delenv("DISTBENCH_DATA", raising=False)
     with pytest.raises(DataError) as exc:
-        load_dataset(DataConfig("mnist", data_dir=str(tmp_path / "empty")))
+        load_dataset(DataConfig("mnist"))
     message = assert_one_line_naming(exc, "mnist/train-images-idx3-ubyte.gz")
     assert "--data-dir" in message and "DISTBENCH_OFFLINE" in message
     assert ds.MNIST_MIRRORS[0] + "train-images-idx3-ubyte.gz" in message
@@ -359,14 +384,31 @@ def test_offline_message_names_the_file_actually_missing(tmp_path: Path,
 def test_offline_cifar_missing_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISTBENCH_DATA", raising=False)
     with pytest.raises(DataError) as exc:
-        load_dataset(DataConfig("cifar10", data_dir=str(tmp_path)))
+        load_dataset(DataConfig("cifar10"))
     message = str(exc.value)
     assert "\n" not in message and "cifar-10-batches-bin" in message
     assert "--data-dir" in message and ds.CIFAR_BIN_URL in message
 
 
+def test_data_dir_is_used_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy under --data-dir that lacks a file is refused, even where $DISTBENCH_DATA holds a
+    whole one: the folder the user named is the data the run uses, or no run."""
+    write_cifar(tmp_path / "env", "cifar-10-batches-bin")
+    write_idx_set(tmp_path / "env" / "mnist", idx_arrays())
+    monkeypatch.setenv("DISTBENCH_DATA", str(tmp_path / "env"))
+    given = tmp_path / "given"
+    write_cifar(given, "cifar-10-batches-bin")
+    (given / "cifar-10" / "cifar-10-batches-bin" / "test_batch.bin").unlink()
+    with pytest.raises(DataError, match="--data-dir is used as given") as exc:
+        load_dataset(DataConfig("cifar10", data_dir=str(given)))
+    assert str(given) in str(exc.value) and "test_batch" in str(exc.value)
+    with pytest.raises(DataError, match="--data-dir is used as given") as exc:
+        load_dataset(DataConfig("mnist", data_dir=str(given)))
+    assert str(given) in str(exc.value) and str(tmp_path / "env") not in str(exc.value)
+
+
 def test_data_dir_takes_priority_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resolution order: --data-dir, then $DISTBENCH_DATA, then the cache."""
+    """Resolution order: --data-dir alone when given, else $DISTBENCH_DATA, then the cache."""
     write_idx_set(tmp_path / "first" / "mnist", idx_arrays(n_train=12))
     write_idx_set(tmp_path / "second" / "mnist", idx_arrays(n_train=14))
     write_idx_set(ds.cache_dir() / "mnist", idx_arrays(n_train=16))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from distbench.core.errors import UsageError
 from distbench.launch.compose import ComposeJob, compose_yaml, write_compose
 from distbench.launch.slurm import SlurmJob, sbatch_script, tf_config_from_slurm
 from distbench.strategies import STRATEGIES, Launcher
@@ -60,6 +61,56 @@ def test_sbatch_scripts_parse(tmp_path, strategy):
     # The hostile value reaches the worker as one argument, unchanged.
     assert worker.count(EVIL) == 1
     assert worker[worker.index("--strategy") + 1] == strategy
+
+
+def test_head_node_survives_a_long_node_list(tmp_path):
+    """The script's prologue under `set -euo pipefail` with an scontrol that prints 100,000 host
+    names: `head -n 1` would close the pipe on it, and its SIGPIPE (141) would end the job."""
+    script = sbatch_script(SlurmJob("ddp", RUN, nodes=2))
+    prologue = [ln for ln in script.splitlines() if ln.startswith(("set ", "head_node="))]
+    fake = tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/bash\nfor i in $(seq 100000); do echo node$i; done\n")
+    fake.chmod(0o755)
+    check = tmp_path / "prologue.sh"
+    check.write_text("\n".join([*prologue, 'echo "$head_node"']) + "\n")
+    proc = subprocess.run(["bash", str(check)], capture_output=True, text=True, timeout=60,
+                          env={"PATH": f"{fake.parent}:/usr/bin:/bin", "SLURM_JOB_NODELIST": "x"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "node1\n"
+
+
+@pytest.mark.parametrize("value", ["gpu\n", "gpu\n#SBATCH --exclusive", "01:00:00\n"])
+def test_sbatch_values_with_a_newline_are_refused(value):
+    field = "time" if value.startswith("01") else "partition"
+    with pytest.raises(UsageError, match="--" + field):
+        SlurmJob("ddp", RUN, **{field: value}).validate()
+
+
+@pytest.mark.parametrize(("nodes", "nproc", "given", "threads", "warned"), [
+    (2, 1, None, 4, False),  # 8 cores, 2 workers on this machine: 4 threads each
+    (2, 2, None, 2, False),
+    (4, 4, None, 1, True),  # 16 workers on 8 cores: one thread each, still too many
+    (2, 1, "8", 8, True),  # the user's own count is kept, and its oversubscription said
+])
+def test_a_rehearsal_shares_this_machines_cores(monkeypatch, nodes, nproc, given, threads,
+                                                warned):
+    """Every node of a one-machine rehearsal runs here: each worker gets cores // all workers,
+    as `distbench run` gives its workers, not cores // the workers of its own node."""
+    import warnings
+
+    from distbench.launch import multinode
+
+    monkeypatch.setattr(multinode, "usable_cores", lambda: 8)
+    args = [*RUN, *(["--threads-per-worker", given] if given else [])]
+    job = multinode.MultiNode("torchrun", "ddp", ["localhost"] * nodes, nproc, args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shared, got = job.sharing_cores()
+    assert got == threads and len(caught) == int(warned)
+    for cmd in shared.commands():
+        assert cmd[cmd.index("--threads-per-worker") + 1] == str(threads)
+        assert cmd.count("--threads-per-worker") == 1
 
 
 def test_mpiexec_inside_allocation():

@@ -71,3 +71,25 @@ def test_loopback_env_pins_network_libraries_and_keeps_user_choices() -> None:
     assert local.loopback_env({}) == {"GLOO_SOCKET_IFNAME": loopback,
                                       "UCX_NET_DEVICES": loopback, "FI_TCP_IFACE": loopback}
     assert "GLOO_SOCKET_IFNAME" not in local.loopback_env({"GLOO_SOCKET_IFNAME": "eth0"})
+
+
+def test_the_launcher_returns_its_own_record_among_concurrent_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs started together into one --out append in any order: the launcher finds its record
+    by the id it gave its workers, not as the last line of runs.jsonl."""
+    from distbench.core.config import RunConfig
+    from distbench.results.records import append_record, load_records, make_record
+    from distbench.system.launchenv import RUN_ID_VAR
+
+    cfg = RunConfig(out=str(tmp_path))
+
+    def workers_then_a_neighbour(cfg: RunConfig, how: object, run_id: str) -> None:
+        monkeypatch.setenv(RUN_ID_VAR, run_id)  # what the workers are given
+        append_record(tmp_path, make_record(cfg))
+        monkeypatch.delenv(RUN_ID_VAR)
+        append_record(tmp_path, make_record(cfg, started_at="another run"))
+
+    monkeypatch.setattr(local, "_launch_workers", workers_then_a_neighbour)
+    record = local.launch(cfg)
+    first, last = load_records(tmp_path)
+    assert record == first and record["run_id"] != last["run_id"]

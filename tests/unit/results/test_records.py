@@ -109,7 +109,7 @@ def test_an_append_cut_short_leaves_the_earlier_records_whole(tmp_path: Path) ->
 
 def test_append_repairs_a_missing_final_newline(tmp_path: Path) -> None:
     path = tmp_path / RUNS_FILE
-    path.write_text(json.dumps({"run_id": "x"}))
+    path.write_text(json.dumps(make_record(RunConfig())))
     append_record(tmp_path, make_record(RunConfig()))
     assert len(load_records(tmp_path)) == 2
 

@@ -25,6 +25,12 @@ from distbench.results.records import (
 WRITERS, APPENDS = 4, 200
 
 
+def run(run_id: str) -> bytes:
+    """The smallest line a reader takes for a run record."""
+    return json.dumps({"run_id": run_id, "status": "ok", "strategy": "single",
+                       "workers": 1}).encode()
+
+
 def _append_many(out: str, writer: int) -> None:
     for i in range(APPENDS):
         # Records of realistic size (a few KB), so a lost update would show.
@@ -49,8 +55,8 @@ def test_concurrent_appends_keep_every_record(tmp_path: Path) -> None:
 
 def test_corrupt_lines_are_skipped_with_one_warning(tmp_path: Path) -> None:
     path = tmp_path / RUNS_FILE
-    path.write_bytes(b'{"run_id": "a"}\n{"run_id": "b", "tru\n\n[1, 2]\n"text"\n\xff\xfe\n'
-                     b'{"run_id": "c"}\n')
+    path.write_bytes(run("a") + b'\n{"run_id": "b", "tru\n\n[1, 2]\n"text"\n\xff\xfe\n'
+                     + run("c") + b"\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records = load_records(tmp_path)
@@ -62,10 +68,10 @@ def test_corrupt_lines_are_skipped_with_one_warning(tmp_path: Path) -> None:
 
 
 def test_clean_file_gives_no_warning(tmp_path: Path) -> None:
-    append_record(tmp_path, {"run_id": "a"})
+    append_record(tmp_path, json.loads(run("a")))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_records(tmp_path) == [{"run_id": "a"}]
+        assert load_records(tmp_path) == [json.loads(run("a"))]
 
 
 def test_the_cli_prints_the_warning_as_one_line(tmp_path: Path) -> None:
@@ -85,9 +91,9 @@ def test_the_cli_prints_the_warning_as_one_line(tmp_path: Path) -> None:
 
 def test_an_unfinished_last_line_is_closed_before_the_next_record(tmp_path: Path) -> None:
     path = tmp_path / RUNS_FILE
-    path.write_bytes(b'{"run_id": "a"}\n{"run_id": "cut sh')  # a crash mid-line
-    append_record(tmp_path, {"run_id": "b"})
-    assert path.read_bytes().endswith(b'{"run_id": "cut sh\n{"run_id": "b"}\n')
+    path.write_bytes(run("a") + b'\n{"run_id": "cut sh')  # a crash mid-line
+    append_record(tmp_path, json.loads(run("b")))
+    assert path.read_bytes().endswith(b'{"run_id": "cut sh\n' + run("b") + b"\n")
     with pytest.warns(CorruptRecordsWarning, match="line 2"):
         assert [r["run_id"] for r in load_records(tmp_path)] == ["a", "b"]
 

@@ -64,7 +64,7 @@ BAD_CHECKPOINTS = {
                              "one mean and std per channel"),
     "tensor list not a list": (lambda f: _edit_sidecar(f, tensors=7), "tensors must list"),
     "image size not a number": (lambda f: _edit_sidecar(f, image_size="big"),
-                                "image_size must be a positive integer"),
+                                "image_size must be an integer in"),
 }
 
 
