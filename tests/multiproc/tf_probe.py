@@ -40,10 +40,10 @@ def reference(trainer: Any, rank: int, world: int, full: bool) -> list[np.ndarra
     """Train a fresh one-replica copy for one epoch on (rank of world)'s batches."""
     import tensorflow as tf
 
-    from distbench.training.tf_data import InputPipeline, nhwc
+    from distbench.training.tf_data import InputPipeline
 
     data = trainer.data
-    pipe = InputPipeline(nhwc(data.train_x), data.train_y, seed=CFG.seed, rank=rank,
+    pipe = InputPipeline(data.train_x, data.train_y, seed=CFG.seed, rank=rank,
                          world=world, global_batch=CFG.batch_size)
     default = tf.distribute.get_strategy()
     loop = trainer.make_loop(default, default.experimental_distribute_dataset)
