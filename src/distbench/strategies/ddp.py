@@ -109,8 +109,8 @@ class DDPStrategy(TorchDistStrategy):
     def comm_method(self) -> str:  # type: ignore[override]
         hook = {"none": "all-reduce", "powersgd": f"PowerSGD rank {self.cfg.powersgd_rank}"}.get(
             self.cfg.compression, f"{self.cfg.compression} compression")
-        return (f"timed: a communication hook around each bucket's {hook}, the part not "
-                "overlapped with backward (calibration kept as comm_s_calibrated)")
+        return (f"a communication hook: around each bucket's {hook}, the part not overlapped "
+                "with backward (calibration kept as comm_s_calibrated)")
 
     def prepare(self, model: nn.Module) -> nn.Module:
         # DDP broadcasts parameters and buffers from rank 0 in its constructor.
