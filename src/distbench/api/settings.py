@@ -332,20 +332,22 @@ def _read_repeats(flag: str, value: Any) -> int | str:
     raise UsageError(f"{flag} expects an integer >= 1 or 'auto', got '{value}'")
 
 
-def _read_percent(flag: str, value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = repr(float(value))
-    if isinstance(value, str):
-        return parse_percent(flag, value)
-    raise _wrong(flag, "a percentage such as '5%' or 0.05", value)
+def _read_number_text(parse: Callable[[str, str], float], expected: str) -> Reader:
+    """A reader for a flag whose text `parse` reads ('5%', '20m'): a Python number is taken as
+    that text, so both spellings meet the same checks."""
+    def read(flag: str, value: Any) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = repr(float(value))
+        if isinstance(value, str):
+            return parse(flag, value)
+        raise _wrong(flag, expected, value)
+
+    return read
 
 
-def _read_duration(flag: str, value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = repr(float(value))
-    if isinstance(value, str):
-        return parse_duration(flag, value)
-    raise _wrong(flag, "a duration such as '20m', '1h' or 600 (seconds)", value)
+_read_percent = _read_number_text(parse_percent, "a percentage such as '5%' or 0.05")
+_read_duration = _read_number_text(parse_duration,
+                                   "a duration such as '20m', '1h' or 600 (seconds)")
 
 
 def _read_best(flag: str, value: Any) -> str | None:

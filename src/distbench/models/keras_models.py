@@ -22,9 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from distbench.core.config import ModelConfig
-from distbench.core.errors import DistbenchError, UsageError, unknown_name
+from distbench.core.errors import DistbenchError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
-from distbench.models.user import ModelSpec, call_factory, check_output, is_user_model, parse_spec
+from distbench.models.user import (
+    ModelSpec,
+    call_factory,
+    check_dummy_batch,
+    is_user_model,
+    parse_spec,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -147,13 +153,9 @@ def _user_model(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int) 
     caller has seeded Keras."""
     channels, height, width = shape
     body = call_factory(spec, shape, num_classes, "tf", keras.Model, "keras.Model")
-    try:
-        out = body(keras.ops.zeros((2, height, width, channels)), training=False)
-    except Exception as exc:
-        raise UsageError(f"--model {spec.text}: fails on a dummy batch of shape "
-                         f"{(2, height, width, channels)} (NHWC): {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    check_output(spec, tuple(out.shape), num_classes)
+    batch = (2, height, width, channels)
+    check_dummy_batch(spec, lambda: body(keras.ops.zeros(batch), training=False), batch,
+                      num_classes, " (NHWC)")
     return body
 
 

@@ -17,9 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from distbench.core.config import ModelConfig
-from distbench.core.errors import DistbenchError, UsageError, unknown_name
+from distbench.core.errors import DistbenchError, unknown_name
 from distbench.models import MLP_LAYOUTS, MODEL_NAMES
-from distbench.models.user import ModelSpec, call_factory, check_output, is_user_model, parse_spec
+from distbench.models.user import (
+    ModelSpec,
+    call_factory,
+    check_dummy_batch,
+    is_user_model,
+    parse_spec,
+)
 
 MOBILENET_V2_IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"
 
@@ -202,13 +208,7 @@ def _user_model(spec: ModelSpec, cfg: ModelConfig, input_shape: tuple[int, int, 
     torch.manual_seed(seed)
     body = call_factory(spec, shape, num_classes, "torch", nn.Module, "torch.nn.Module")
     body.eval()
-    try:
-        with torch.no_grad():
-            out = body(torch.zeros(2, *shape))
-    except Exception as exc:
-        raise UsageError(f"--model {spec.text}: fails on a dummy batch of shape "
-                         f"{(2, *shape)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-                         ) from exc
+    with torch.no_grad():
+        check_dummy_batch(spec, lambda: body(torch.zeros(2, *shape)), (2, *shape), num_classes)
     body.train()
-    check_output(spec, tuple(getattr(out, "shape", ())), num_classes)
     return nn.Sequential(Preprocess(mean, std, cfg.image_size), body)

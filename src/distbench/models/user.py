@@ -8,9 +8,10 @@ the named models) to `num_classes` logits. The loss is cross-entropy over those 
 Two stages, so that bad input is refused before any worker starts where that is possible:
 `check_spec` runs in the launching process without executing the user's code (the file exists,
 parses and defines the function; the module can be found); `load_factory` imports it in the
-worker, and `check_output` runs one dummy batch before training. The spec's SHA-256 (of the file,
-or of the module's source) goes into the record and the checkpoint sidecar; `predict` and `serve`
-rebuild such a model only with `--trust-code` and only while the hash still matches.
+worker, and `check_dummy_batch` runs one batch of zeros before training. The spec's SHA-256 (of
+the file, or of the module's source) goes into the record and the checkpoint sidecar; `predict`
+and `serve` rebuild such a model only with `--trust-code` and only while the hash still
+matches.
 
 This module imports no framework: the framework modules call it with their own model class.
 """
@@ -123,8 +124,8 @@ def _user_error(spec: ModelSpec, exc: BaseException, path: Path) -> UsageError:
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if Path(f.filename).resolve() == path.resolve()]
     where = f"{path}:{frames[-1].lineno}: " if frames else ""
-    message = str(exc).splitlines()[0] if str(exc) else ""
-    error = UsageError(f"--model {spec.text}: {where}{type(exc).__name__}: {message}".rstrip(": ")
+    error = UsageError(f"--model {spec.text}: {where}{type(exc).__name__}: {_first_line(exc)}"
+                       .rstrip(": ")
                        + (" (--debug for the traceback)" if not debugging() else ""))
     error.__cause__ = exc
     return error
@@ -166,11 +167,23 @@ def call_factory(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes
     return model
 
 
-def check_output(spec: ModelSpec, shape: tuple[int, ...], num_classes: int) -> None:
-    """One dummy batch's output must be (batch, num_classes) logits."""
+def check_dummy_batch(spec: ModelSpec, forward: Callable[[], Any], batch_shape: tuple[int, ...],
+                      num_classes: int, layout: str = "") -> None:
+    """`forward()` runs the model on one batch of zeros of `batch_shape`: it must not fail and
+    must give (batch, num_classes) logits. Each framework supplies its own forward."""
+    try:
+        out = forward()
+    except Exception as exc:
+        raise UsageError(f"--model {spec.text}: fails on a dummy batch of shape {batch_shape}"
+                         f"{layout}: {type(exc).__name__}: {_first_line(exc)}") from exc
+    shape = tuple(getattr(out, "shape", ()))
     if len(shape) != 2 or shape[1] != num_classes:
-        raise UsageError(f"--model {spec.text}: output of shape {tuple(shape)} on a dummy batch; "
+        raise UsageError(f"--model {spec.text}: output of shape {shape} on a dummy batch; "
                          f"expected (batch, {num_classes}) logits, one per class")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
 
 
 def model_file(text: str) -> str | None:
@@ -196,7 +209,8 @@ def trusted_spec(text: str, recorded_file: str | None, recorded_sha256: object,
     if not isinstance(recorded_sha256, str):
         raise UsageError(f"{checkpoint}: the sidecar has no SHA-256 of {path}, so the code "
                          "cannot be checked against the weights; retrain to save it again")
-    if sha256_of(spec) != recorded_sha256:
-        raise UsageError(f"{path} has changed since training (SHA-256 {sha256_of(spec)[:12]}, "
+    current = sha256_of(spec)
+    if current != recorded_sha256:
+        raise UsageError(f"{path} has changed since training (SHA-256 {current[:12]}, "
                          f"trained with {recorded_sha256[:12]}); restore that file or retrain")
     return spec.text

@@ -185,10 +185,7 @@ class KerasTrainer(EpochDriver):
                                       steps + 1)[1:]
         snapshot.restore()
         per_replica = self.cfg.global_batch // self.strategy.replicas
-        reference = InputPipeline(
-            self.data.train_x, self.data.train_y, seed=self.cfg.seed, rank=0, world=1,
-            global_batch=per_replica, prefetch=self.cfg.tf_prefetch,
-        )
+        reference = self.pipeline.resharded(rank=0, world=1, global_batch=per_replica)
         default = tf.distribute.get_strategy()
         alone = self.make_loop(default, default.experimental_distribute_dataset)
         if alone.xla and not self.loop.xla:  # the same code path as the timed steps

@@ -23,6 +23,7 @@ Auto-sharding is switched off: this module's shard is the only split of the data
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,6 @@ class InputPipeline:
         self.n = len(labels)
         self.seed, self.rank, self.world = seed, rank, world
         self.global_batch = global_batch
-        self.local_batch = global_batch // world
-        self.steps = -(-self.n // global_batch)
         self.shuffle_buffer = shuffle_buffer
         self.prefetch = prefetch
         self.source = images
@@ -65,6 +64,22 @@ class InputPipeline:
             # read per batch instead, so the workers on a node share its one copy.
             self.images = None if images.dtype == np.uint8 else self.tf.constant(nhwc(images))
             self.labels = self.tf.constant(labels)
+
+    @property
+    def local_batch(self) -> int:
+        return self.global_batch // self.world
+
+    @property
+    def steps(self) -> int:
+        return -(-self.n // self.global_batch)
+
+    def resharded(self, *, rank: int, world: int, global_batch: int) -> InputPipeline:
+        """The same data, in the shared order, cut for another process layout (the
+        calibration's one-replica reference): its constants are reused, not converted again."""
+        other = copy.copy(self)
+        other.rank, other.world, other.global_batch = rank, world, global_batch
+        other.shuffle_buffer = None
+        return other
 
     def counts(self) -> list[int]:
         """Samples in each global step: the divisor of the summed loss (same on every rank)."""
