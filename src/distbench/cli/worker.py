@@ -84,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
     from distbench.system.launchenv import RUN_DIR_VAR
+    from distbench.system.threads import apply_wait_defaults
 
+    apply_wait_defaults()  # before torch loads libgomp
     cfg = config_of(args)
     if not args.config:
         check_config(cfg)  # the flags as typed, before the environment is read

@@ -3,7 +3,7 @@ only `system` and `core`, and numpy: never torch or TensorFlow."""
 
 from distbench.data.datasets import DATASETS, DataError, Dataset
 from distbench.data.loading import load_dataset, prepare_dataset
-from distbench.data.sharding import SHARDING_RULE, shard_indices, step_batches
+from distbench.data.sharding import SHARDING_RULE, shard_indices, step_batches, step_slices
 
 __all__ = [
     "DATASETS",
@@ -14,4 +14,5 @@ __all__ = [
     "prepare_dataset",
     "shard_indices",
     "step_batches",
+    "step_slices",
 ]

@@ -9,7 +9,7 @@ synchronous strategies match the baseline weight for weight.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -33,19 +33,29 @@ def shard_indices(n: int, seed: int, epoch: int, rank: int, world: int) -> np.nd
     return epoch_permutation(n, seed, epoch)[rank::world]
 
 
-def step_batches(
-    n: int, seed: int, epoch: int, rank: int, world: int, global_batch: int
-) -> Iterator[tuple[np.ndarray, int]]:
-    """Yield (this rank's indices, samples in the whole global step) for each step of an epoch.
+Indices = TypeVar("Indices")  # a numpy array, or the same indices as a tensor
+
+
+def step_slices(shard: Indices, n: int, world: int, global_batch: int
+                ) -> Iterator[tuple[Indices, int]]:
+    """Cut this rank's epoch `shard` into (its indices of the step, samples in the whole global
+    step), one per step. Slicing needs no copy, so a trainer converts the shard to its tensor
+    type once per epoch, not once per step.
 
     Every rank yields the same number of steps, even when its last slice is empty, so collectives
     stay matched across ranks.
     """
     per_rank = global_batch // world
-    shard = shard_indices(n, seed, epoch, rank, world)
-    steps = -(-n // global_batch)
-    for k in range(steps):
-        yield shard[k * per_rank : (k + 1) * per_rank], min(global_batch, n - k * global_batch)
+    for k in range(-(-n // global_batch)):
+        yield (shard[k * per_rank : (k + 1) * per_rank],  # type: ignore[index]
+               min(global_batch, n - k * global_batch))
+
+
+def step_batches(
+    n: int, seed: int, epoch: int, rank: int, world: int, global_batch: int
+) -> Iterator[tuple[np.ndarray, int]]:
+    """`step_slices` of this rank's shard of epoch `epoch`."""
+    return step_slices(shard_indices(n, seed, epoch, rank, world), n, world, global_batch)
 
 
 def describe_sharding(n_train: int, global_batch: int) -> dict[str, Any]:

@@ -164,17 +164,20 @@ _INT, _NUMBER, _TEXT = "an integer", "a number", "a string"
 _BOOL, _OBJECT, _LIST = "true or false", "an object", "a list"
 _FIELD_TYPES: dict[str, str] = {
     **dict.fromkeys(("run_id", "started_at", "error", "framework", "backend", "dataset", "model",
-                     "optimizer", "scaling", "comm_method", "compression", "checkpoint"), _TEXT),
+                     "optimizer", "scaling", "comm_method", "compression", "checkpoint",
+                     "model_sha256", "data_note", "compile_note", "threads_note"), _TEXT),
     **dict.fromkeys(("schema_version", "epochs", "global_batch", "threads_per_worker", "seed",
-                     "steps", "grad_bytes"), _INT),
+                     "steps", "grad_bytes", "model_params", "classes", "train_samples",
+                     "test_samples"), _INT),
     **dict.fromkeys(("lr", "train_s", "startup_s", "data_s", "samples_per_s", "comm_s",
-                     "comm_fraction", "test_accuracy", "test_loss", "time_to_target_s"), _NUMBER),
+                     "comm_s_calibrated", "comm_fraction", "test_accuracy", "test_loss",
+                     "time_to_target_s"), _NUMBER),
     "exact": _BOOL,
     **dict.fromkeys(("config", "env", "machine_state", "sharding"), _OBJECT),
 }
 # Lists of numbers (a rank that measured nothing leaves a null), and lists of objects.
 _NUMBER_LISTS = ("epoch_s", "per_rank_train_s", "per_rank_comm_s", "peak_rss_mb", "cuda_peak_mb",
-                 "model_state_bytes", "wire_bytes")
+                 "model_state_bytes", "wire_bytes", "input_shape")
 _OBJECT_LISTS = ("workers_info", "history")
 _HISTORY_TYPES = dict.fromkeys(("epoch", "time_s", "train_loss", "test_accuracy", "test_loss"),
                                _NUMBER)

@@ -121,6 +121,13 @@ def _network_interfaces() -> list[str]:
 SCHEDULER_PREFIXES = ("SLURM_JOB_", "SLURM_NNODES", "PBS_JOBID", "LSB_JOBID", "TF_CONFIG")
 
 
+def openmp_wait() -> dict[str, str | None]:
+    """How the workers' OpenMP threads wait (distbench.system.threads)."""
+    from distbench.system.threads import wait_settings
+
+    return wait_settings()
+
+
 @functools.cache
 def fingerprint() -> dict[str, Any]:
     """What a reader needs to judge whether two results are comparable."""
@@ -140,4 +147,5 @@ def fingerprint() -> dict[str, Any]:
         "distbench": _version("distbench"),
         "network_interfaces": _network_interfaces(),
         "scheduler": {k: v for k, v in os.environ.items() if k.startswith(SCHEDULER_PREFIXES)},
+        "openmp_wait": openmp_wait(),
     }

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import save as safetensors_bytes
 
 from distbench.core.config import RunConfig
-from distbench.data import Dataset, step_batches
+from distbench.data import Dataset, shard_indices, step_slices
 from distbench.models.torch_models import build_model
 from distbench.strategies import CommMeasure
 from distbench.strategies.base import Strategy
@@ -146,26 +146,36 @@ class Trainer(EpochDriver):
     # ---- one step, shared by warm-up, training and calibration
     def batches(self, epoch: int) -> Iterator[Batch]:
         s = self.strategy
-        for idx, count in step_batches(
-            self.n_train, self.cfg.seed, epoch, s.rank, s.world, self.cfg.global_batch
-        ):
-            index = torch.from_numpy(idx).to(self.device)
+        shard = torch.from_numpy(shard_indices(self.n_train, self.cfg.seed, epoch, s.rank,
+                                               s.world)).to(self.device)
+        for index, count in step_slices(shard, self.n_train, s.world, self.cfg.global_batch):
             yield self.tensors.train_x[index], self.tensors.train_y[index], count
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, count: int) -> torch.Tensor:
-        loss_sum = F.cross_entropy(self.model(x), y, reduction="sum")
-        (loss_sum * self.strategy.loss_scale(count)).backward()
-        return loss_sum.detach()
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, count: int
+                         ) -> tuple[torch.Tensor, int]:
+        """Backward of the summed loss times the strategy's scale; returns the detached loss and
+        what it weighs in the epoch's summed loss. Where the scale is 1/len(x) (every step of
+        an even split), the mean reduction applies it: no extra multiply in forward and in
+        backward."""
+        scale = self.strategy.loss_scale(count)
+        if scale == 1.0 / len(x):
+            loss = F.cross_entropy(self.model(x), y)
+            loss.backward()
+            return loss.detach(), len(x)
+        loss = F.cross_entropy(self.model(x), y, reduction="sum")
+        (loss * scale).backward()
+        return loss.detach(), 1
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, count: int, step: int) -> torch.Tensor:
-        loss_sum = self.forward_backward(x, y, count)
+    def step(self, x: torch.Tensor, y: torch.Tensor, count: int, step: int
+             ) -> tuple[torch.Tensor, int]:
+        loss = self.forward_backward(x, y, count)
         self.strategy.sync_gradients(self.model)
         self.optimizer.step()
         if self.state_bytes is None:  # the first step: gradients and optimizer state all exist
             self.state_bytes = self.model_state_bytes()
         self.strategy.zero_grad(self.optimizer)
         self.strategy.after_step(self.model, self.optimizer, step)
-        return loss_sum
+        return loss
 
     def sync_device(self) -> None:
         if self.device.type == "cuda":
@@ -222,7 +232,8 @@ class Trainer(EpochDriver):
         batches, loss_total = prepared
         s = self.strategy
         for i, (x, y, count) in enumerate(batches):
-            loss_total += self.step(x, y, count, self.steps_done)
+            loss, weight = self.step(x, y, count, self.steps_done)
+            loss_total.add_(loss, alpha=weight)
             self.steps_done += 1
             if hook is not None:
                 seen = (i + 1) * len(x)

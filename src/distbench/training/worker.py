@@ -23,6 +23,7 @@ from distbench.strategies import Framework, get_strategy
 from distbench.system.cluster import ClusterEnv
 from distbench.system.fingerprint import usable_cores
 from distbench.system.launchenv import LAUNCH_T0_VAR
+from distbench.system.threads import one_process_threads
 from distbench.system.timing import clock
 
 
@@ -43,7 +44,11 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     started_at = utc_now()
     launch_t0 = float(os.environ.get(LAUNCH_T0_VAR, time.time()))
     strategy = get_strategy(cfg.strategy)(cfg, env)
-    # The baseline gets every core; each of N workers on a node gets cores // N (at least 1).
+    # The baseline gets every idle core (system.threads); each of N workers on a node gets
+    # cores // N (at least 1).
+    threads_note = None
+    if not cfg.threads_per_worker and env.world_size == 1:
+        cfg.threads_per_worker, threads_note = one_process_threads()
     cfg.threads_per_worker = cfg.threads_per_worker or max(
         1, usable_cores() // env.local_world_size)
     strategy.setup()
@@ -62,6 +67,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
             measured.update(
                 startup_s=max(v[0] for v in timings), data_s=max(v[1] for v in timings),
                 backend=strategy.backend, cluster_source=env.source, data_note=data.note,
+                threads_note=threads_note,
                 data_source=data.source,
             )
             record = make_record(cfg, measured=measured, started_at=started_at)
@@ -85,7 +91,7 @@ def print_summary(record: dict[str, Any], out: str | Path) -> None:
         f"{record['samples_per_s']:,.0f} samples/s, test accuracy {record['test_accuracy']:.2%}"
         + (f", comm {comm:.1%}" if comm else "")
     )
-    for note in (record.get("data_note"), record.get("compile_note")):
+    for note in (record.get("data_note"), record.get("compile_note"), record.get("threads_note")):
         if note:
             console.print(f"note: {note}")
     console.print(f"record appended to {Path(out) / 'runs.jsonl'}")
