@@ -26,7 +26,7 @@ import pytest
 from distbench.launch.local import free_port
 from distbench.results.records import load_records
 
-from helpers import TINY, marked_processes, run_cli
+from helpers import TINY, assert_same_weights, marked_processes, run_cli, train_and_load
 
 HERE = Path(__file__).resolve().parent
 needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
@@ -72,6 +72,29 @@ def test_tf_rows_write_complete_records(tmp_path, strategy, workers):
     assert record["input_pipeline"]["order"].startswith("shared per-epoch permutation")
     sidecar = json.loads((tmp_path / "model.json").read_text())
     assert sidecar["framework"] == "tensorflow" and (tmp_path / "model.keras").stat().st_size
+
+
+@needs_tf
+@pytest.mark.parametrize("strategy,workers,extra", [
+    ("tf-single", 1, []), ("tf-single", 1, ["--compile"]), ("tf-custom", 2, []),
+    ("tf-multiworker", 2, [])], ids=["fit", "fit-xla", "custom", "multiworker"])
+def test_steps_per_execution_trains_the_same_steps(tmp_path, strategy, workers, extra):
+    """Four steps per execution: the same weights and losses as one, and the record says so.
+    90 samples in batches of 16 are six steps, the last of 10: fit runs steps 0-3 and 4-5, the
+    custom loop 0-3, 4 and 5, in each of two epochs."""
+    flags = [*TINY, "--synthetic-samples", "90", "--calibration-steps", "3", "--strategy",
+             strategy, "--workers", str(workers), *extra]
+    one, expected = train_and_load(tmp_path / "one", *flags)
+    four, weights = train_and_load(tmp_path / "four", *flags, "--tf-steps-per-execution", "4")
+    xla = bool(extra) and "unavailable" not in four["compile_note"]  # unless XLA fell back
+    assert one["tf_execution"] == {"steps_per_execution": 1, "jit_compile": xla}
+    assert four["tf_execution"] == {"steps_per_execution": 4, "jit_compile": xla}
+    assert four["config"]["tf_steps_per_execution"] == 4 and four["steps"] == 2 * 6
+    assert_same_weights(weights, expected, f"{strategy} at 4 steps per execution")
+    for a, b in zip(four["history"], one["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+    if workers > 1:
+        assert four["comm_s"] is not None and four["comm_s"] >= 0
 
 
 def start_probe_workers(out: Path) -> list[subprocess.Popen[str]]:

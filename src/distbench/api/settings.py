@@ -275,6 +275,9 @@ TF_SETTINGS = (
             "tf.data shuffle buffer (default: the PyTorch rows' per-epoch permutation)", int),
     Setting("--tf-prefetch", "tf_prefetch", "batches prefetched (default: AUTOTUNE; 0: off)",
             int),
+    Setting("--tf-steps-per-execution", "tf_steps_per_execution",
+            "training steps per call into TensorFlow's compiled step, for every TF row "
+            "(default: %(default)s)", int),
     Setting("--tf-collective-timeout", "tf_collective_timeout",
             "tf-multiworker: seconds before a barrier fails (default: %(default)s)", float),
 )

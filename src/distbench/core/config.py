@@ -21,6 +21,9 @@ COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
 
 OPTIMIZER_IMPLS = ("default", "foreach", "fused")
+# The default of --tf-steps-per-execution: training steps per call into TensorFlow's graph, the
+# same for every TF row.
+TF_STEPS_PER_EXECUTION = 1
 
 
 @dataclass
@@ -87,6 +90,8 @@ class RunConfig:
     # permutation (the PyTorch rows' order); N: tf.data's shuffle with an N-sample buffer.
     tf_shuffle_buffer: int | None = None
     tf_prefetch: int | None = None  # batches prefetched; None: tf.data.AUTOTUNE, 0: none
+    # Training steps per call from Python into the compiled step (docs/tensorflow.md).
+    tf_steps_per_execution: int = TF_STEPS_PER_EXECUTION
     tf_collective_timeout: float = 60.0  # tf-multiworker: seconds before a barrier/gather fails
     # Output and control.
     out: str | None = None
@@ -169,6 +174,10 @@ class RunConfig:
             (
                 self.tf_prefetch is None or self.tf_prefetch >= 0,
                 f"--tf-prefetch must be >= 0, got {self.tf_prefetch}",
+            ),
+            (
+                self.tf_steps_per_execution >= 1,
+                f"--tf-steps-per-execution must be >= 1, got {self.tf_steps_per_execution}",
             ),
             (
                 0 < self.tf_collective_timeout < math.inf,

@@ -10,7 +10,9 @@ Command: distbench run --strategy tf-mirrored --workers 2 --dataset mnist-5k --e
   plain graphs. A TF step cannot be tried without its collectives; XLA, though, fails while
   compiling, before any collective runs, and every tf-multiworker worker compiles the same step.
 - Communication share: after training, `--calibration-steps` steps with all replicas against the
-  same steps of one replica on the same per-replica batch (see `tf_base.REPLICA_CALIBRATION`).
+  same steps of one replica on the same per-replica batch (see `tf_base.REPLICA_CALIBRATION`),
+  both per step and in the calls training makes (`--tf-steps-per-execution`), after whole
+  untimed calls.
 """
 
 from __future__ import annotations
@@ -181,8 +183,8 @@ class KerasTrainer(EpochDriver):
         """Steps with all replicas, then the same steps of one replica on the same per-replica
         batch: the same loop under TensorFlow's default strategy, from the same weights."""
         self.strategy.barrier()
-        synced = self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(),
-                                      steps + 1)[1:]
+        synced = self.loop.step_times(self.pipeline.dataset(0), self.pipeline.counts(), steps,
+                                      skip=1)  # untimed: a fresh iterator starts
         snapshot.restore()
         per_replica = self.cfg.global_batch // self.strategy.replicas
         reference = self.pipeline.resharded(rank=0, world=1, global_batch=per_replica)
@@ -193,8 +195,8 @@ class KerasTrainer(EpochDriver):
         for target, source in zip(alone.model.variables, self.model.variables, strict=True):
             target.assign(source.numpy())
         self.strategy.barrier()
-        single = alone.step_times(reference.dataset(0), reference.counts(),
-                                  steps + CALIBRATION_TRACE_STEPS)[CALIBRATION_TRACE_STEPS:]
+        single = alone.step_times(reference.dataset(0), reference.counts(), steps,
+                                  skip=CALIBRATION_TRACE_STEPS)
         self.strategy.barrier()
         return synced, single
 
@@ -222,6 +224,9 @@ class KerasTrainer(EpochDriver):
             "replicas": s.replicas,
             "per_replica_batch": [b for r in ranks for b in r["per_replica_batch"]],
             "tf_loop": self.loop.description,
+            # What the steps actually ran with: XLA after any fallback.
+            "tf_execution": {"steps_per_execution": self.loop.steps_per_execution,
+                             "jit_compile": self.loop.xla},
             "input_pipeline": self.pipeline.describe(),
             "tensorflow_threads": {
                 "intra_op": ranks[0]["threads"],

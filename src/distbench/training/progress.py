@@ -51,17 +51,21 @@ class TrainProgress:
                  tb: TracebackType | None) -> None:
         self.bar.__exit__(exc_type, exc, tb)
 
-    def due(self, step_in_epoch: int) -> bool:
-        return self.enabled and step_in_epoch % self.every == 0
-
     def hook(self, epoch: int, start: float, global_batch: int) -> StepHook | None:
         """The step hook of one epoch whose clock started at `start`; None when the bar is off,
-        so a loop without a bar pays nothing per step."""
+        so a loop without a bar pays nothing per step.
+
+        A loop that runs several steps per call reports only each call's last step: the bar
+        shows a step whenever one of its update points (every `every` steps) has been passed,
+        so sparse step indices update it as often as consecutive ones."""
         if not self.enabled:
             return None
+        next_due = 0
 
         def after_step(step: int, mean_loss: Callable[[], float]) -> None:
-            if self.due(step):
+            nonlocal next_due
+            if step >= next_due:
+                next_due = (step // self.every + 1) * self.every
                 rate = (step + 1) * global_batch / (clock() - start)
                 self.update(epoch, step + 1, mean_loss(), rate)
 

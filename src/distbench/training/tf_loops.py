@@ -4,8 +4,14 @@ Command: distbench run --strategy tf-custom --workers 2 --dataset mnist-5k --epo
 
 Both loops share the model, the optimizer (built here, so warm-up can snapshot its state) and the
 interface the trainer uses: `train_epoch` (one epoch, returns this process's summed loss) and
-`step_times` (per-step wall times, for the communication calibration). The same class under
-TensorFlow's default strategy is the one-replica reference of that calibration.
+`step_times` (per-step wall times, for warm-up and the communication calibration). The same
+class under TensorFlow's default strategy is the one-replica reference of that calibration.
+
+`--tf-steps-per-execution N` runs up to N consecutive steps per call from Python into the
+compiled step, in both loops alike: Keras' `steps_per_execution` for `model.fit`, a `tf.range`
+loop around the step for the custom loop. The steps, their order and their batches stay the
+same; only the Python dispatch between them goes. Progress is reported once per call, and
+`step_times` shares each call's time equally among its steps.
 
 Optimizers follow PyTorch's, not Keras' defaults: Adam's epsilon is 1e-8, SGD's momentum is
 PyTorch's (Keras' form is equivalent at a constant learning rate), and `--weight-decay` is
@@ -15,7 +21,8 @@ decay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import keras
@@ -69,6 +76,7 @@ class Loop:
         self.dist, self.cfg, self.distribute = dist, cfg, distribute
         self.reduce_every_step = reduce_every_step
         self.xla = cfg.model.compile  # --compile: XLA (jit_compile) for the TF rows
+        self.steps_per_execution = cfg.tf_steps_per_execution
         with dist.scope():
             self.model = model_fn()
             self.optimizer = make_optimizer(cfg)
@@ -87,7 +95,14 @@ class Loop:
     def train_epoch(self, dataset: Any, counts: list[int], hook: StepHook | None) -> float:
         raise NotImplementedError
 
-    def step_times(self, dataset: Any, counts: list[int], steps: int) -> list[float]:
+    def step_times(self, dataset: Any, counts: list[int], steps: int, skip: int = 0
+                   ) -> list[float]:
+        """Per-step wall times of `steps` steps run after `skip` untimed ones, from the start of
+        `dataset` (its batches used again where it is shorter).
+
+        Steps run in the calls training makes; a call's time is shared equally among its steps.
+        The calls that hold any of the first `skip` steps are all untimed, so what a first call
+        absorbs (tracing, a fresh iterator filling its buffer) never lands on a timed step."""
         raise NotImplementedError
 
     @property
@@ -103,21 +118,27 @@ class FitLoop(Loop):
 
     def prepare(self) -> None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.model.compile(optimizer=self.optimizer, loss=loss, jit_compile=self.xla)
+        self.model.compile(optimizer=self.optimizer, loss=loss, jit_compile=self.xla,
+                           steps_per_execution=self.steps_per_execution)
 
     def train_epoch(self, dataset: Any, counts: list[int], hook: StepHook | None) -> float:
-        callbacks = [_HookCallback(hook)] if hook else []
+        callbacks = [_HookCallback(hook, len(counts))] if hook else []
         history = self.model.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
         return float(history.history["loss"][0]) * sum(counts)
 
-    def step_times(self, dataset: Any, counts: list[int], steps: int) -> list[float]:
-        timer = _StepTimer()
-        self.model.fit(dataset.take(steps), epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+    def step_times(self, dataset: Any, counts: list[int], steps: int, skip: int = 0
+                   ) -> list[float]:
+        n = self.steps_per_execution
+        untimed = -(-skip // n) * n  # whole executions: Keras starts one every n steps
+        timer = _StepTimer(untimed, untimed + steps)
+        self.model.fit(dataset.repeat().take(untimed + steps), epochs=1, verbose=0,
+                       shuffle=False, callbacks=[timer])
         return timer.times
 
 
 class CustomLoop(Loop):
-    """A `tf.function` `distributed_train_step` that calls `strategy.run` on each replica."""
+    """A `distributed_train_step` that calls `strategy.run` on each replica, compiled in a
+    `tf.function` (`multi_step`) that runs up to `--tf-steps-per-execution` of them per call."""
 
     description = "custom tf.function loop with strategy.run"
 
@@ -141,31 +162,45 @@ class CustomLoop(Loop):
             return self.dist.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
         return tf.add_n(self.dist.experimental_local_results(per_replica))
 
+    def multi_step(self, iterator: Any, count: Any, n: Any) -> Any:
+        """`n` consecutive global steps of `count` samples each in one call, their losses
+        summed. With one step per execution it is `distributed_train_step` alone, no loop."""
+        if self.steps_per_execution == 1:
+            return self.distributed_train_step(iterator, count)
+        total = tf.zeros([], tf.float32)
+        for _ in tf.range(n):
+            total += self.distributed_train_step(iterator, count)
+        return total
+
     def prepare(self) -> None:
         self._step: Any = None  # traced again at the next step
         self._replica_step: Any = None
+        self._ints: dict[int, Any] = {}
 
-    def _steps(self, dataset: Any, counts: list[int]) -> Iterable[tuple[Any, Any, Any]]:
-        """(compiled step, this epoch's distributed iterator, the step's sample count) per step."""
+    def _compiled(self) -> Any:
+        """The compiled call, traced once: step counts and sample counts are tensors, and the
+        last, smaller batch has the same spec. --compile: XLA per replica."""
         if self._step is None:
-            # Traced once (the last, smaller batch has the same spec); --compile: XLA per replica.
             self._replica_step = (tf.function(self.replica_step, jit_compile=True)
                                   if self.xla else self.replica_step)
-            self._step = tf.function(self.distributed_train_step)
-        iterator = iter(self.distribute(dataset))
-        count_tensors = {c: tf.constant(c, tf.int32) for c in set(counts)}
-        for count in counts:
-            yield self._step, iterator, count_tensors[count]
+            self._step = tf.function(self.multi_step)
+        return self._step
+
+    def _int(self, value: int) -> Any:
+        if value not in self._ints:
+            self._ints[value] = tf.constant(value, tf.int32)
+        return self._ints[value]
 
     def train_epoch(self, dataset: Any, counts: list[int], hook: StepHook | None) -> float:
+        step, iterator = self._compiled(), iter(self.distribute(dataset))
         total = tf.zeros([], tf.float32)
         share = self.loss_share() if hook is not None else 1.0
-        seen = 0
-        for k, (step, iterator, count) in enumerate(self._steps(dataset, counts)):
-            total += step(iterator, count)
-            seen += counts[k]
+        done = seen = 0
+        for size, count in calls(counts, self.steps_per_execution):
+            total += step(iterator, self._int(count), self._int(size))
+            done, seen = done + size, seen + size * count
             if hook is not None:
-                hook(k, lambda t=total, n=seen: float(t) / (n * share))
+                hook(done - 1, lambda t=total, n=seen: float(t) / (n * share))
         return float(total)
 
     def loss_share(self) -> float:
@@ -174,41 +209,71 @@ class CustomLoop(Loop):
             return 1.0
         return len(self.dist.extended.worker_devices) / self.dist.num_replicas_in_sync
 
-    def step_times(self, dataset: Any, counts: list[int], steps: int) -> list[float]:
-        times = []
-        for k, (step, iterator, count) in enumerate(self._steps(dataset, counts)):
-            if k == steps:
-                break
+    def step_times(self, dataset: Any, counts: list[int], steps: int, skip: int = 0
+                   ) -> list[float]:
+        step, iterator = self._compiled(), iter(self.distribute(dataset.repeat()))
+        times: list[float] = []
+        done = 0
+        for size, count in calls(itertools.cycle(counts), self.steps_per_execution):
+            timed = done >= skip
+            if timed:
+                size = min(size, steps - len(times))
+                if size == 0:
+                    break
             start = clock()
-            step(iterator, count).numpy()
-            times.append(clock() - start)
+            step(iterator, self._int(count), self._int(size)).numpy()
+            elapsed = clock() - start
+            if timed:
+                times += [elapsed / size] * size
+            done += size
         return times
+
+
+def calls(counts: Iterable[int], n: int) -> Iterator[tuple[int, int]]:
+    """(steps, samples per step) of each call of the custom loop: runs of at most `n`
+    consecutive steps with the same global sample count, so an epoch's smaller last step gets a
+    call of its own and `n` = 1 is one call per step."""
+    size, current = 0, 0
+    for count in counts:
+        if size and (count != current or size == n):
+            yield size, current
+            size = 0
+        size, current = size + 1, count
+    if size:
+        yield size, current
 
 
 LOOPS: dict[str, type[Loop]] = {"fit": FitLoop, "custom": CustomLoop}
 
 
 class _HookCallback(keras.callbacks.Callback):
-    """Passes fit's batch ends to the trainer's progress hook."""
+    """Passes fit's batch ends to the trainer's progress hook. Keras calls it once per execution
+    with the index of the execution's last step, counted as if the execution were full: the
+    epoch's last, shorter execution is clamped to the epoch's last step."""
 
-    def __init__(self, hook: StepHook) -> None:
+    def __init__(self, hook: StepHook, steps: int) -> None:
         super().__init__()
-        self.hook = hook
+        self.hook, self.last = hook, steps - 1
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.hook(batch, lambda: float((logs or {}).get("loss", float("nan"))))
+        self.hook(min(batch, self.last), lambda: float((logs or {}).get("loss", float("nan"))))
 
 
 class _StepTimer(keras.callbacks.Callback):
-    """Wall time of each of fit's steps (batch begin to batch end)."""
+    """Per-step wall times of fit's steps from step `first` on, of `total` steps in all: each
+    execution's time (batch begin to batch end) shared equally among the steps it ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: int, total: int) -> None:
         super().__init__()
+        self.first, self.total = first, total
         self.times: list[float] = []
-        self._start = 0.0
+        self._start, self._begin = 0.0, 0
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self._start = clock()
+        self._begin, self._start = batch, clock()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.times.append(clock() - self._start)
+        elapsed = clock() - self._start
+        if self._begin >= self.first:
+            ran = min(batch + 1, self.total) - self._begin
+            self.times += [elapsed / ran] * ran
