@@ -1,9 +1,12 @@
 """Epoch time of each TensorFlow row against its PyTorch counterpart, on one workload.
 
-Command: python benchmarks/tf_vs_torch.py [--epochs 2] [--dataset fashion-mnist] [--out DIR]
+Command: python benchmarks/tf_vs_torch.py [--epochs 2] [--repeats 3] [--dataset fashion-mnist]
+             [--tf-steps-per-execution N] [--out DIR]
 
-Runs `distbench run` once per strategy, each in a fresh process (mlp-128, Fashion-MNIST, global
-batch 32, the same seed and flags for all), then prints, per pair, both median epoch times and
+Runs `distbench run` `--repeats` times per strategy, each in a fresh process, the strategies
+interleaved within each repeat (mlp-128, Fashion-MNIST, global batch 32, the same seed and flags
+for all; `--tf-steps-per-execution` goes to the TF rows, default: distbench's), then prints, per
+pair, both median epoch times (over every epoch of every repeat) and
 `ratio_<tf>/<torch>=<tf / torch>` for tf-single/single, tf-mirrored/ddp, tf-custom/custom and
 tf-multiworker/ddp (distributed rows with 2 workers or replicas). A ratio above 1 means the
 TensorFlow row is slower. A strategy that is not registered, or whose framework is missing, is
@@ -38,6 +41,8 @@ def run(name: str, workers: int, args: argparse.Namespace, out: Path) -> dict | 
     cmd = [sys.executable, "-m", "distbench", "run", "--strategy", name, "--workers",
            str(workers), "--dataset", args.dataset, "--model", "mlp-128", "--batch-size", "32",
            "--epochs", str(args.epochs), "--seed", "0", "--no-progress", "--out", str(out)]
+    if name.startswith("tf-") and args.tf_steps_per_execution:
+        cmd += ["--tf-steps-per-execution", str(args.tf_steps_per_execution)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     records = load_records(out)[before:] if (out / "runs.jsonl").exists() else []
     if proc.returncode != 0 or not records or records[-1]["status"] != "ok":
@@ -49,6 +54,8 @@ def run(name: str, workers: int, args: argparse.Namespace, out: Path) -> dict | 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--tf-steps-per-execution", type=int)
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--out", help="results directory (default: a temporary one)")
     args = parser.parse_args()
@@ -56,21 +63,29 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"workload: mlp-128, {args.dataset}, global batch 32, {args.epochs} epoch(s); "
           f"records in {out / 'runs.jsonl'}")
-    done: dict[tuple[str, int], dict | str] = {}
+    done: dict[tuple[str, int], list[dict] | str] = {}
+    for _ in range(args.repeats):
+        for tf_name, torch_name, workers in PAIRS:
+            for name in (torch_name, tf_name):
+                runs = done.setdefault((name, workers), [])
+                if isinstance(runs, list) and len(runs) < args.repeats:
+                    result = unavailable(name) or run(name, workers, args, out)
+                    if isinstance(result, str):
+                        done[name, workers] = result
+                    else:
+                        runs.append(result)
     for tf_name, torch_name, workers in PAIRS:
-        for name in (torch_name, tf_name):
-            if (name, workers) not in done:
-                done[name, workers] = unavailable(name) or run(name, workers, args, out)
-        tf_run, torch_run = done[tf_name, workers], done[torch_name, workers]
+        tf_runs, torch_runs = done[tf_name, workers], done[torch_name, workers]
         label = f"{tf_name}/{torch_name}"
-        if isinstance(tf_run, str) or isinstance(torch_run, str):
-            reasons = [r for r in (torch_run, tf_run) if isinstance(r, str)]
+        if isinstance(tf_runs, str) or isinstance(torch_runs, str):
+            reasons = [r for r in (torch_runs, tf_runs) if isinstance(r, str)]
             print(f"skip {label} (x{workers}): {'; '.join(reasons)}")
             continue
-        tf_epoch, torch_epoch = median(tf_run["epoch_s"]), median(torch_run["epoch_s"])
+        tf_epoch = median([e for r in tf_runs for e in r["epoch_s"]])
+        torch_epoch = median([e for r in torch_runs for e in r["epoch_s"]])
         print(f"{label:<22} x{workers}: epoch {tf_epoch:7.2f} s vs {torch_epoch:7.2f} s   "
               f"ratio_{label}={tf_epoch / torch_epoch:.2f}   test accuracy "
-              f"{tf_run['test_accuracy']:.2%} vs {torch_run['test_accuracy']:.2%}")
+              f"{tf_runs[0]['test_accuracy']:.2%} vs {torch_runs[0]['test_accuracy']:.2%}")
     return 0
 
 
