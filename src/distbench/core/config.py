@@ -22,8 +22,8 @@ COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
 OPTIMIZER_IMPLS = ("default", "foreach", "fused")
 # The default of --tf-steps-per-execution: training steps per call into TensorFlow's graph, the
-# same for every TF row.
-TF_STEPS_PER_EXECUTION = 1
+# same for every TF row (32: measured in docs/measurements.md, "TensorFlow at its best").
+TF_STEPS_PER_EXECUTION = 32
 
 
 @dataclass
