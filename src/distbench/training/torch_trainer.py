@@ -56,8 +56,8 @@ class Tensors:
 def make_optimizer(cfg: RunConfig, params: Any, strategy: Strategy) -> torch.optim.Optimizer:
     """The configured optimizer, built by the strategy (which may shard its state).
 
-    `--optimizer-impl foreach|fused` asks torch for that implementation (fused runs one kernel
-    over all parameters, on CPU too); default leaves torch's own choice."""
+    `--optimizer-impl foreach|fused` asks torch for that implementation (fused, the default,
+    runs one kernel over all parameters, on CPU too); default leaves torch's own choice."""
     impl = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(cfg.optimizer_impl, {})
     if cfg.optimizer == "sgd":
         options = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
