@@ -173,7 +173,7 @@ _FIELD_TYPES: dict[str, str] = {
                      "comm_s_calibrated", "comm_fraction", "test_accuracy", "test_loss",
                      "time_to_target_s"), _NUMBER),
     "exact": _BOOL,
-    **dict.fromkeys(("config", "env", "machine_state", "sharding"), _OBJECT),
+    **dict.fromkeys(("config", "env", "machine_state", "sharding", "tf_execution"), _OBJECT),
 }
 # Lists of numbers (a rank that measured nothing leaves a null), and lists of objects.
 _NUMBER_LISTS = ("epoch_s", "per_rank_train_s", "per_rank_comm_s", "peak_rss_mb", "cuda_peak_mb",
