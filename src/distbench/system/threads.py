@@ -8,9 +8,10 @@ only in time slices, and every region waits for it while the others spin: the ml
 `single` measured 59x slower beside one busy core (docs/measurements.md,
 `benchmarks/contention.py`). Two defaults, both measured there:
 
-- `GOMP_SPINCOUNT=10000`: a bounded spin. On a quiet machine it measured as fast as libgomp's
-  default (within this machine's noise); beside a busy core it cut the collapse from 59x to 9x
-  (sleeping threads give the core back, and a woken one preempts the busy process).
+- `GOMP_SPINCOUNT=10000`: a bounded spin. On a quiet machine its runs overlapped those with
+  long spins (shorter spins cost up to 2x there: waking a sleeping thread takes microseconds);
+  beside a busy core it cut the collapse from 59x to 9x (a sleeping thread gives the core back,
+  and the woken one preempts the busy process).
 - A one-process run started on a machine whose cores are partly busy gets one thread per idle
   core, not one per core: with no thread on a taken core no region waits for one. The record's
   `threads_note` says so. Runs of several processes keep cores // processes (their peers,
