@@ -75,6 +75,8 @@ def minimal_epoch(data, batch: int, seed: int) -> float:
 
 def distbench_epoch(data, batch: int, seed: int, compile: bool = False,
                     impl: str = "default") -> float:
+    """One epoch of `single`; torch's own Adam unless `impl` says otherwise, as in the minimal
+    loop."""
     cfg = RunConfig(epochs=1, batch_size=batch, seed=seed, optimizer_impl=impl,
                     data=DataConfig("fashion-mnist"), model=ModelConfig("mlp-128", compile=compile))
     with contextlib.redirect_stdout(io.StringIO()):  # the progress bar runs, unseen
@@ -122,12 +124,13 @@ def step_breakdown(data, batch: int, steps: int = 400) -> tuple[float, float]:
 
 
 def profile_step(data, batch: int, steps: int = 300) -> None:
-    """torch.profiler over `steps` steps of distbench's own loop (eager, default optimizer):
-    the operators' self CPU time, and the Python around them as the rest of the wall time."""
+    """torch.profiler over `steps` steps of distbench's own loop (eager, torch's own Adam, so the
+    optimizer's parts show): the operators' self CPU time, and the Python around them as the
+    rest of the wall time."""
     from torch.profiler import ProfilerActivity, profile
 
     cfg = RunConfig(epochs=1, batch_size=batch, data=DataConfig("fashion-mnist"),
-                    model=ModelConfig("mlp-128"))
+                    model=ModelConfig("mlp-128"), optimizer_impl="default")
     trainer = Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data)
     batches = trainer.batches(epoch=0)
     for i in range(20):

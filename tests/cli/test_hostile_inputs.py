@@ -145,7 +145,7 @@ CASES: dict[str, Case] = {
                                              says="--tf-collective-timeout must be"),
     "run --tf-steps-per-execution 0": case(*RUN, "--strategy", "tf-single",
                                            "--tf-steps-per-execution", "0",
-                                           says="--tf-steps-per-execution must be >= 1, got 0"),
+                                           says="--tf-steps-per-execution must be in [1, "),
     "run --target-accuracy 2": case(*RUN, "--target-accuracy", "2",
                                     says="--target-accuracy must be in (0, 1]"),
     "run --contention-threshold nan": case(*RUN, "--contention-threshold", "nan",

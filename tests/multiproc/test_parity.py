@@ -22,11 +22,14 @@ CASES = [
     ("custom", [], []),
     ("custom", ["--overlap", "--bucket-mb", "0.01"], []),
     ("param-avg", ["--sync-every", "1"], SGD),
-    # torch's per-parameter loop and its foreach kernels (fused is the default), on the
+    # torch's per-parameter loop and its foreach kernels (auto picks fused for Adam), on the
     # flat-buffer MPI path too.
     ("ddp", [], ["--optimizer-impl", "default"]),
     ("mpi", [], ["--optimizer-impl", "default"]),
     ("mpi", [], ["--optimizer-impl", "foreach"]),
+    # A remainder smaller than the workers: rank 1's last slice is empty.
+    ("ddp", [], ["--synthetic-samples", "65"]),
+    ("mpi", [], ["--synthetic-samples", "65"]),
     # One epoch of plain SGD, as the registry test trains them (the runs are shared).
     ("tf-mirrored", [], ["--epochs", "1", *SGD]),
     ("tf-custom", [], ["--epochs", "1", *SGD]),

@@ -84,7 +84,7 @@ def test_steps_per_execution_trains_the_same_steps(tmp_path, strategy, workers, 
     custom loop 0-3, 4 and 5, in each of two epochs."""
     flags = [*TINY, "--synthetic-samples", "90", "--calibration-steps", "3", "--strategy",
              strategy, "--workers", str(workers), *extra]
-    one, expected = train_and_load(tmp_path / "one", *flags)
+    one, expected = train_and_load(tmp_path / "one", *flags, "--tf-steps-per-execution", "1")
     four, weights = train_and_load(tmp_path / "four", *flags, "--tf-steps-per-execution", "4")
     xla = bool(extra) and "unavailable" not in four["compile_note"]  # unless XLA fell back
     assert one["tf_execution"] == {"steps_per_execution": 1, "jit_compile": xla}

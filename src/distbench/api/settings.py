@@ -243,8 +243,8 @@ TRAINING_SETTINGS = (
     Setting("--optimizer", "optimizer", "adam or sgd (default: %(default)s)"),
     Setting("--optimizer-impl", "optimizer_impl",
             "torch's implementation of the optimizer: fused (one kernel for all parameters), "
-            "foreach, or default (torch's own choice: a loop over the parameters on CPU); the "
-            "same for every PyTorch row (default: %(default)s)"),
+            "foreach, default (torch's own choice: a loop over the parameters on CPU), or auto "
+            "(fused Adam, foreach SGD); the same for every PyTorch row (default: %(default)s)"),
     Setting("--lr", "lr", type=float),
     Setting("--momentum", "momentum", "sgd momentum", float),
     Setting("--weight-decay", "weight_decay", type=float),
@@ -494,6 +494,9 @@ def check_config(cfg: RunConfig, load_strategy: bool = True, one_run: bool = Tru
         if one_run:
             check_compression(cfg.strategy, cfg.compression)
             check_options(cfg.strategy, cfg)
+            if (cfg.strategy, cfg.optimizer, cfg.optimizer_kernel) == ("fsdp", "sgd", "fused"):
+                raise UsageError("fsdp cannot step a fused SGD (torch has no sharding rule for "
+                                 "it); use --optimizer-impl foreach or auto")
     except (TypeError, AttributeError) as exc:  # a hand-written --config file's wrong types
         raise UsageError(f"a run setting has the wrong type ({exc})") from None
     if load_strategy:

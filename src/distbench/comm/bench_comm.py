@@ -303,7 +303,10 @@ def summarize(backend: str, nbytes: int, world: int,
 
 def worker_main(config_path: str) -> None:
     """One rank: time every size, then rank 0 writes the rows to the result file."""
+    from distbench.system.threads import apply_wait_defaults
     from distbench.system.timing import clock
+
+    apply_wait_defaults()  # before torch loads libgomp, as in the training workers
 
     cfg = json.loads(Path(config_path).read_text())
     coll = open_collectives(cfg["backend"])

@@ -20,7 +20,11 @@ MAX_IMAGE_SIZE = 1024
 COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
 
-OPTIMIZER_IMPLS = ("default", "foreach", "fused")
+OPTIMIZER_IMPLS = ("auto", "default", "foreach", "fused")
+# What --optimizer-impl auto runs, per optimizer: fused Adam, one kernel over all parameters, the
+# fastest measured on CPU (docs/measurements.md) and run by every strategy; foreach SGD, as
+# torch's fused SGD has no sharding rule for fsdp's DTensors. The same for every row of a study.
+AUTO_OPTIMIZER_IMPL = {"adam": "fused", "sgd": "foreach"}
 # The default of --tf-steps-per-execution: training steps per call into TensorFlow's graph, the
 # same for every TF row (32: measured in docs/measurements.md, "TensorFlow at its best").
 TF_STEPS_PER_EXECUTION = 32
@@ -64,10 +68,10 @@ class RunConfig:
     batch_size: int = 64  # global batch under strong scaling, per worker under weak scaling
     scaling: str = "strong"  # strong | weak
     optimizer: str = "adam"  # adam | sgd
-    # torch's implementation of that optimizer: default (torch picks) | foreach | fused. The same
-    # for every PyTorch row of a study; recorded with the config.
-    # fused: one kernel over all parameters, the fastest on CPU (docs/measurements.md)
-    optimizer_impl: str = "fused"
+    # torch's implementation of that optimizer: auto | default (torch picks) | foreach | fused.
+    # The same for every PyTorch row of a study; recorded with the config, and the one that ran
+    # as the record's `optimizer_impl`.
+    optimizer_impl: str = "auto"
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
@@ -103,6 +107,12 @@ class RunConfig:
     @property
     def global_batch(self) -> int:
         return self.batch_size * self.workers if self.scaling == "weak" else self.batch_size
+
+    @property
+    def optimizer_kernel(self) -> str:
+        """The --optimizer-impl that runs: `auto` resolved for this optimizer."""
+        return AUTO_OPTIMIZER_IMPL.get(self.optimizer, "default") \
+            if self.optimizer_impl == "auto" else self.optimizer_impl
 
     def validate(self) -> None:
         """Reject impossible settings before any process starts."""
@@ -177,8 +187,9 @@ class RunConfig:
                 f"--tf-prefetch must be >= 0, got {self.tf_prefetch}",
             ),
             (
-                self.tf_steps_per_execution >= 1,
-                f"--tf-steps-per-execution must be >= 1, got {self.tf_steps_per_execution}",
+                1 <= self.tf_steps_per_execution < 2**31,  # Keras counts them in an int32
+                f"--tf-steps-per-execution must be in [1, {2**31 - 1}], got "
+                f"{self.tf_steps_per_execution}",
             ),
             (
                 0 < self.tf_collective_timeout < math.inf,

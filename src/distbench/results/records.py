@@ -165,7 +165,8 @@ _BOOL, _OBJECT, _LIST = "true or false", "an object", "a list"
 _FIELD_TYPES: dict[str, str] = {
     **dict.fromkeys(("run_id", "started_at", "error", "framework", "backend", "dataset", "model",
                      "optimizer", "scaling", "comm_method", "compression", "checkpoint",
-                     "model_sha256", "data_note", "compile_note", "threads_note"), _TEXT),
+                     "model_sha256", "data_note", "compile_note", "threads_note",
+                     "optimizer_impl"), _TEXT),
     **dict.fromkeys(("schema_version", "epochs", "global_batch", "threads_per_worker", "seed",
                      "steps", "grad_bytes", "model_params", "classes", "train_samples",
                      "test_samples"), _INT),

@@ -30,8 +30,9 @@ class MPIStrategy(CollectiveStrategy):
     @property
     def comm_method(self) -> str:  # type: ignore[override]
         wire = "" if self.cfg.compression == "none" else f" in {self.cfg.compression}"
-        return (f"timed: MPI.Allreduce{wire} of one flattened gradient buffer, pack and "
-                "average included")
+        how = ("the buffer the gradients live in, reduced in place"
+               if getattr(self, "in_place", True) else "a packed copy, pack and average included")
+        return f"timed: MPI.Allreduce{wire} of one flattened gradient buffer: {how}"
 
     @property
     def backend(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 DEFAULT_THRESHOLD = 0.10  # of the cores, used by other processes during the timed region
 FREQ_CHANGE = 0.05  # a relative change of a core's clock that counts as "changed"
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _cpu_ticks() -> tuple[float, float] | None:
@@ -30,7 +30,7 @@ def _cpu_ticks() -> tuple[float, float] | None:
         return None
     v = [int(x) for x in fields] + [0] * 8
     user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
-    return (user + nice + system + irq + softirq) / _TICK, steal / _TICK
+    return (user + nice + system + irq + softirq) / TICK, steal / TICK
 
 
 def _frequencies() -> list[float] | None:

@@ -5,15 +5,16 @@ PyTorch's CPU kernels run in OpenMP parallel regions (libgomp in the pip wheels)
 each region a thread that finished spins, by libgomp's default 300,000 iterations, before it
 sleeps. When another process holds one of the cores, the thread that shares it gets that core
 only in time slices, and every region waits for it while the others spin: the mlp-128 epoch of
-`single` measured 59x slower beside one busy core (docs/measurements.md,
-`benchmarks/contention.py`). Two defaults, both measured there:
+`single` measured 59x slower beside one busy core. Two defaults, from the sweep in
+docs/measurements.md (`benchmarks/contention.py`):
 
-- `GOMP_SPINCOUNT=10000`: a bounded spin. On a quiet machine its runs overlapped those with
-  long spins (shorter spins cost up to 2x there: waking a sleeping thread takes microseconds);
-  beside a busy core it cut the collapse from 59x to 9x (a sleeping thread gives the core back,
-  and the woken one preempts the busy process).
-- A one-process run started on a machine whose cores are partly busy gets one thread per idle
-  core, not one per core: with no thread on a taken core no region waits for one. The record's
+- `GOMP_SPINCOUNT=3000`: a bounded spin. Beside a busy core the epoch grew with the spin count
+  (a thread that sleeps gives the core back, and the woken one preempts the busy process): 4x
+  at 3,000 against 59x at libgomp's default. On a quiet machine shorter spins cost up to 2x
+  (waking a sleeping thread takes microseconds, at each of a step's ~60 regions); at 3,000 the
+  quiet epoch was within the spread of the long-spin runs.
+- A one-process run started while other processes keep some of its cores busy gets one thread
+  per idle core: with no thread on a taken core no region waits for one. The record's
   `threads_note` says so. Runs of several processes keep cores // processes (their peers,
   starting at the same moment, would count as busy).
 
@@ -23,15 +24,17 @@ TensorFlow's own thread pools do not spin this way (they measured 1.8x beside a 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
-from distbench.system.contention import Sample
+from distbench.system.contention import TICK, own_cpu_s
 from distbench.system.fingerprint import usable_cores
 
 WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-SPIN_DEFAULT = "10000"  # iterations a finished OpenMP thread spins before it sleeps
+SPIN_DEFAULT = "3000"  # iterations a finished OpenMP thread spins before it sleeps
 BUSY_WINDOW_S = 0.1  # how long the machine is watched before a one-process run starts
 
 
@@ -52,16 +55,33 @@ def wait_settings() -> dict[str, str | None]:
     return {v: effective.get(v) for v in WAIT_VARS}
 
 
+def busy_ticks(stat: str, cpus: set[int]) -> float:
+    """Busy CPU seconds since boot of the CPUs in `cpus`, from the per-CPU lines of /proc/stat's
+    text: other tenants of a larger host (a container's cpuset, a Slurm allocation) do not
+    count."""
+    busy = 0
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+            busy += user + nice + system + irq + softirq
+    return busy / TICK
+
+
 def busy_cores(window_s: float = BUSY_WINDOW_S) -> float | None:
-    """Cores other processes kept busy during the next `window_s` (this one sleeps through it);
-    None where /proc/stat cannot be read."""
-    start = Sample.now()
-    time.sleep(window_s)
-    end = Sample.now()
-    if start.ticks is None or end.ticks is None:
+    """Cores of this process's affinity set that other processes kept busy during the next
+    `window_s` (this one sleeps through it); None where /proc/stat cannot be read."""
+    stat = Path("/proc/stat")
+    try:
+        cpus = set(os.sched_getaffinity(0))
+        start = busy_ticks(stat.read_text(), cpus)
+        own_start, wall_start = own_cpu_s(), time.monotonic()
+        time.sleep(window_s)
+        end = busy_ticks(stat.read_text(), cpus)
+    except (OSError, AttributeError, ValueError):  # not Linux, or an unreadable /proc
         return None
-    others = (end.ticks[0] - start.ticks[0]) - (end.own - start.own)
-    return max(0.0, others / (end.wall - start.wall))
+    others = (end - start) - (own_cpu_s() - own_start)
+    return max(0.0, others / (time.monotonic() - wall_start))
 
 
 def one_process_threads() -> tuple[int, str | None]:
@@ -69,8 +89,9 @@ def one_process_threads() -> tuple[int, str | None]:
     made them fewer than the usable cores."""
     cores = usable_cores()
     busy = busy_cores() if cores > 1 else None
-    taken = min(cores - 1, round(busy)) if busy is not None else 0
+    taken = min(cores - 1, math.floor(busy + 0.5)) if busy is not None else 0
     if taken <= 0:
         return cores, None
-    return cores - taken, (f"{busy:.1f} of {cores} cores were busy with other processes when the "
-                           f"run started: {cores - taken} thread(s) instead of {cores}")
+    return cores - taken, (f"{busy:.1f} of the {cores} cores this run may use were busy with "
+                           f"other processes when it started: {cores - taken} thread(s) "
+                           f"instead of {cores}")

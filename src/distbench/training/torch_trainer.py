@@ -56,9 +56,10 @@ class Tensors:
 def make_optimizer(cfg: RunConfig, params: Any, strategy: Strategy) -> torch.optim.Optimizer:
     """The configured optimizer, built by the strategy (which may shard its state).
 
-    `--optimizer-impl foreach|fused` asks torch for that implementation (fused, the default,
-    runs one kernel over all parameters, on CPU too); default leaves torch's own choice."""
-    impl = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(cfg.optimizer_impl, {})
+    `--optimizer-impl foreach|fused` asks torch for that implementation (fused runs one kernel
+    over all parameters, on CPU too), default leaves torch's own choice, auto picks per
+    optimizer (`core.config.AUTO_OPTIMIZER_IMPL`)."""
+    impl = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(cfg.optimizer_kernel, {})
     if cfg.optimizer == "sgd":
         options = {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
                    **impl}
@@ -158,7 +159,7 @@ class Trainer(EpochDriver):
         an even split), the mean reduction applies it: no extra multiply in forward and in
         backward."""
         scale = self.strategy.loss_scale(count)
-        if scale == 1.0 / len(x):
+        if len(x) and scale == 1.0 / len(x):  # a rank's last slice can be empty
             loss = F.cross_entropy(self.model(x), y)
             loss.backward()
             return loss.detach(), len(x)
@@ -309,7 +310,8 @@ class Trainer(EpochDriver):
 
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         shapes = [tuple(p.shape) for p in self.net.parameters()]
-        return {"grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
+        return {"optimizer_impl": self.cfg.optimizer_kernel,
+                "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
                 "wire_bytes": wire_bytes(self.cfg.compression, shapes, self.cfg.powersgd_rank)}
 
     def gather_weights(self) -> None:

@@ -27,7 +27,7 @@ def test_fingerprint_records_the_wait_setting_workers_get(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize(("busy", "expected"), [
     (None, (8, False)), (0.0, (8, False)), (0.4, (8, False)), (1.0, (7, True)),
-    (2.6, (5, True)), (30.0, (1, True)),
+    (2.5, (5, True)), (2.6, (5, True)), (30.0, (1, True)),  # a half rounds up
 ])
 def test_one_process_run_takes_the_idle_cores(monkeypatch: pytest.MonkeyPatch,
                                                busy: float | None,
@@ -49,3 +49,15 @@ def test_busy_cores_sees_a_spinning_process() -> None:
         spinner.kill()
         spinner.wait()
     assert seen is not None and seen >= 0.5
+
+
+def test_busy_time_counts_only_the_cores_this_process_may_use() -> None:
+    """Per-CPU lines of /proc/stat, summed over the affinity set only: a container's or a Slurm
+    allocation's neighbours on other cores do not take its threads."""
+    stat = ("cpu  900 0 300 100 0 0 0 0 0 0\n"
+            "cpu0 100 0 0 50 0 0 0 0 0 0\n"
+            "cpu1 800 0 300 50 0 0 0 0 0 0\n"
+            "intr 1 2 3\n")
+    assert threads.busy_ticks(stat, {0}) == pytest.approx(100 / threads.TICK)
+    assert threads.busy_ticks(stat, {0, 1}) == pytest.approx(1200 / threads.TICK)
+    assert threads.busy_ticks(stat, set()) == 0

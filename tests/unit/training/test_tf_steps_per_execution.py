@@ -85,6 +85,8 @@ def test_progress_updates_from_steps_reported_in_strides() -> None:
     assert updates == list(range(0, 200, 4))
 
 
-def test_steps_per_execution_below_one_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="^--tf-steps-per-execution must be >= 1, got 0$"):
-        RunConfig(tf_steps_per_execution=0).validate()
+@pytest.mark.parametrize("steps", [0, 2**31])
+def test_steps_per_execution_outside_keras_int32_counter_is_a_usage_error(steps: int) -> None:
+    with pytest.raises(UsageError, match=rf"^--tf-steps-per-execution must be in \[1, "
+                                         rf"2147483647\], got {steps}$"):
+        RunConfig(tf_steps_per_execution=steps).validate()
