@@ -275,6 +275,10 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.steps = _mode(r.get("steps") for r in ok)
     c.backend = _mode(r.get("backend") for r in ok)
     c.contended = sum(bool((r.get("machine_state") or {}).get("contended")) for r in ok)
+    fewer = [r["threads_note"] for r in ok if isinstance(r.get("threads_note"), str)]
+    if fewer:
+        c.notes.append(f"{len(fewer)} of {len(ok)} runs started beside busy cores and took fewer "
+                       f"threads ({fewer[0]})")
     _rank_skew(c, ok)
     c.samples_per_s = _med(r.get("samples_per_s") for r in ok)
     c.test_acc_median = _med(r.get("test_accuracy") for r in ok)

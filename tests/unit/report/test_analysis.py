@@ -117,6 +117,15 @@ def test_oversubscription_is_noted():
     assert c.core_efficiency == pytest.approx(c.speedup)
 
 
+def test_runs_that_took_fewer_threads_beside_busy_cores_are_noted():
+    note = "1.0 of the 2 cores this run may use were busy: 1 thread(s) instead of 2"
+    records = [rec("single", 1, 8.0), {**rec("single", 1, 9.0), "threads_note": note}]
+    c = cell(analyse(records), "single", 1)
+    assert any(n.startswith("1 of 2 runs started beside busy cores") and note in n
+               for n in c.notes)
+    assert not cell(analyse([rec("single", 1, 8.0)]), "single", 1).notes
+
+
 def test_rows_in_registry_order_baselines_first():
     study = analyse(list(reversed(study_records())))
     order = [(c.strategy, c.workers) for c in study.setups[0].cells]
