@@ -44,7 +44,7 @@ from distbench.models.torch_models import build_model  # noqa: E402
 from distbench.results.records import load_records  # noqa: E402
 from distbench.strategies.single import SingleStrategy  # noqa: E402
 from distbench.system.cluster import ClusterEnv  # noqa: E402
-from distbench.system.fingerprint import usable_cores  # noqa: E402
+from distbench.system.threads import usable_cores  # noqa: E402
 from distbench.system.timing import clock, median  # noqa: E402
 from distbench.training.torch_trainer import Trainer  # noqa: E402
 

@@ -36,7 +36,8 @@ from distbench.core.errors import DistbenchError, UsageError
 from distbench.results.records import utc_now
 from distbench.strategies.collectives import MPICollectives, TorchCollectives
 from distbench.system.cluster import detect
-from distbench.system.fingerprint import fingerprint, usable_cores
+from distbench.system.fingerprint import fingerprint
+from distbench.system.threads import usable_cores
 
 BACKENDS = ("gloo", "mpi", "nccl")
 JSON_NAME = "bench_comm.json"

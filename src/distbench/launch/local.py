@@ -50,9 +50,9 @@ from distbench.results.records import (
     utc_now,
 )
 from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
-from distbench.system.fingerprint import usable_cores
 from distbench.system.interrupts import die_with_parent, stop_on_termination
 from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
+from distbench.system.threads import usable_cores
 
 POLL_S = 0.05
 GRACE_S = 3.0

@@ -37,8 +37,8 @@ from distbench.launch.scripts import (
     worker_args,
 )
 from distbench.strategies import Launcher
-from distbench.system.fingerprint import usable_cores
 from distbench.system.launchenv import LAUNCH_T0_VAR
+from distbench.system.threads import usable_cores
 from distbench.vcluster.cluster import require_root_and_tools
 
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from distbench.system.threads import usable_cores, wait_settings
+
 
 def _version(dist: str) -> str | None:
     try:
@@ -42,14 +44,6 @@ def _memory_gb() -> float | None:
         return round(pages * size / 1e9, 1)
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (cgroup/affinity aware where the OS says)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _gpus() -> list[str]:
@@ -121,13 +115,6 @@ def _network_interfaces() -> list[str]:
 SCHEDULER_PREFIXES = ("SLURM_JOB_", "SLURM_NNODES", "PBS_JOBID", "LSB_JOBID", "TF_CONFIG")
 
 
-def openmp_wait() -> dict[str, str | None]:
-    """How the workers' OpenMP threads wait (distbench.system.threads)."""
-    from distbench.system.threads import wait_settings
-
-    return wait_settings()
-
-
 @functools.cache
 def fingerprint() -> dict[str, Any]:
     """What a reader needs to judge whether two results are comparable."""
@@ -147,5 +134,5 @@ def fingerprint() -> dict[str, Any]:
         "distbench": _version("distbench"),
         "network_interfaces": _network_interfaces(),
         "scheduler": {k: v for k, v in os.environ.items() if k.startswith(SCHEDULER_PREFIXES)},
-        "openmp_wait": openmp_wait(),
+        "openmp_wait": wait_settings(),  # how the workers' OpenMP threads wait
     }

@@ -31,11 +31,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from distbench.system.contention import TICK, own_cpu_s
-from distbench.system.fingerprint import usable_cores
 
 WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 SPIN_DEFAULT = "3000"  # iterations a finished OpenMP thread spins before it sleeps
 BUSY_WINDOW_S = 0.1  # how long the machine is watched before a one-process run starts
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (cgroup/affinity aware where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def wait_defaults(env: Mapping[str, str]) -> dict[str, str]:

@@ -21,9 +21,8 @@ from distbench.data import Dataset, load_dataset
 from distbench.results.records import append_record, make_record, utc_now
 from distbench.strategies import Framework, get_strategy
 from distbench.system.cluster import ClusterEnv
-from distbench.system.fingerprint import usable_cores
 from distbench.system.launchenv import LAUNCH_T0_VAR
-from distbench.system.threads import one_process_threads
+from distbench.system.threads import one_process_threads, usable_cores
 from distbench.system.timing import clock
 
 
