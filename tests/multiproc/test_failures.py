@@ -75,9 +75,13 @@ def test_sigkill_one_worker(tmp_path, strategy):
         proc.kill()
     assert proc.returncode != 0
     assert elapsed < 30
-    assert "rank 1 was killed by SIGKILL" in stderr, stderr  # the cause, not its echoes
+    # The cause, not its echoes. Under mpiexec, Hydra may report rank 0's abort (its collective
+    # read the dead rank's memory) instead of the death: rank 1 is then named as the silent one.
+    cause = next((c for c in ("rank 1 was killed by SIGKILL", "rank 1 ended without a message")
+                  if c in stderr), None)
+    assert cause is not None and (strategy == "mpi" or "SIGKILL" in cause), stderr
     (record,) = load_records(tmp_path)
-    assert record["status"] == "failed" and "rank 1 was killed by SIGKILL" in record["error"]
+    assert record["status"] == "failed" and cause in record["error"]
     time.sleep(0.5)
     assert marked_processes(marker) == {}, "processes left behind"
 

@@ -62,6 +62,8 @@ HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
 # The lines of Hydra's "BAD TERMINATION" banner, which says nothing the reason does not.
 HYDRA_BANNER = re.compile(r"=+$|=   |YOUR APPLICATION TERMINATED|This typically refers|Please see "
                           r"the FAQ")
+# MPICH's abort line names the rank that gave up: "Abort(...) on node 0 (rank 0 in comm 0): ...".
+MPI_ABORT = re.compile(r"^Abort\(\d+\) on node \d+ \(rank (\d+) in comm \d+\)", re.M)
 SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
 
 
@@ -102,18 +104,31 @@ class Worker:
         return f"{who} exited with code {code}: {lines[-1] if lines else 'no output'}"
 
     def rank_killed_under_mpiexec(self) -> str | None:
-        """Hydra reports a dead rank by PID and code; workers left their PIDs in the run dir."""
-        match = HYDRA_DEATH.search(self.log.read_text(errors="replace"))
-        if self.rank is not None or not match or int(match[2]) not in SIGNAL_CODES:
+        """Hydra reports a dead rank by PID and code; workers left their PIDs in the run dir.
+
+        A rank reading a dead peer's memory inside a collective (MPICH's shared-memory path)
+        aborts at once, and Hydra may then report that abort and not the death: when every
+        other rank said why it stopped, the one rank that said nothing is the cause."""
+        if self.rank is not None:
             return None
-        pid = match[1]
+        text = self.log.read_text(errors="replace")
         ranks = {
             f.read_text().strip(): f.stem.removeprefix("rank")
             for f in self.log.parent.glob("rank*.pid")
         }
-        # A rank killed before it wrote its PID file is named by its PID.
-        who = f"rank {ranks[pid]}" if pid in ranks else f"an MPI rank (PID {pid})"
-        return f"{who} was killed by {signal.Signals(int(match[2])).name}"
+        match = HYDRA_DEATH.search(text)
+        if match and int(match[2]) in SIGNAL_CODES:
+            pid = match[1]
+            # A rank killed before it wrote its PID file is named by its PID.
+            who = f"rank {ranks[pid]}" if pid in ranks else f"an MPI rank (PID {pid})"
+            return f"{who} was killed by {signal.Signals(int(match[2])).name}"
+        spoke = set(MPI_ABORT.findall(text))
+        silent = sorted(set(ranks.values()) - spoke)
+        if not match and spoke and len(silent) == 1:
+            return (f"rank {silent[0]} ended without a message, most likely killed by a signal "
+                    f"(mpiexec did not report how); rank {min(spoke)}'s collective with it "
+                    "failed")
+        return None
 
     def report(self) -> str:
         """The reason, then the end of the log when there is more to it (a traceback); a killed
