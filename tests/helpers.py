@@ -336,6 +336,16 @@ def in_fresh_process(code: str, timeout: float = 120) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def probe_result(script: Path, timeout: float = 300) -> Any:
+    """Run a probe script (one that loads TensorFlow, which the pytest process must not) and
+    return the JSON it prints on its `RESULT` line."""
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
 # --------------------------------------------------------------------------- a trained checkpoint
 # One small checkpoint per test session, made through the real CLI and shared by the predict and
 # serve tests (training is the slow part; every test copies it before changing it).

@@ -22,15 +22,19 @@ FREQ_CHANGE = 0.05  # a relative change of a core's clock that counts as "change
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _cpu_ticks() -> tuple[float, float] | None:
-    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
-        return None
+def line_seconds(fields: list[str]) -> tuple[float, float]:
+    """(busy, steal) CPU seconds of one /proc/stat `cpu` line's counters (after its name)."""
     v = [int(x) for x in fields] + [0] * 8
     user, nice, system, _idle, _iowait, irq, softirq, steal = v[:8]
     return (user + nice + system + irq + softirq) / TICK, steal / TICK
+
+
+def _cpu_ticks() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        return line_seconds(Path("/proc/stat").read_text().splitlines()[0].split()[1:])
+    except (OSError, IndexError):
+        return None
 
 
 def _frequencies() -> list[float] | None:

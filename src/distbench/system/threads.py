@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from distbench.system.contention import TICK, own_cpu_s
+from distbench.system.contention import line_seconds, own_cpu_s
 
 WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 SPIN_DEFAULT = "3000"  # iterations a finished OpenMP thread spins before it sleeps
@@ -66,13 +66,12 @@ def busy_ticks(stat: str, cpus: set[int]) -> float:
     """Busy CPU seconds since boot of the CPUs in `cpus`, from the per-CPU lines of /proc/stat's
     text: other tenants of a larger host (a container's cpuset, a Slurm allocation) do not
     count."""
-    busy = 0
+    busy = 0.0
     for line in stat.splitlines():
         name, *fields = line.split()
         if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
-            busy += user + nice + system + irq + softirq
-    return busy / TICK
+            busy += line_seconds(fields)[0]
+    return busy
 
 
 def busy_cores(window_s: float = BUSY_WINDOW_S) -> float | None:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from distbench.system import threads
+from distbench.system.contention import TICK
 
 
 def test_bounded_spin_is_added_unless_the_user_chose_a_wait_setting() -> None:
@@ -58,6 +59,6 @@ def test_busy_time_counts_only_the_cores_this_process_may_use() -> None:
             "cpu0 100 0 0 50 0 0 0 0 0 0\n"
             "cpu1 800 0 300 50 0 0 0 0 0 0\n"
             "intr 1 2 3\n")
-    assert threads.busy_ticks(stat, {0}) == pytest.approx(100 / threads.TICK)
-    assert threads.busy_ticks(stat, {0, 1}) == pytest.approx(1200 / threads.TICK)
+    assert threads.busy_ticks(stat, {0}) == pytest.approx(100 / TICK)
+    assert threads.busy_ticks(stat, {0, 1}) == pytest.approx(1200 / TICK)
     assert threads.busy_ticks(stat, set()) == 0

@@ -10,12 +10,11 @@ TensorFlow never loads in the pytest process (see tests/test_tf_strategies.py): 
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import probe_result
 
 PROBE = Path(__file__).resolve().parent / "keras_compile_probe.py"
 
@@ -25,11 +24,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
 
 @pytest.fixture(scope="module")
 def probe() -> dict:
-    proc = subprocess.run([sys.executable, str(PROBE)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return probe_result(PROBE)
 
 
 def test_only_xla_compilation_errors_count(probe: dict) -> None:

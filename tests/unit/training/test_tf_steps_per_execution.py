@@ -11,9 +11,6 @@ whatever the setting is checked on whole runs, in tests/multiproc/test_tf_strate
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,8 @@ from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError
 from distbench.training.progress import TrainProgress
 
+from helpers import probe_result
+
 PROBE = Path(__file__).resolve().parent / "tf_execution_probe.py"
 needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
                               reason="TensorFlow not installed (pip install 'distbench[tf]')")
@@ -29,11 +28,7 @@ needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
 
 @pytest.fixture(scope="module")
 def probe() -> dict:
-    proc = subprocess.run([sys.executable, str(PROBE)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return probe_result(PROBE)
 
 
 @needs_tf
