@@ -67,9 +67,10 @@ def compare(**settings: Any) -> pd.DataFrame:
 
     Settings: strategies (a list or "a,b"; default every installed one but zero and fsdp),
     workers (a list or "1,2"), repeats (an integer or "auto", with target_ci, max_repeats,
-    time_budget), rerun_contended, no_baseline, resume, out, save_model="best", no_progress,
-    and every setting runs share (`distbench compare --help`). Interrupted, it raises
-    `KeyboardInterrupt` once every finished record is safe; `resume=out` continues it.
+    time_budget), rerun_contended, worker_start ("fork" or "exec"), no_baseline, resume, out,
+    save_model="best", no_progress, and every setting runs share (`distbench compare --help`).
+    Interrupted, it raises `KeyboardInterrupt` once every finished record is safe; `resume=out`
+    continues it.
     """
     check_keywords(settings, STUDY_ONLY, "distbench.compare")
     need_pandas("distbench.compare")

@@ -354,6 +354,15 @@ _read_duration = _read_number_text(parse_duration,
                                    "a duration such as '20m', '1h' or 600 (seconds)")
 
 
+WORKER_STARTS = ("fork", "exec")
+
+
+def _read_worker_start(flag: str, value: Any) -> str:
+    if value in WORKER_STARTS:
+        return str(value)
+    raise _wrong(flag, " or ".join(map(repr, WORKER_STARTS)), value)
+
+
 def _read_best(flag: str, value: Any) -> str | None:
     if value in ("best", True):
         return "best"
@@ -385,6 +394,7 @@ STUDY_ONLY = {
     "max_repeats": Keyword(10, read_int),
     "time_budget": Keyword(None, read_optional(_read_duration)),
     "rerun_contended": Keyword(0, read_int),
+    "worker_start": Keyword("fork", _read_worker_start),
     "resume": _PATH,
     "no_baseline": Keyword(False, read_switch),
 }

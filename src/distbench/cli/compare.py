@@ -30,6 +30,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                    metavar="N",
                    help="run a run measured while other processes used the cores again, at "
                    "most N times (default: %(default)s, keep it)")
+    g.add_argument("--worker-start", choices=["fork", "exec"],
+                   default=STUDY_ONLY["worker_start"].default,
+                   help="fork: each worker is forked from an interpreter that has imported its "
+                   "framework once for the whole study (the same for every row); exec: each "
+                   "starts from a fresh interpreter, as distbench run does (default: "
+                   "%(default)s)")
     g.add_argument("--resume", metavar="DIR", help="continue the study in DIR: run what is missing")
     g.add_argument(
         "--no-baseline",

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
-    from distbench.system.launchenv import RUN_DIR_VAR
+    from distbench.system.launchenv import HOST_PID_VAR, RUN_DIR_VAR
     from distbench.system.threads import apply_wait_defaults
 
     apply_wait_defaults()  # before torch loads libgomp
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                  master_addr=args.master_addr, master_port=args.master_port)
     run_dir = os.environ.get(RUN_DIR_VAR)
     if run_dir:  # as early as the rank is known: a rank killed under mpiexec is named by it
-        Path(run_dir, f"rank{env.rank}.pid").write_text(str(os.getpid()))
+        pid = os.environ.get(HOST_PID_VAR) or str(os.getpid())  # the PID mpiexec knows
+        Path(run_dir, f"rank{env.rank}.pid").write_text(pid)
     from distbench.training.worker import print_summary, run_worker
 
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)

@@ -42,6 +42,7 @@ from distbench.core.errors import (
     last_error,
 )
 from distbench.data import prepare_dataset
+from distbench.launch.warmstart import ForkedProcess, start_forked, warm_socket
 from distbench.results.records import (
     append_record,
     load_records,
@@ -49,7 +50,13 @@ from distbench.results.records import (
     new_run_id,
     utc_now,
 )
-from distbench.strategies import Launcher, check_workers, missing_framework, strategy_info
+from distbench.strategies import (
+    Launcher,
+    StrategyInfo,
+    check_workers,
+    missing_framework,
+    strategy_info,
+)
 from distbench.system.interrupts import die_with_parent, stop_on_termination
 from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
 from distbench.system.threads import usable_cores
@@ -74,7 +81,7 @@ class WorkerFailure(DistbenchError):
 @dataclass
 class Worker:
     rank: int | None  # None: one mpiexec process standing for all ranks
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     log: Path
 
     def lines(self) -> list[str]:
@@ -173,7 +180,7 @@ def launch(cfg: RunConfig) -> dict:
     run_id = new_run_id()
     try:
         with stop_on_termination():
-            _launch_workers(cfg, info.launcher, run_id)
+            _launch_workers(cfg, info, run_id)
         for record in load_records(cfg.out or "."):
             if record.get("run_id") == run_id:
                 return record
@@ -253,12 +260,14 @@ def loopback_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in env}
 
 
-def _launch_workers(cfg: RunConfig, how: Launcher, run_id: str) -> None:
+def _launch_workers(cfg: RunConfig, info: StrategyInfo, run_id: str) -> None:
+    how = info.launcher
     tmp = run_dir()
     try:
         config_file = tmp / "config.json"
         config_file.write_text(json.dumps(cfg.to_dict()))
-        worker_cmd = [sys.executable, "-m", "distbench", "worker", "--config", str(config_file)]
+        starter = Starter(["worker", "--config", str(config_file)],
+                          warm_socket(info.framework.value))
         processes = cfg.workers if how.multi_process else 1
         threads = cfg.threads_per_worker or max(1, usable_cores() // processes)
         env = {
@@ -273,7 +282,7 @@ def _launch_workers(cfg: RunConfig, how: Launcher, run_id: str) -> None:
         env.update(loopback_env(env))
         workers: list[Worker] = []
         try:
-            _start_workers(workers, how, processes, worker_cmd, env, tmp)
+            _start_workers(workers, how, processes, starter, env, tmp)
         except BaseException:  # a failure or Ctrl-C while starting: stop those already started
             _stop(workers)
             raise
@@ -282,12 +291,36 @@ def _launch_workers(cfg: RunConfig, how: Launcher, run_id: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _start_workers(workers: list[Worker], how: Launcher, processes: int, worker_cmd: list[str],
+@dataclass
+class Starter:
+    """How this run's workers start: exec'd as `python -m distbench <argv>`, or forked by the
+    study's fork server for their framework (`launch.warmstart`) where `warm` names one."""
+
+    argv: list[str]
+    warm: Path | None
+
+    def command(self) -> list[str]:
+        """What a launcher that execs (mpiexec) starts for each rank."""
+        if self.warm is None:
+            return [sys.executable, "-m", "distbench", *self.argv]
+        return [sys.executable, "-m", "distbench.launch.warmstart", str(self.warm), *self.argv]
+
+    def start(self, env: dict[str, str], log: Path, show_stdout: bool
+              ) -> subprocess.Popen[bytes] | ForkedProcess:
+        if self.warm is None:
+            return start_process(self.command(), env, log, show_stdout)
+        with log.open("wb") as fh, open(os.devnull, "rb") as null:
+            return start_forked(self.warm, self.argv, env,
+                                {0: null.fileno(), 1: 1 if show_stdout else fh.fileno(),
+                                 2: fh.fileno()})
+
+
+def _start_workers(workers: list[Worker], how: Launcher, processes: int, starter: Starter,
                    env: dict[str, str], tmp: Path) -> None:
     """Start the worker processes, appending each to `workers` as soon as it runs."""
     if how is Launcher.MPIEXEC:
         log = tmp / "mpiexec.log"
-        cmd = [mpiexec_path(), "-n", str(processes), *worker_cmd]
+        cmd = [mpiexec_path(), "-n", str(processes), *starter.command()]
         workers.append(Worker(None, start_process(cmd, env, log, show_stdout=False), log))
         return
     tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
@@ -299,7 +332,7 @@ def _start_workers(workers: list[Worker], how: Launcher, processes: int, worker_
                 {"cluster": {"worker": tf_hosts}, "task": {"type": "worker", "index": rank}}
             )
         log = tmp / f"rank{rank}.log"
-        workers.append(Worker(rank, start_process(worker_cmd, rank_env, log, rank == 0), log))
+        workers.append(Worker(rank, starter.start(rank_env, log, rank == 0), log))
 
 
 def start_process(

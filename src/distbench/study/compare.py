@@ -41,10 +41,17 @@ from rich.markup import escape
 from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError, last_error, unknown_name
 from distbench.data import prepare_dataset
+from distbench.launch.local import run_dir
+from distbench.launch.warmstart import WarmPool, warm_pool
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
-from distbench.strategies import STRATEGIES, foreign_options, framework_baselines
+from distbench.strategies import (
+    STRATEGIES,
+    foreign_options,
+    framework_baselines,
+    missing_framework,
+)
 from distbench.study.adaptive import AutoRepeats, stop_reason, widest
 from distbench.study.best_model import describe as describe_best
 from distbench.study.best_model import keep_best
@@ -98,6 +105,8 @@ class Plan:
     auto: AutoRepeats | None = None
     # How often a run measured while other processes used the cores is run again.
     rerun_contended: int = 0
+    # How every run's workers start: forked from a fork server per framework, or exec'd.
+    worker_start: str = "fork"
 
     def validate(self) -> None:
         check_strategies(self.strategies)
@@ -107,6 +116,8 @@ class Plan:
             raise UsageError(f"--repeats must be >= 1, got {self.repeats}")
         if self.rerun_contended < 0:
             raise UsageError(f"--rerun-contended must be >= 0, got {self.rerun_contended}")
+        if self.worker_start not in ("fork", "exec"):
+            raise UsageError(f"--worker-start must be fork or exec, got {self.worker_start!r}")
         if self.auto and not (0 < self.auto.target_ci < 1 and self.auto.max_repeats >= 2):
             raise UsageError("--target-ci must be in (0%, 100%) and --max-repeats >= 2")
         self.base.validate()
@@ -150,7 +161,8 @@ class Plan:
         auto = raw.get("auto")
         return cls(list(raw["strategies"]), [int(w) for w in raw["workers"]],
                    int(raw["repeats"]), RunConfig.from_dict(raw["base"]),
-                   AutoRepeats(**auto) if auto else None, int(raw.get("rerun_contended", 0)))
+                   AutoRepeats(**auto) if auto else None, int(raw.get("rerun_contended", 0)),
+                   str(raw.get("worker_start", "exec")))
 
 
 # The compare command that redoes a plan into a folder, every setting spelled out; the CLI
@@ -169,6 +181,7 @@ class CompareRequest:
     repeats: int = 3
     auto: AutoRepeats | None = None  # `--repeats auto`: rounds added until the intervals converge
     rerun_contended: int = 0  # run a contended run again, at most this often
+    worker_start: str = "fork"  # "fork": from a fork server per framework; "exec": fresh
     out: Path | None = None  # None: results/<UTC timestamp>/
     resume: Path | None = None  # continue the study saved there; the settings above are unused
     no_baseline: bool = False  # do not add single / tf-single when they are not listed
@@ -203,7 +216,7 @@ def make_plan(request: CompareRequest) -> Plan:
         strategies = with_baselines(strategies, available)
     plan = Plan(strategies, sorted(set(request.workers)), request.repeats,
                 replace(request.base, save_model=request.save_best), request.auto,
-                request.rerun_contended)
+                request.rerun_contended, request.worker_start)
     plan.validate()
     return plan
 
@@ -297,8 +310,9 @@ def reason_from_log(log: Path, code: int | None) -> str:
 class CellRunner:
     """Runs one slot in a fresh process and makes sure it leaves exactly one answer."""
 
-    def __init__(self, plan: Plan, out: Path, configs: dict[Cell, RunConfig]) -> None:
-        self.plan, self.out, self.configs = plan, out, configs
+    def __init__(self, plan: Plan, out: Path, configs: dict[Cell, RunConfig],
+                 warm: WarmPool | None = None) -> None:
+        self.plan, self.out, self.configs, self.warm = plan, out, configs, warm
         self.logs = out / LOGS_DIR
         self.started = 0
 
@@ -314,6 +328,11 @@ class CellRunner:
     def run(self, slot: Slot) -> SlotResult:
         self.started += 1
         self.logs.mkdir(parents=True, exist_ok=True)
+        env = None
+        if self.warm is not None and missing_framework(slot.cell.strategy) is None:
+            # Outside the run's wall time: the framework's import, once per study.
+            self.warm.ensure(STRATEGIES[slot.cell.strategy].framework.value)
+            env = {**os.environ, **self.warm.env}
         log = self.logs / f"{self.started:03d}-{slot.cell.strategy}-w{slot.cell.workers}-" \
                           f"r{slot.repeat + 1}.log"
         before = len(_records(self.out))
@@ -321,8 +340,8 @@ class CellRunner:
         with log.open("wb") as fh:
             # Its own session (a Ctrl-C reaches it only through `stop`), and it dies with this
             # process, even by SIGKILL: its workers die with it in turn.
-            proc = subprocess.Popen(self.command(slot), stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
+            proc = subprocess.Popen(self.command(slot), env=env, stdin=subprocess.DEVNULL,
+                                    stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=die_with_parent)
         try:
             code = proc.wait(timeout=self.timeout())
@@ -511,10 +530,10 @@ def run_slot(console: Console, study: Study, runner: CellRunner, slot: Slot) -> 
     return result
 
 
-def run_pending(console: Console, study: Study, pending: list[Slot], live: bool
-                ) -> tuple[list[float], bool]:
+def run_pending(console: Console, study: Study, pending: list[Slot], warm: WarmPool | None,
+                live: bool) -> tuple[list[float], bool]:
     """Run the slots in order; the wall time of each finished run, and whether Ctrl-C came."""
-    runner = CellRunner(study.plan, study.out, study.configs)
+    runner = CellRunner(study.plan, study.out, study.configs, warm)
     walls: list[float] = []
     try:
         with StudyProgress(console, study.plan, len(study.plan.slots()) - len(pending),
@@ -558,7 +577,8 @@ def next_round(console: Console, study: Study, elapsed_s: float, round_s: float)
     return True
 
 
-def run_rounds(console: Console, study: Study, live: bool) -> tuple[list[float], bool]:
+def run_rounds(console: Console, study: Study, warm: WarmPool | None, live: bool
+               ) -> tuple[list[float], bool]:
     """The planned rounds, then (with `--repeats auto`) more until the intervals converge."""
     start = time.monotonic()
     walls: list[float] = []
@@ -566,7 +586,7 @@ def run_rounds(console: Console, study: Study, live: bool) -> tuple[list[float],
         done = completed_counts(study.out, study.plan, study.configs, replaced(study))
         pending = pending_slots(study.plan, done)
         before = time.monotonic()
-        more, interrupted = run_pending(console, study, pending, live)
+        more, interrupted = run_pending(console, study, pending, warm, live)
         walls += more
         if interrupted:
             return walls, True
@@ -593,8 +613,12 @@ def report_study(console: Console, study: Study, session: dict[str, Any],
         console.print(escape(describe_best(study.out)))
     if walls:
         added = session["wall_s"] - sum(walls)
+        servers = session.get("fork_server_s") or {}
+        imports = (f", {sum(servers.values()):.1f} s of it importing "
+                   f"{' and '.join(sorted(servers))} once for every worker (--worker-start fork)"
+                   if servers else "")
         console.print(f"{count(len(walls), 'run')} took {sum(walls):.1f} s; compare added "
-                      f"{added:.2f} s ({added / sum(walls):.2%}), and "
+                      f"{added:.2f} s ({added / sum(walls):.2%}{imports}), and "
                       f"{session['report_s']:.1f} s for the report")
 
 
@@ -642,9 +666,14 @@ def run_compare(request: CompareRequest) -> int:
                   f"{total - len(pending)} already done; results in {out}")
 
     start = time.monotonic()
-    walls, interrupted = run_rounds(console, study, live=request.progress)
+    # One fork server per framework for the whole study (--worker-start fork), closed with it.
+    with (warm_pool(run_dir()) if plan.worker_start == "fork"
+          else contextlib.nullcontext()) as warm:
+        walls, interrupted = run_rounds(console, study, warm, live=request.progress)
     session.update(finished_at=utc_now(), wall_s=time.monotonic() - start, runs=len(walls),
                    runs_wall_s=sum(walls), interrupted=interrupted,
+                   worker_start=plan.worker_start,
+                   fork_server_s=warm.start_s if warm is not None else None,
                    noise_after=measure_noise())
     warn_noise(console, session["noise_after"], "after the runs")
     total = len(plan.slots())

@@ -12,3 +12,11 @@ RUN_DIR_VAR = "DISTBENCH_RUN_DIR"
 # The run id the launcher chose: rank 0's record carries it, so the launcher finds its own record
 # among those of runs written into the same --out at the same time.
 RUN_ID_VAR = "DISTBENCH_RUN_ID"
+# Set by `distbench compare` for the launchers it starts: the folder of its fork servers' sockets
+# (`launch.warmstart`), one per framework; without it a launcher execs each worker.
+WARM_DIR_VAR = "DISTBENCH_WARM_DIR"
+# Set by a fork server in each worker it forks ("fork"); an exec'd worker has none ("exec").
+WORKER_START_VAR = "DISTBENCH_WORKER_START"
+# The PID the launcher knows a forked worker by, when mpiexec started a stand-in for it: its PID
+# file names that one, which is the one mpiexec reports.
+HOST_PID_VAR = "DISTBENCH_HOST_PID"

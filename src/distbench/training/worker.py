@@ -21,7 +21,7 @@ from distbench.data import Dataset, load_dataset
 from distbench.results.records import append_record, make_record, utc_now
 from distbench.strategies import Framework, get_strategy
 from distbench.system.cluster import ClusterEnv
-from distbench.system.launchenv import LAUNCH_T0_VAR
+from distbench.system.launchenv import LAUNCH_T0_VAR, WORKER_START_VAR
 from distbench.system.threads import one_process_threads, usable_cores
 from distbench.system.timing import clock
 
@@ -68,6 +68,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
                 backend=strategy.backend, cluster_source=env.source, data_note=data.note,
                 threads_note=threads_note,
                 data_source=data.source,
+                worker_start=os.environ.get(WORKER_START_VAR, "exec"),
             )
             record = make_record(cfg, measured=measured, started_at=started_at)
             if cfg.save_model:

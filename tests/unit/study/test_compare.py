@@ -22,6 +22,7 @@ from distbench.api.runs import compare_request
 from distbench.api.settings import STUDY_ONLY, config_argv
 from distbench.cli.flags import given_settings
 from distbench.cli.main import build_parser, main
+from distbench.launch.warmstart import WarmPool
 from distbench.report.analysis import INTERRUPTED, analyse
 from distbench.results.records import append_record, load_records, make_record
 from distbench.study import compare
@@ -125,6 +126,7 @@ def fake_runs(monkeypatch):
         return [sys.executable, "-c", APPEND, str(self.out), json.dumps(record)]
 
     monkeypatch.setattr(CellRunner, "command", command)
+    monkeypatch.setattr(WarmPool, "ensure", lambda self, framework: None)  # no worker to fork
 
 
 def test_failing_cells_are_recorded_and_the_study_goes_on(fake_runs, tmp_path, capsys):

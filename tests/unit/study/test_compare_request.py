@@ -16,6 +16,7 @@ import pytest
 
 from distbench.core.config import DataConfig, ModelConfig, RunConfig
 from distbench.core.errors import UsageError
+from distbench.launch.warmstart import WarmPool
 from distbench.results.records import load_records, make_record
 from distbench.study.compare import (
     Cell,
@@ -54,6 +55,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         return [sys.executable, "-c", APPEND, str(self.out), json.dumps(record)]
 
     monkeypatch.setattr(CellRunner, "command", command)
+    monkeypatch.setattr(WarmPool, "ensure", lambda self, framework: None)  # no worker to fork
 
 
 def test_plan_comes_from_the_request() -> None:
