@@ -423,6 +423,21 @@ def marked_processes(marker: str) -> dict[int, dict[str, str]]:
     return found
 
 
+def forked_workers(marker: str) -> list[int]:
+    """PIDs of the workers that the fork servers of a marked study forked. Their environment in
+    /proc is the server's (a fork keeps it): they carry the marker but not RANK."""
+    parents = {}
+    for pid in marked_processes(marker):
+        try:
+            parents[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"distbench.cli.forkserver" not in cmdline:
+            parents.pop(pid)
+    return [pid for pid, parent in parents.items() if parent in parents]
+
+
 # --------------------------------------------------------------------------- Keras facts
 # TensorFlow never loads in the pytest process (it fixes its devices and threads at first use and
 # its thread pools do not survive fork): these run in a subprocess, `keras_facts()`.

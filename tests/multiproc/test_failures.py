@@ -14,7 +14,7 @@ import pytest
 
 from distbench.results.records import load_records
 
-from helpers import marked_processes, run_cli
+from helpers import forked_workers, marked_processes, run_cli
 
 LONG = [
     "--dataset",
@@ -40,6 +40,15 @@ def rank_pid(marker: str, rank: int, deadline: float) -> int:
                 return pid
         time.sleep(0.2)
     raise AssertionError(f"rank {rank} never started")
+
+
+def forked(marker: str, count: int, deadline: float) -> list[int]:
+    while time.monotonic() < deadline:
+        pids = forked_workers(marker)
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.2)
+    raise AssertionError(f"{count} forked workers never started")
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "mpi"])
@@ -146,7 +155,7 @@ def test_sigkill_of_compare_leaves_no_process(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        rank_pid(marker, 1, time.monotonic() + 90)  # compare -> run -> the workers
+        forked(marker, 2, time.monotonic() + 90)  # compare -> run -> the forked workers
         proc.kill()
         proc.wait(timeout=10)
     finally:
@@ -155,3 +164,30 @@ def test_sigkill_of_compare_leaves_no_process(tmp_path):
     while marked_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert marked_processes(marker) == {}, "a run or worker outlived compare"
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "mpi"])
+def test_sigkill_of_a_forked_worker_fails_its_run_only(tmp_path, strategy):
+    """A worker forked by compare's fork server (under mpiexec: through its stand-in) that is
+    killed is named like an exec'd one, its run is recorded failed, and nothing is left."""
+    marker = uuid.uuid4().hex
+    out = tmp_path / "study"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distbench", "compare", "--strategies", strategy, "--workers",
+         "2", "--no-baseline", "--repeats", "1", *LONG, "--out", str(out)],
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        victim = forked(marker, 2, time.monotonic() + 90)[-1]
+        time.sleep(4)  # let training begin
+        os.kill(victim, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output  # a failed run is an answer: the study goes on
+    (record,) = load_records(out)
+    assert record["status"] == "failed", record
+    assert "killed by SIGKILL" in record["error"] or "ended without a message" in record["error"]
+    time.sleep(0.5)
+    assert marked_processes(marker) == {}, "processes left behind"

@@ -201,7 +201,8 @@ def stand_in(path: str, argv: list[str]) -> int:
         signal.signal(sig, forward)
     code = worker.wait()
     if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # the two that take no handler
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code
 
