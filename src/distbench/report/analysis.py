@@ -168,6 +168,7 @@ class CellStats:
     contended: int = 0  # runs measured while other processes used the cores
     rank_skew: float | None = None  # median over runs of slowest / fastest rank - 1
     startup_s: float | None = None
+    worker_start: str | None = None  # "fork", "exec" (records before the field: exec'd)
     data_s: float | None = None
     threads_per_worker: int | None = None
     cores: int | None = None
@@ -292,6 +293,7 @@ def cell_stats(setup: Setup, strategy: str, workers: int,
     c.compute_s = _med(float(r["train_s"]) - float(r["comm_s"]) for r in ok
                        if r.get("comm_s") is not None)
     c.startup_s = _med(r.get("startup_s") for r in ok)
+    c.worker_start = ", ".join(sorted({str(r.get("worker_start") or "exec") for r in ok})) or None
     c.data_s = _med(r.get("data_s") for r in ok)
     c.curve = _curve(ok)
     _memory(c, ok)

@@ -106,11 +106,12 @@ def _setup_section(s: SetupSummary, plots: dict[str, Path]) -> str:
                    + "".join(_img(p, TITLES[name]) for name, p in plots.items()) + "</div>")
     out.append("<h3>Fairness settings</h3>" + _dl(s.fairness()))
     out.append("<h3>Timing beside training</h3>")
-    out.append(_table(["Strategy", "Workers", "Start-up (s)", "Data loading (s)", "Comm (s)",
-                       "Comm measured by"],
+    out.append(_table(["Strategy", "Workers", "Start-up (s)", "Workers started by",
+                       "Data loading (s)", "Comm (s)", "Comm measured by"],
                       [(c.status, [c.strategy, str(c.workers), fmt_s(c.startup_s),
-                                   fmt_s(c.data_s), fmt_s(c.comm_s), c.comm_method or "–"])
-                       for c in s.cells], 5))
+                                   c.worker_start or "–", fmt_s(c.data_s), fmt_s(c.comm_s),
+                                   c.comm_method or "–"])
+                       for c in s.cells], 6))
     out.append("<h3>Environment</h3>")
     envs = [{**e, "scheduler": e.get("scheduler") or "none"} for e in s.envs]
     if envs:

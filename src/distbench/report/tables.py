@@ -256,6 +256,7 @@ CSV_FIELDS = [
     "target_reached_runs", "comm_fraction", "comm_s", "compute_s", "comm_method", "startup_s",
     "data_s", "contended_runs", "rank_skew", "error", "notes", "warnings", "compression",
     "exact", "accuracy_delta_vs_exact", "model_state_mb_max_rank", "peak_rss_mb_max_rank",
+    "worker_start",
 ]
 
 
@@ -286,7 +287,7 @@ def csv_text(study: Study) -> str:
                 c.target_reached, c.comm_fraction, c.comm_s, c.compute_s, c.comm_method,
                 c.startup_s, c.data_s, c.contended, c.rank_skew, c.reason, "; ".join(c.notes),
                 "; ".join(c.warnings), c.compression, c.exact, c.acc_delta, c.state_mb,
-                c.rss_mb,
+                c.rss_mb, c.worker_start,
             ]
             w.writerow([_num(v) for v in values])
     return buf.getvalue()

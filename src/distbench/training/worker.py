@@ -38,6 +38,14 @@ def make_trainer(cfg: RunConfig, strategy: Any, data: Dataset) -> Any:
     return Trainer(cfg, strategy, data)
 
 
+# Every trainer a process built, never freed: a process's end (`cli.worker.end_process`) drops
+# them. Freeing a DDP model frees its Reducer, whose reference to its gloo process group may be
+# the last one after `destroy_process_group`; the group's destructor then joins gloo's run-loop
+# thread while holding the GIL, and that thread, freeing a finished collective's Python objects,
+# waits for the GIL: the worker hung for good (seen at the end of a ddp x2 run, after its record).
+_KEPT: list[Any] = []
+
+
 def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     """Train once; returns the record on rank 0, None elsewhere."""
     started_at = utc_now()
@@ -57,6 +65,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
         data = load_dataset(cfg.data, cfg.model.image_size)
         data_s = clock() - t
         trainer = make_trainer(cfg, strategy, data)
+        _KEPT.append(trainer)
         measured = trainer.run()
         timings = strategy.all_gather((startup_s, data_s))
         if cfg.save_model:
