@@ -61,7 +61,7 @@ def main() -> int:
         else:
             rows.append((name, workers))
     seen: dict[tuple[str, int, str], list[tuple[dict, float]]] = {}
-    with warm_pool(run_dir()) as pool:
+    with warm_pool(run_dir(), out / "logs") as pool:
         for name, _ in rows:
             pool.ensure(STRATEGIES[name].framework.value)
         print("fork servers ready: " + ", ".join(f"{f} {s:.1f} s"

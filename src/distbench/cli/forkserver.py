@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import json
 import os
@@ -40,7 +41,6 @@ PRELOAD = {
     Framework.TENSORFLOW: ("distbench.strategies.tf_base", "distbench.training.keras_trainer"),
 }
 PEER_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-FD_FLOOR = 1024  # received descriptors wait above every number a request may ask for
 
 
 class Server:
@@ -68,7 +68,7 @@ class Server:
                 elif key.fileobj == self.wake_r:
                     os.read(self.wake_r, 4096)
                     self.reap()
-                else:
+                elif key.fileobj in self.workers.values():  # not reaped earlier in this batch
                     self.requester_gone(key.fileobj)  # type: ignore[arg-type]
 
     def accept(self) -> None:
@@ -81,7 +81,7 @@ class Server:
             conn.settimeout(10.0)  # a requester that stalls mid-request cannot stall the server
             request, fds = recv_request(conn)
             conn.settimeout(None)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad request must not end the server
             print(f"refused a request: {exc}", file=sys.stderr, flush=True)
             conn.close()
             return
@@ -91,7 +91,7 @@ class Server:
             print(f"cannot fork a worker: {exc}", file=sys.stderr, flush=True)
             pid = -1
         if pid == 0:
-            self.become_worker(request, fds)
+            self.become_worker(request, fds, conn)
         for fd in fds:
             os.close(fd)
         if pid < 0:
@@ -114,7 +114,9 @@ class Server:
         conn.close()
         self.workers[pid] = None
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)  # the worker and whatever it started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # not yet reaped: the PID is still this one's
 
     def reap(self) -> None:
         while self.workers:
@@ -134,24 +136,27 @@ class Server:
                 conn.sendall(json.dumps({"returncode": code}).encode() + b"\n")
             conn.close()
 
-    def become_worker(self, request: dict[str, Any], fds: list[int]) -> NoReturn:
+    def become_worker(self, request: dict[str, Any], fds: list[int],
+                      conn: socket.socket) -> NoReturn:
         """In the child: shed the server, take on the requester's process state, run the
         worker, and leave with its exit code (never returning into the server's loop)."""
-        code = 1
+        code: int = 1
         try:
+            os.setsid()  # first: a signal to the worker's group must reach it from now on
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self.selector.close()
-            for conn in (self.listener, *(c for c in self.workers.values() if c is not None)):
-                conn.close()
+            for other in (self.listener, conn,
+                          *(c for c in self.workers.values() if c is not None)):
+                other.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
-            os.setsid()
             die_with_parent()
-            # Lift every received descriptor out of the way before placing any of them.
-            lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_FLOOR) for fd in fds]
+            # Lift every received descriptor above every number involved before placing any.
+            floor = max(*fds, *request["fds"]) + 1
+            lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor) for fd in fds]
             for fd in fds:
                 os.close(fd)
             for fd, target in zip(lifted, request["fds"]):
@@ -165,8 +170,13 @@ class Server:
             os.chdir(request["cwd"])
             sys.argv = ["distbench", *request["argv"]]
             code = main(request["argv"])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+        except SystemExit as exc:  # as the interpreter ends on it
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:
+                print(exc.code, file=sys.stderr)
+        except KeyboardInterrupt:
+            code = 128 + signal.SIGINT
         except BaseException:  # noqa: BLE001 - the traceback goes to the worker's log
             import traceback
 
@@ -175,7 +185,7 @@ class Server:
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
                 sys.stderr.flush()
-            os._exit(code)
+            os._exit(code if isinstance(code, int) else 1)
 
 
 def serve(framework: str, path: str) -> NoReturn:
@@ -184,8 +194,16 @@ def serve(framework: str, path: str) -> NoReturn:
     # The interpreter has the frameworks' helper threads (OpenBLAS's pool, which re-creates
     # itself after a fork) but no Python thread: the fork is the one the worker design needs.
     warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks")
+    if Framework(framework) is Framework.TENSORFLOW:
+        from distbench.strategies.tf_base import import_tensorflow
+
+        import_tensorflow()  # with the environment a worker's strategy sets before it imports
     for module in PRELOAD[Framework(framework)]:
         importlib.import_module(module)
+    # What the imports allocated is never garbage: frozen, a worker's collections neither walk
+    # it nor write to (and so copy) its pages; the driver freezes an exec'd worker's alike.
+    gc.collect()
+    gc.freeze()
     server = Server(path)
     print(READY, flush=True)
     server.loop()

@@ -92,6 +92,9 @@ class Worker:
     def killed(self) -> str | None:
         """One line naming the process and the signal that killed it, if one did."""
         code = self.process.returncode
+        if getattr(self.process, "server_gone", False):
+            return (f"rank {self.rank} was killed: the fork server that started it ended (see "
+                    "logs/forkserver-*.log in the study's folder)")
         if code is not None and code < 0:
             who = f"rank {self.rank}" if self.rank is not None else "mpiexec"
             return f"{who} was killed by {signal.Signals(-code).name}"

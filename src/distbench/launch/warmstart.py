@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -42,6 +43,10 @@ from distbench.system.interrupts import die_with_parent
 from distbench.system.launchenv import WARM_DIR_VAR
 
 HEADER = struct.Struct("!I")  # the request's length
+# What a stand-in passes on to its worker (mpiexec forwards these to its ranks).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2)
+MAX_SOCKET_PATH = 107  # sockaddr_un's path, less its terminating NUL
 MAX_REQUEST = 4 << 20  # a request is an environment and an argv: megabytes would be hostile
 MAX_FDS = 8
 READY = "ready"
@@ -85,7 +90,7 @@ def recv_request(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
             body += chunk
         request = json.loads(body)
         check_request(request, len(fds))
-    except (ValueError, json.JSONDecodeError):
+    except BaseException:  # a stalled or malformed request: no descriptor of it stays open
         for fd in fds:
             os.close(fd)
         raise
@@ -103,6 +108,7 @@ def check_request(request: Any, fds: int) -> None:
           and isinstance(request.get("cwd"), str)
           and isinstance(request.get("fds"), list) and len(request["fds"]) == fds
           and all(isinstance(t, int) and 0 <= t < 1024 for t in request["fds"])
+          and {0, 1, 2} <= set(request["fds"]) and len(set(request["fds"])) == fds
           and isinstance(request.get("pid"), int))
     if not ok:
         raise ValueError("malformed request")
@@ -115,15 +121,16 @@ class ForkedProcess:
     """A worker forked by a fork server: what the launcher uses of `subprocess.Popen`.
 
     Its exit comes over the connection; a server that died first (the worker dies with it)
-    reads as SIGKILL."""
+    reads as SIGKILL, with `server_gone` set so that the launcher names the server."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.buf = sock, b""
+        self.server_gone = False
         line = self._next_line(START_TIMEOUT_S)
         if not line:
             sock.close()
-            raise DistbenchError("the fork server did not start the worker (see its log in the "
-                                 "study's logs folder)")
+            raise DistbenchError("the fork server did not start the worker (see "
+                                 "logs/forkserver-*.log in the study's folder)")
         self.pid: int = int(json.loads(line)["pid"])
         self.returncode: int | None = None
 
@@ -142,6 +149,7 @@ class ForkedProcess:
         line = self._next_line(timeout)
         if line is None:
             return False
+        self.server_gone = not line
         self.returncode = int(json.loads(line)["returncode"]) if line else -signal.SIGKILL
         self.sock.close()
         return True
@@ -197,12 +205,13 @@ def stand_in(path: str, argv: list[str]) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in FORWARDED:
         signal.signal(sig, forward)
     code = worker.wait()
     if code < 0:
         if -code not in (signal.SIGKILL, signal.SIGSTOP):  # the two that take no handler
             signal.signal(-code, signal.SIG_DFL)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the worker's core is the one
         os.kill(os.getpid(), -code)
     return code
 
@@ -211,10 +220,11 @@ def stand_in(path: str, argv: list[str]) -> int:
 
 
 class WarmPool:
-    """The fork servers of one study, one per framework, each started on first use."""
+    """The fork servers of one study, one per framework, each started on first use; each logs
+    to `logs/forkserver-<framework>.log`."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, logs: Path) -> None:
+        self.folder, self.logs = folder, logs
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
         self.start_s: dict[str, float] = {}
 
@@ -229,8 +239,14 @@ class WarmPool:
         server = self.servers.get(framework)
         if server is not None and server.poll() is None:
             return
+        if server is not None:  # died: a new one takes its place
+            self.stop(framework)
         path = socket_path(self.folder, framework)
-        log = self.folder / f"{framework}.log"
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            raise DistbenchError(f"{path}: too long for a Unix socket; set TMPDIR to a shorter "
+                                 "folder, or use --worker-start exec")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"forkserver-{framework}.log"
         path.unlink(missing_ok=True)
         start = time.monotonic()
         with log.open("ab") as fh:
@@ -240,12 +256,16 @@ class WarmPool:
                 start_new_session=True, preexec_fn=die_with_parent)
         self.servers[framework] = server
         assert server.stdout is not None
-        ready = server.stdout.readline().decode(errors="replace").strip()
+        poller = select.poll()
+        poller.register(server.stdout, select.POLLIN)
+        ready = (server.stdout.readline().decode(errors="replace").strip()
+                 if poller.poll(START_TIMEOUT_S * 1000) else "")
         if ready != READY:
             self.stop(framework)
-            lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
+            lines = log.read_text(errors="replace").strip().splitlines() or [
+                f"no answer in {START_TIMEOUT_S:g} s"]
             raise DistbenchError(f"the {framework} fork server did not start ({lines[-1]}); "
-                                 "run again with --worker-start exec")
+                                 f"its log is {log}; start the study with --worker-start exec")
         self.start_s[framework] = self.start_s.get(framework, 0.0) + time.monotonic() - start
 
     def stop(self, framework: str) -> None:
@@ -263,8 +283,8 @@ class WarmPool:
 
 
 @contextlib.contextmanager
-def warm_pool(folder: Path) -> Iterator[WarmPool]:
-    pool = WarmPool(folder)
+def warm_pool(folder: Path, logs: Path) -> Iterator[WarmPool]:
+    pool = WarmPool(folder, logs)
     try:
         yield pool
     finally:

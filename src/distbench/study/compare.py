@@ -667,7 +667,7 @@ def run_compare(request: CompareRequest) -> int:
 
     start = time.monotonic()
     # One fork server per framework for the whole study (--worker-start fork), closed with it.
-    with (warm_pool(run_dir()) if plan.worker_start == "fork"
+    with (warm_pool(run_dir(), out / LOGS_DIR) if plan.worker_start == "fork"
           else contextlib.nullcontext()) as warm:
         walls, interrupted = run_rounds(console, study, warm, live=request.progress)
     session.update(finished_at=utc_now(), wall_s=time.monotonic() - start, runs=len(walls),

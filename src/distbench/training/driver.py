@@ -23,6 +23,7 @@ and its extra record fields. This module imports neither framework.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from abc import ABC, abstractmethod
@@ -161,6 +162,11 @@ class EpochDriver(ABC):
         cfg, s = self.cfg, self.strategy
         self.warm_up()
         self.before_timed_epochs()
+        # Everything alive now (imports, data, model) outlives the run: frozen, the garbage
+        # collector no longer walks it inside the clock, in an exec'd worker as in one forked
+        # from an interpreter that froze its imports (`cli.forkserver`).
+        gc.collect()
+        gc.freeze()
         progress = TrainProgress(enabled=cfg.progress and s.rank == 0, epochs=cfg.epochs,
                                  steps_per_epoch=self.steps_per_epoch)
         epoch_s: list[float] = []

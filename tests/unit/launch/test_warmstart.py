@@ -30,7 +30,7 @@ LONG = ["worker", "--strategy", "single", "--dataset", "synthetic", "--synthetic
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("warm")
-    with warm_pool(folder) as pool:
+    with warm_pool(folder, folder.parent / "logs") as pool:
         pool.ensure("pytorch")
         yield socket_path(folder, "pytorch")
     assert not folder.exists(), "the pool removes its folder"
