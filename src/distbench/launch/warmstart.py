@@ -8,9 +8,9 @@ A PyTorch worker spends about 3.5 s importing torch and `torch._dynamo` (which t
 0.3-1.5 s of training per run of the default study. A study starts one fork server per framework
 (`distbench.cli.forkserver`), which imports the framework once and then forks every worker of
 every row of that framework: a fresh process each time, with the launcher's environment, file
-descriptors, working directory and arguments, so that from its first line on it runs exactly what
-an exec'd worker runs. Only the imports are shared, and the record says how the worker started
-(`worker_start`).
+descriptors, working directory and arguments, which then runs the `distbench worker` an exec'd
+worker runs. The imports (and what they fixed when they loaded) are shared; the record says how
+the worker started (`worker_start`).
 
 Here: the client side (the launcher's handle on a forked worker, and the stand-in that mpiexec
 starts in place of a worker) and the pool of servers a study keeps. The protocol is one request
