@@ -15,7 +15,9 @@ Prints, per batch size:
               Keras epoch is `tf-single`'s, in its own process)
   the compute-bound limit (training FLOPs / measured matmul FLOP/s) and the epoch of each
   setting as a multiple of it: eager with --optimizer-impl default|foreach|fused, and
-  --compile with the fused optimizer (targets: best within 5x at batch 32, 2x at batch 128).
+  --compile with the fused optimizer (forward and backward compiled, the update one fused
+  kernel) and with foreach (the whole step compiled, update included) (targets: best within 5x
+  at batch 32, 2x at batch 128).
 --profile adds torch.profiler's table of the batch-32 step: where its time goes, by operator.
 """
 
@@ -212,6 +214,7 @@ def main() -> None:
         settings = {f"eager, --optimizer-impl {impl}": (False, impl) for impl in IMPLS}
         if not args.no_compile:
             settings["--compile, --optimizer-impl fused"] = (True, "fused")
+            settings["--compile, --optimizer-impl foreach"] = (True, "foreach")
         epochs: dict[str, list[float]] = {name: [] for name in settings}
         for r in range(args.repeats):  # interleaved, like the pairs above
             for name, (compiled, impl) in settings.items():

@@ -166,7 +166,7 @@ _FIELD_TYPES: dict[str, str] = {
     **dict.fromkeys(("run_id", "started_at", "error", "framework", "backend", "dataset", "model",
                      "optimizer", "scaling", "comm_method", "compression", "checkpoint",
                      "model_sha256", "data_note", "compile_note", "threads_note",
-                     "optimizer_impl", "worker_start"), _TEXT),
+                     "optimizer_impl", "worker_start", "compiled_step"), _TEXT),
     **dict.fromkeys(("schema_version", "epochs", "global_batch", "threads_per_worker", "seed",
                      "steps", "grad_bytes", "model_params", "classes", "train_samples",
                      "test_samples"), _INT),

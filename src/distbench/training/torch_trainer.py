@@ -101,19 +101,40 @@ class ModuleSnapshot:
     """Weights, buffers and optimizer state, copied; `restore` also clears the gradients.
 
     Each rank copies what it holds: sharded parameters as their shards, and of a sharded
-    optimizer only its own part (`Strategy.local_optimizer`), so no snapshot gathers."""
+    optimizer only its own part (`Strategy.local_optimizer`), so no snapshot gathers.
+
+    `in_place`: the optimizer's state tensors keep their identity, as a compiled optimizer step
+    needs (new ones would recompile it inside the clock). A parameter without state in the
+    snapshot gets its state zeroed, which is the state Adam starts from and, for SGD without
+    dampening, gives its first step exactly (0 * momentum + gradient)."""
 
     def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 local: torch.optim.Optimizer, strategy: Strategy) -> None:
+                 local: torch.optim.Optimizer, strategy: Strategy,
+                 in_place: Callable[[], bool] = lambda: False) -> None:
         self.net, self.optimizer, self.local = net, optimizer, local
-        self.strategy = strategy
+        self.strategy, self.in_place = strategy, in_place
         self.weights = copy.deepcopy(net.state_dict())
         self.optimizer_state = copy.deepcopy(local.state_dict())
 
     def restore(self) -> None:
         self.net.load_state_dict(self.weights)
-        self.local.load_state_dict(self.optimizer_state)
+        if self.in_place():  # asked at each restore: the compile trial comes after the copy
+            self.restore_optimizer_in_place()
+        else:
+            self.local.load_state_dict(self.optimizer_state)
         self.strategy.zero_grad(self.optimizer)
+
+    def restore_optimizer_in_place(self) -> None:
+        saved = self.optimizer_state["state"]
+        params = [p for group in self.local.param_groups for p in group["params"]]
+        for index, param in enumerate(params):
+            for key, value in self.local.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor):
+                    before = saved.get(index, {}).get(key)
+                    if before is None:
+                        value.zero_()
+                    else:
+                        value.copy_(before)
 
 
 class Trainer(EpochDriver):
@@ -133,6 +154,9 @@ class Trainer(EpochDriver):
         self.model = self.wrapped  # what the steps call: `wrapped`, or its compiled form
         self.compile_note: str | None = None
         self.optimizer = make_optimizer(cfg, self.net.parameters(), strategy)
+        self.optimizer_step: Callable[[], Any] = self.optimizer.step  # or its compiled form
+        self.optimizer_compiled = False
+        self.compiled_step: str | None = None  # what --compile compiled, for the record
         self.state_bytes: int | None = None  # model state this rank holds, after a step
         self.n_train = len(data.train_y)
         self.steps_done = 0  # timed steps, across epochs (param-avg syncs every K of them)
@@ -171,7 +195,7 @@ class Trainer(EpochDriver):
              ) -> tuple[torch.Tensor, int]:
         loss = self.forward_backward(x, y, count)
         self.strategy.sync_gradients(self.model)
-        self.optimizer.step()
+        self.optimizer_step()
         if self.state_bytes is None:  # the first step: gradients and optimizer state all exist
             self.state_bytes = self.model_state_bytes()
         self.strategy.zero_grad(self.optimizer)
@@ -185,7 +209,18 @@ class Trainer(EpochDriver):
     # ---- the driver's parts
     def snapshot(self) -> ModuleSnapshot:
         return ModuleSnapshot(self.net, self.optimizer,
-                              self.strategy.local_optimizer(self.optimizer), self.strategy)
+                              self.strategy.local_optimizer(self.optimizer), self.strategy,
+                              in_place=lambda: self.optimizer_compiled)
+
+    @property
+    def optimizer_compiles(self) -> bool:
+        """A plain torch.optim optimizer (not a sharded wrapper such as ZeRO's, whose step is a
+        collective of its own), not fused (torch.compile does not trace into a fused kernel: the
+        update would stay that one kernel, behind a graph break), and, for SGD, without
+        dampening (see `ModuleSnapshot`)."""
+        return (self.strategy.local_optimizer(self.optimizer) is self.optimizer
+                and self.cfg.optimizer_kernel != "fused"
+                and all(not g.get("dampening") for g in self.optimizer.param_groups))
 
     def model_state_bytes(self) -> int:
         """Parameters + gradients + optimizer state this rank stores, counted from the storages
@@ -204,11 +239,20 @@ class Trainer(EpochDriver):
         self.sync_device()
 
     def try_compiled_step(self) -> None:
+        """The whole step: forward and backward (AOTAutograd compiles the backward with the
+        forward), and the optimizer's update where it `optimizer_compiles`; the trial runs one
+        of each (the driver undoes it)."""
         # dynamic: the last, smaller step of an epoch must not recompile inside the clock.
         self.model = torch.compile(self.wrapped, dynamic=True)
         x, y, count = next(self.batches(epoch=0))
         with self.strategy.unsynced(self.wrapped):
             self.forward_backward(x, y, count)
+        self.compiled_step = "forward, backward"
+        if self.optimizer_compiles:
+            self.optimizer_step = torch.compile(self.optimizer.step)
+            self.optimizer_compiled = True
+            self.optimizer_step()
+            self.compiled_step = "forward, backward, optimizer"
         self.sync_device()
 
     def compile_failure(self, exc: Exception) -> str | None:
@@ -219,6 +263,9 @@ class Trainer(EpochDriver):
 
     def fall_back(self, reason: str) -> str:
         self.model = self.wrapped
+        self.optimizer_step = self.optimizer.step
+        self.optimizer_compiled = False
+        self.compiled_step = None
         return f"--compile is unavailable here ({reason}); this run is eager"
 
     def before_timed_epochs(self) -> None:
@@ -310,7 +357,7 @@ class Trainer(EpochDriver):
 
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         shapes = [tuple(p.shape) for p in self.net.parameters()]
-        return {"optimizer_impl": self.cfg.optimizer_kernel,
+        return {"optimizer_impl": self.cfg.optimizer_kernel, "compiled_step": self.compiled_step,
                 "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
                 "wire_bytes": wire_bytes(self.cfg.compression, shapes, self.cfg.powersgd_rank)}
 
