@@ -30,6 +30,7 @@ from typing import Any
 
 from distbench.core.config import COMPRESSIONS, RunConfig
 from distbench.core.errors import UsageError, unknown_name
+from distbench.launch.warmstart import WORKER_STARTS
 from distbench.models import MODEL_NAMES
 
 DEFAULTS = RunConfig()
@@ -355,9 +356,6 @@ def _read_number_text(parse: Callable[[str, str], float], expected: str) -> Read
 _read_percent = _read_number_text(parse_percent, "a percentage such as '5%' or 0.05")
 _read_duration = _read_number_text(parse_duration,
                                    "a duration such as '20m', '1h' or 600 (seconds)")
-
-
-WORKER_STARTS = ("fork", "exec")
 
 
 def _read_worker_start(flag: str, value: Any) -> str:

@@ -12,6 +12,7 @@ import shlex
 from distbench.api.settings import STUDY_ONLY
 from distbench.cli.flags import add_run_flags, given_settings
 from distbench.cli.parser import Subparsers
+from distbench.launch.warmstart import WORKER_STARTS
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                    metavar="N",
                    help="run a run measured while other processes used the cores again, at "
                    "most N times (default: %(default)s, keep it)")
-    g.add_argument("--worker-start", choices=["fork", "exec"],
+    g.add_argument("--worker-start", choices=WORKER_STARTS,
                    default=STUDY_ONLY["worker_start"].default,
                    help="fork: each worker is forked from an interpreter that has imported its "
                    "framework once for the whole study (the same for every row); exec: each "

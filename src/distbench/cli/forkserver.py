@@ -34,11 +34,12 @@ from distbench.system.launchenv import HOST_PID_VAR, WORKER_START_VAR
 from distbench.system.threads import apply_wait_defaults
 
 # What a worker of the framework imports before it trains, the slow part first. torch._dynamo
-# is imported by the first torch.optim optimizer (through torch._disable_dynamo).
+# is imported by the first torch.optim optimizer (through torch._disable_dynamo); TensorFlow
+# itself comes first, through `tf_base.import_tensorflow` (see `serve`).
 PRELOAD = {
     Framework.PYTORCH: ("torch", "torch._dynamo", "torch.distributed",
                         "distbench.training.torch_trainer"),
-    Framework.TENSORFLOW: ("distbench.strategies.tf_base", "distbench.training.keras_trainer"),
+    Framework.TENSORFLOW: ("distbench.training.keras_trainer",),
 }
 PEER_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 

@@ -47,6 +47,8 @@ HEADER = struct.Struct("!I")  # the request's length
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
 MAX_SOCKET_PATH = 107  # sockaddr_un's path, less its terminating NUL
+# How a study's workers start (`--worker-start`): forked from a fork server, or exec'd.
+WORKER_STARTS = ("fork", "exec")
 MAX_REQUEST = 4 << 20  # a request is an environment and an argv: megabytes would be hostile
 MAX_FDS = 8
 READY = "ready"
@@ -125,6 +127,8 @@ class ForkedProcess:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self.buf = sock, b""
+        self.poller = select.poll()  # the launcher polls every worker every 50 ms
+        self.poller.register(sock, select.POLLIN)
         self.server_gone = False
         line = self._next_line(START_TIMEOUT_S)
         if not line:
@@ -157,11 +161,9 @@ class ForkedProcess:
     def _next_line(self, timeout: float | None) -> bytes | None:
         """The server's next answer; None if none came within `timeout`, b"" once it closed."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
         while b"\n" not in self.buf:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not poller.poll(None if left is None else left * 1000):
+            if not self.poller.poll(None if left is None else left * 1000):
                 return None
             chunk = self.sock.recv(4096)
             if not chunk:

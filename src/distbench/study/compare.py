@@ -42,7 +42,7 @@ from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError, last_error, unknown_name
 from distbench.data import prepare_dataset
 from distbench.launch.local import run_dir
-from distbench.launch.warmstart import WarmPool, warm_pool
+from distbench.launch.warmstart import WORKER_STARTS, WarmPool, warm_pool
 from distbench.report import COMPARE_FILE
 from distbench.report.analysis import is_complete, setup_of, setup_of_config
 from distbench.results.records import RUNS_FILE, append_record, load_records, utc_now
@@ -116,7 +116,7 @@ class Plan:
             raise UsageError(f"--repeats must be >= 1, got {self.repeats}")
         if self.rerun_contended < 0:
             raise UsageError(f"--rerun-contended must be >= 0, got {self.rerun_contended}")
-        if self.worker_start not in ("fork", "exec"):
+        if self.worker_start not in WORKER_STARTS:
             raise UsageError(f"--worker-start must be fork or exec, got {self.worker_start!r}")
         if self.auto and not (0 < self.auto.target_ci < 1 and self.auto.max_repeats >= 2):
             raise UsageError("--target-ci must be in (0%, 100%) and --max-repeats >= 2")

@@ -156,7 +156,6 @@ class Trainer(EpochDriver):
         self.optimizer = make_optimizer(cfg, self.net.parameters(), strategy)
         self.optimizer_step: Callable[[], Any] = self.optimizer.step  # or its compiled form
         self.optimizer_compiled = False
-        self.compiled_step: str | None = None  # what --compile compiled, for the record
         self.state_bytes: int | None = None  # model state this rank holds, after a step
         self.n_train = len(data.train_y)
         self.steps_done = 0  # timed steps, across epochs (param-avg syncs every K of them)
@@ -247,13 +246,18 @@ class Trainer(EpochDriver):
         x, y, count = next(self.batches(epoch=0))
         with self.strategy.unsynced(self.wrapped):
             self.forward_backward(x, y, count)
-        self.compiled_step = "forward, backward"
         if self.optimizer_compiles:
             self.optimizer_step = torch.compile(self.optimizer.step)
             self.optimizer_compiled = True
             self.optimizer_step()
-            self.compiled_step = "forward, backward, optimizer"
         self.sync_device()
+
+    @property
+    def compiled_step(self) -> str | None:
+        """What `--compile` compiled, for the record; None for an eager run."""
+        if self.model is self.wrapped:
+            return None
+        return "forward, backward" + (", optimizer" if self.optimizer_compiled else "")
 
     def compile_failure(self, exc: Exception) -> str | None:
         if not isinstance(exc, compile_errors()):
@@ -265,7 +269,6 @@ class Trainer(EpochDriver):
         self.model = self.wrapped
         self.optimizer_step = self.optimizer.step
         self.optimizer_compiled = False
-        self.compiled_step = None
         return f"--compile is unavailable here ({reason}); this run is eager"
 
     def before_timed_epochs(self) -> None:
