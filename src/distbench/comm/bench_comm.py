@@ -131,7 +131,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
 
     The launcher's own start/supervise helpers do the work, so a dead rank stops its peers and
     is reported the same way as in a training run."""
-    from distbench.launch.local import Worker, free_port, mpiexec_path, start_process, supervise
+    from distbench.launch.local import Worker, free_port, mpiexec_command, start_process, supervise
 
     result_file = tmp / f"{backend}-result.json"
     config_file = tmp / f"{backend}-config.json"
@@ -143,7 +143,7 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
                MASTER_PORT=str(free_port()))
     if backend == "mpi":
         log = tmp / "mpi.log"
-        mpi_cmd = [mpiexec_path(), "-n", str(spec.workers), *cmd]
+        mpi_cmd = [*mpiexec_command(spec.workers), *cmd]
         workers = [Worker(None, start_process(mpi_cmd, env, log, show_stdout=False), log)]
     else:
         workers = []

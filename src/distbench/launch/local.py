@@ -19,6 +19,7 @@ when the run ends; folders left by a launcher that was killed are removed at the
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from distbench.core.errors import (
     last_error,
 )
 from distbench.data import prepare_dataset
+from distbench.launch.rankwatch import FirstToEnd
 from distbench.launch.warmstart import ForkedProcess, start_forked, warm_socket
 from distbench.results.records import (
     append_record,
@@ -66,6 +68,9 @@ GRACE_S = 3.0
 LOG_TAIL_LINES = 12
 # How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
 HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
+# Every rank's exit code, in rank order, host by host (`-print-all-exitcodes`).
+HYDRA_CODES = re.compile(r"Exit codes: (.*)$", re.M)
+HYDRA_HOST_CODES = re.compile(r"\[\S+\] (\d+(?:,\d+)*)")
 # The lines of Hydra's "BAD TERMINATION" banner, which says nothing the reason does not.
 HYDRA_BANNER = re.compile(r"=+$|=   |YOUR APPLICATION TERMINATED|This typically refers|Please see "
                           r"the FAQ")
@@ -83,6 +88,7 @@ class Worker:
     rank: int | None  # None: one mpiexec process standing for all ranks
     process: subprocess.Popen[bytes] | ForkedProcess
     log: Path
+    watch: FirstToEnd | None = None  # under mpiexec: which rank ended first
 
     def lines(self) -> list[str]:
         return [
@@ -114,10 +120,12 @@ class Worker:
         return f"{who} exited with code {code}: {lines[-1] if lines else 'no output'}"
 
     def rank_killed_under_mpiexec(self) -> str | None:
-        """Hydra reports a dead rank by PID and code; workers left their PIDs in the run dir.
+        """Hydra reports ranks by PID and exit code; workers left their PIDs in the run dir.
 
-        A rank reading a dead peer's memory inside a collective (MPICH's shared-memory path)
-        aborts at once, and Hydra may then report that abort and not the death: when every
+        When a rank dies, Hydra kills the others with the same SIGKILL, so the rank that ended
+        first (`rankwatch`) is the cause, and its exit code says how it ended. Without that, one
+        rank killed by a signal among ranks that exited is the cause; and a rank reading a dead
+        peer's memory inside a collective (MPICH's shared-memory path) aborts at once: when every
         other rank said why it stopped, the one rank that said nothing is the cause."""
         if self.rank is not None:
             return None
@@ -126,6 +134,21 @@ class Worker:
             f.read_text().strip(): f.stem.removeprefix("rank")
             for f in self.log.parent.glob("rank*.pid")
         }
+        codes = hydra_exit_codes(text)
+        signalled = {str(rank): code for rank, code in enumerate(codes) if code in SIGNAL_CODES}
+        first = self.watch.stop() if self.watch else None
+        code = codes[int(first)] if first is not None and int(first) < len(codes) else 0
+        if code:  # the first rank to end failed (one that finished its work says nothing)
+            return (f"rank {first} was killed by {signal.Signals(code).name}"
+                    if code in SIGNAL_CODES else None)
+        if len(signalled) == 1:
+            (rank, code), = signalled.items()
+            return f"rank {rank} was killed by {signal.Signals(code).name}"
+        if len(signalled) > 1:
+            names = sorted({signal.Signals(c).name for c in signalled.values()})
+            return (f"ranks {', '.join(sorted(signalled, key=int))} were killed by "
+                    f"{'/'.join(names)}: mpiexec kills the others when one dies, and which died "
+                    "first was not seen")
         match = HYDRA_DEATH.search(text)
         if match and int(match[2]) in SIGNAL_CODES:
             pid = match[1]
@@ -155,6 +178,14 @@ class Worker:
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
+def hydra_exit_codes(text: str) -> list[int]:
+    """Each rank's exit code from mpiexec's log, by rank; empty where it printed none."""
+    line = HYDRA_CODES.search(text)
+    if line is None:
+        return []
+    return [int(code) for host in HYDRA_HOST_CODES.findall(line[1]) for code in host.split(",")]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -168,6 +199,16 @@ def mpiexec_path() -> str:
     if not found:
         raise DistbenchError('no mpiexec found: pip install "distbench[mpi]" (the mpich wheel)')
     return found
+
+
+@functools.cache
+def mpiexec_command(processes: int) -> list[str]:
+    """mpiexec for `processes` ranks; Hydra (MPICH's) is asked for every rank's exit code, as
+    its banner names only one rank, the lowest it saw fail."""
+    path = mpiexec_path()
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    hydra = "HYDRA" in version.stdout
+    return [path, *(["-print-all-exitcodes"] if hydra else []), "-n", str(processes)]
 
 
 def launch(cfg: RunConfig) -> dict:
@@ -323,8 +364,9 @@ def _start_workers(workers: list[Worker], how: Launcher, processes: int, starter
     """Start the worker processes, appending each to `workers` as soon as it runs."""
     if how is Launcher.MPIEXEC:
         log = tmp / "mpiexec.log"
-        cmd = [mpiexec_path(), "-n", str(processes), *starter.command()]
-        workers.append(Worker(None, start_process(cmd, env, log, show_stdout=False), log))
+        cmd = [*mpiexec_command(processes), *starter.command()]
+        process = start_process(cmd, env, log, show_stdout=False)
+        workers.append(Worker(None, process, log, FirstToEnd(tmp)))
         return
     tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
     for rank in range(processes):
@@ -355,6 +397,15 @@ def start_process(
 
 def supervise(workers: list[Worker], timeout: float | None) -> None:
     """Wait for all workers; on the first failure or the deadline, stop everyone and raise."""
+    try:
+        _wait_for(workers, timeout)
+    finally:
+        for w in workers:
+            if w.watch:
+                w.watch.stop()
+
+
+def _wait_for(workers: list[Worker], timeout: float | None) -> None:
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while True:
