@@ -91,9 +91,9 @@ def measure(model_name: str, strategies: dict, repeats: int) -> tuple[int, dict[
     }
     samples: dict[str, list[float]] = {k: [] for k in cases}
     setups = {"custom": fresh_grads, "mpi": fresh_grads, "raw_mpi_grads": fresh_grads}
-    for _ in range(5):  # interleave rounds so drift hits every case alike
+    for _ in range(repeats):  # one call of each case in turn, so drift hits every case alike
         for key, fn in cases.items():
-            samples[key] += timed(fn, comm.Barrier, repeats // 5, setups.get(key))
+            samples[key] += timed(fn, comm.Barrier, 1, setups.get(key))
     m = {k: median(v) for k, v in samples.items()}
     m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
     return numel * 4, m
