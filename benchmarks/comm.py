@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,9 +92,14 @@ def measure(model_name: str, strategies: dict, repeats: int) -> tuple[int, dict[
     }
     samples: dict[str, list[float]] = {k: [] for k in cases}
     setups = {"custom": fresh_grads, "mpi": fresh_grads, "raw_mpi_grads": fresh_grads}
-    for _ in range(repeats):  # one call of each case in turn, so drift hits every case alike
-        for key, fn in cases.items():
-            samples[key] += timed(fn, comm.Barrier, 1, setups.get(key))
+    # One call of each case in turn, so drift hits every case alike, in an order shuffled every
+    # round (the same on every rank: same seed), so that no case always follows the same other
+    # (a call right after a gloo collective runs slower than one after an MPI call).
+    order, rng = list(cases), random.Random(0)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for key in order:
+            samples[key] += timed(cases[key], comm.Barrier, 1, setups.get(key))
     m = {k: median(v) for k, v in samples.items()}
     m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
     return numel * 4, m
