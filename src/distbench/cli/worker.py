@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = os.environ.get(RUN_DIR_VAR)
     if run_dir:  # as early as the rank is known: a rank killed under mpiexec is named by it
         pid = os.environ.get(HOST_PID_VAR) or str(os.getpid())  # the PID mpiexec knows
-        Path(run_dir, f"rank{env.rank}.pid").write_text(pid)
+        # Whole or absent, for the launcher's watch (`launch/rankwatch.py`) reads it meanwhile.
+        Path(run_dir, f"rank{env.rank}.pid.new").write_text(pid)
+        os.replace(Path(run_dir, f"rank{env.rank}.pid.new"), Path(run_dir, f"rank{env.rank}.pid"))
     from distbench.training.worker import print_summary, run_worker
 
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)

@@ -130,7 +130,8 @@ def run_backend(backend: str, spec: BenchSpec, tmp: Path) -> list[dict[str, Any]
     """Start `spec.workers` ranks of one backend, wait for them, return rank 0's rows.
 
     The launcher's own start/supervise helpers do the work, so a dead rank stops its peers and
-    is reported the same way as in a training run."""
+    is reported as in a training run, from mpiexec's exit statuses alone (these ranks write no
+    PID files for the launcher to watch)."""
     from distbench.launch.local import Worker, free_port, mpiexec_command, start_process, supervise
 
     result_file = tmp / f"{backend}-result.json"

@@ -43,7 +43,7 @@ from distbench.core.errors import (
     last_error,
 )
 from distbench.data import prepare_dataset
-from distbench.launch.rankwatch import FirstToEnd
+from distbench.launch.rankwatch import PID_FILE, FirstToEnd
 from distbench.launch.warmstart import ForkedProcess, start_forked, warm_socket
 from distbench.results.records import (
     append_record,
@@ -66,17 +66,16 @@ from distbench.system.threads import usable_cores
 POLL_S = 0.05
 GRACE_S = 3.0
 LOG_TAIL_LINES = 12
-# How mpich's mpiexec (Hydra) reports a rank that died, and exit codes that mean a signal.
+# How mpich's mpiexec (Hydra) reports a rank that died by a signal (a wait status: 9 for
+# SIGKILL, 134 for SIGABRT with a core).
 HYDRA_DEATH = re.compile(r"PID (\d+) RUNNING AT \S+\s*\n=\s*EXIT CODE: (\d+)")
-# Every rank's exit code, in rank order, host by host (`-print-all-exitcodes`).
-HYDRA_CODES = re.compile(r"Exit codes: (.*)$", re.M)
-HYDRA_HOST_CODES = re.compile(r"\[\S+\] (\d+(?:,\d+)*)")
+# Every rank's wait status, by rank, on one host (`-print-all-exitcodes`; 768 is exit code 3).
+HYDRA_STATUSES = re.compile(r"^\[mpiexec@\S+\] Exit codes: \[\S+\] (\d+(?:,\d+)*)\s*$", re.M)
 # The lines of Hydra's "BAD TERMINATION" banner, which says nothing the reason does not.
 HYDRA_BANNER = re.compile(r"=+$|=   |YOUR APPLICATION TERMINATED|This typically refers|Please see "
                           r"the FAQ")
 # MPICH's abort line names the rank that gave up: "Abort(...) on node 0 (rank 0 in comm 0): ...".
 MPI_ABORT = re.compile(r"^Abort\(\d+\) on node \d+ \(rank (\d+) in comm \d+\)", re.M)
-SIGNAL_CODES = {signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM, signal.SIGABRT, signal.SIGBUS}
 
 
 class WorkerFailure(DistbenchError):
@@ -130,31 +129,32 @@ class Worker:
         if self.rank is not None:
             return None
         text = self.log.read_text(errors="replace")
-        ranks = {
-            f.read_text().strip(): f.stem.removeprefix("rank")
-            for f in self.log.parent.glob("rank*.pid")
-        }
-        codes = hydra_exit_codes(text)
-        signalled = {str(rank): code for rank, code in enumerate(codes) if code in SIGNAL_CODES}
-        first = self.watch.stop() if self.watch else None
-        code = codes[int(first)] if first is not None and int(first) < len(codes) else 0
-        if code:  # the first rank to end failed (one that finished its work says nothing)
-            return (f"rank {first} was killed by {signal.Signals(code).name}"
-                    if code in SIGNAL_CODES else None)
-        if len(signalled) == 1:
-            (rank, code), = signalled.items()
-            return f"rank {rank} was killed by {signal.Signals(code).name}"
-        if len(signalled) > 1:
-            names = sorted({signal.Signals(c).name for c in signalled.values()})
-            return (f"ranks {', '.join(sorted(signalled, key=int))} were killed by "
-                    f"{'/'.join(names)}: mpiexec kills the others when one dies, and which died "
-                    "first was not seen")
+        ranks = {}  # PID: rank
+        for f in self.log.parent.iterdir():
+            name = PID_FILE.fullmatch(f.name)
+            if name:
+                ranks[f.read_text().strip()] = name[1]
+        statuses = hydra_statuses(text)
+        signals = {str(rank): sig for rank, sig in enumerate(map(killed_by, statuses)) if sig}
+        first = self.watch.first if self.watch else None
+        if first is not None and int(first) < len(statuses) and statuses[int(first)]:
+            # The first rank to end failed (one that had finished its work says nothing).
+            sig = signals.get(first)
+            return f"rank {first} was killed by {sig.name}" if sig else None
+        if len(signals) == 1:
+            (rank, sig), = signals.items()
+            return f"rank {rank} was killed by {sig.name}"
+        if len(signals) > 1:
+            names = "/".join(sorted({sig.name for sig in signals.values()}))
+            return (f"ranks {', '.join(signals)} were killed by {names}: mpiexec kills the "
+                    "others when one dies, and which died first was not seen")
         match = HYDRA_DEATH.search(text)
-        if match and int(match[2]) in SIGNAL_CODES:
+        sig = killed_by(int(match[2])) if match else None
+        if match and sig:
             pid = match[1]
             # A rank killed before it wrote its PID file is named by its PID.
             who = f"rank {ranks[pid]}" if pid in ranks else f"an MPI rank (PID {pid})"
-            return f"{who} was killed by {signal.Signals(int(match[2])).name}"
+            return f"{who} was killed by {sig.name}"
         spoke = set(MPI_ABORT.findall(text))
         silent = sorted(set(ranks.values()) - spoke)
         if not match and spoke and len(silent) == 1:
@@ -178,12 +178,22 @@ class Worker:
         return "\n".join([reason, *("    " + ln for ln in tail)])
 
 
-def hydra_exit_codes(text: str) -> list[int]:
-    """Each rank's exit code from mpiexec's log, by rank; empty where it printed none."""
-    line = HYDRA_CODES.search(text)
-    if line is None:
-        return []
-    return [int(code) for host in HYDRA_HOST_CODES.findall(line[1]) for code in host.split(",")]
+def hydra_statuses(text: str) -> list[int]:
+    """Each rank's wait status from mpiexec's last report of them, by rank; empty without one.
+    A local run's ranks share one host, so one list is all of them."""
+    lines = HYDRA_STATUSES.findall(text)
+    return [int(status) for status in lines[-1].split(",")] if lines else []
+
+
+def killed_by(status: int) -> signal.Signals | None:
+    """The signal that ended a process, from its wait status; None for an exit."""
+    number = status & 0x7F
+    if status >> 8 or number in (0, 0x7F):
+        return None
+    try:
+        return signal.Signals(number)
+    except ValueError:
+        return None
 
 
 def free_port() -> int:
@@ -201,14 +211,21 @@ def mpiexec_path() -> str:
     return found
 
 
-@functools.cache
 def mpiexec_command(processes: int) -> list[str]:
-    """mpiexec for `processes` ranks; Hydra (MPICH's) is asked for every rank's exit code, as
+    """mpiexec for `processes` ranks; Hydra (MPICH's) is asked for every rank's exit status, as
     its banner names only one rank, the lowest it saw fail."""
     path = mpiexec_path()
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
-    hydra = "HYDRA" in version.stdout
-    return [path, *(["-print-all-exitcodes"] if hydra else []), "-n", str(processes)]
+    return [path, *(["-print-all-exitcodes"] if _is_hydra(path) else []), "-n", str(processes)]
+
+
+@functools.cache
+def _is_hydra(mpiexec: str) -> bool:
+    try:
+        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
+                                 timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # then it will fail to start, and say why, where it is run
+    return "HYDRA" in version.stdout
 
 
 def launch(cfg: RunConfig) -> dict:
@@ -365,8 +382,13 @@ def _start_workers(workers: list[Worker], how: Launcher, processes: int, starter
     if how is Launcher.MPIEXEC:
         log = tmp / "mpiexec.log"
         cmd = [*mpiexec_command(processes), *starter.command()]
-        process = start_process(cmd, env, log, show_stdout=False)
-        workers.append(Worker(None, process, log, FirstToEnd(tmp)))
+        watch = FirstToEnd(tmp, processes)
+        try:
+            process = start_process(cmd, env, log, show_stdout=False)
+        except BaseException:
+            watch.stop()
+            raise
+        workers.append(Worker(None, process, log, watch))
         return
     tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
     for rank in range(processes):
@@ -400,9 +422,7 @@ def supervise(workers: list[Worker], timeout: float | None) -> None:
     try:
         _wait_for(workers, timeout)
     finally:
-        for w in workers:
-            if w.watch:
-                w.watch.stop()
+        _end_watches(workers)
 
 
 def _wait_for(workers: list[Worker], timeout: float | None) -> None:
@@ -447,3 +467,11 @@ def _stop(workers: list[Worker]) -> None:
             time.sleep(POLL_S)
     for w in workers:
         w.process.wait()
+    _end_watches(workers)
+
+
+def _end_watches(workers: list[Worker]) -> None:
+    """Once the processes have ended: what the watches saw is final, and their threads end."""
+    for w in workers:
+        if w.watch:
+            w.watch.stop()

@@ -11,62 +11,70 @@ address space, before a second rank can end; the watch sees the first one alone.
 from __future__ import annotations
 
 import os
+import re
 import select
 import threading
 from pathlib import Path
 
 POLL_S = 0.05
+PID_FILE = re.compile(r"rank(\d+)\.pid")
 
 
 class FirstToEnd:
-    """Watches the PIDs that ranks write to `rank<N>.pid` in the run folder (`cli/worker.py`)
-    from a thread, until the first of them ends."""
+    """Watches, from a thread, the PIDs that ranks write to `rank<N>.pid` in the run folder
+    (`cli/worker.py`), until the first of them ends. `first` is that rank only when every rank
+    was watched by then and it ended alone; otherwise the order is unknown (None)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.first: str | None = None  # the rank that ended alone, before any other
+    def __init__(self, run_dir: Path, ranks: int) -> None:
+        self.run_dir, self.ranks = run_dir, ranks
+        self.first: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="rank-watch", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if hasattr(os, "pidfd_open"):  # elsewhere no order is seen, and mpiexec's codes decide
+            self._thread = threading.Thread(target=self._watch, name="rank-watch", daemon=True)
+            self._thread.start()
 
-    def stop(self) -> str | None:
-        """End the watch; the rank that ended first, alone, if one did."""
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
-        return self.first
+        if self._thread is not None:
+            self._thread.join()
 
     def _watch(self) -> None:
         poller = select.poll()
         fds: dict[int, str] = {}
+        gone: set[str] = set()
         try:
             while not self._stop.is_set():
-                ended = self._open_new(poller, fds)
-                if not ended:
-                    ended = {fds[fd] for fd, _ in poller.poll(POLL_S * 1000)}
+                gone |= self._open_new(poller, fds, gone)
+                ended = gone | {fds[fd] for fd, _ in poller.poll(0 if gone else POLL_S * 1000)}
                 if ended:
-                    # Two ranks gone by the same look: which was first is not known.
-                    self.first = ended.pop() if len(ended) == 1 else None
+                    if len(fds) + len(gone) == self.ranks and len(ended) == 1:
+                        self.first = ended.pop()
                     return
         finally:
             for fd in fds:
                 os.close(fd)
 
-    def _open_new(self, poller: select.poll, fds: dict[int, str]) -> set[str]:
+    def _open_new(self, poller: select.poll, fds: dict[int, str], gone: set[str]) -> set[str]:
         """Open a pidfd for each rank that wrote its PID since the last look; the ranks whose
-        process is already gone are returned."""
+        process had already ended are returned."""
         ended = set()
-        known = set(fds.values())
-        for path in self.run_dir.glob("rank*.pid"):
-            rank = path.stem.removeprefix("rank")
-            if rank in known:
+        known = set(fds.values()) | gone
+        try:
+            paths = list(self.run_dir.iterdir())
+        except OSError:  # the run folder is gone: the run is over
+            return ended
+        for path in paths:
+            name = PID_FILE.fullmatch(path.name)
+            if name is None or name[1] in known:
                 continue
             try:
                 fd = os.pidfd_open(int(path.read_text()))
             except ProcessLookupError:
-                ended.add(rank)
+                ended.add(name[1])
                 continue
-            except (ValueError, OSError):  # still being written, or unreadable: next look
+            except (ValueError, OverflowError, OSError):  # not a PID: a stranger's file
                 continue
-            fds[fd] = rank
+            fds[fd] = name[1]
             poller.register(fd, select.POLLIN)
         return ended

@@ -3,13 +3,15 @@ watch on which rank ended first."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from distbench.launch.local import Worker, hydra_exit_codes
+import pytest
+
+from distbench.launch.local import Worker, hydra_statuses, killed_by
 from distbench.launch.rankwatch import FirstToEnd
 
 ABORT = ("Abort(745090447) on node 0 (rank 0 in comm 0): Fatal error in internal_Allreduce_c: "
@@ -21,13 +23,10 @@ BOTH_KILLED = BANNER.replace("PID 222", "PID 111") + "[mpiexec@vm] Exit codes: [
 
 
 class Saw:
-    """A watch that saw `rank` end first."""
+    """A watch that saw `first` end first."""
 
-    def __init__(self, rank: str | None) -> None:
-        self.rank = rank
-
-    def stop(self) -> str | None:
-        return self.rank
+    def __init__(self, first: str | None) -> None:
+        self.first = first
 
 
 def mpiexec_worker(tmp_path: Path, log: str, first: str | None = None) -> Worker:
@@ -37,9 +36,18 @@ def mpiexec_worker(tmp_path: Path, log: str, first: str | None = None) -> Worker
     return Worker(None, None, tmp_path / "mpiexec.log", Saw(first))  # type: ignore[arg-type]
 
 
-def test_exit_codes_are_read_host_by_host() -> None:
-    assert hydra_exit_codes("[mpiexec@vm] Exit codes: [a] 0,9 [b] 1\n") == [0, 9, 1]
-    assert hydra_exit_codes("no codes here") == []
+def test_wait_statuses_are_read_from_mpiexecs_last_report() -> None:
+    log = ("[rank 0] Exit codes: [vm] 9,9\n"  # a rank's own output is not mpiexec's
+           "[mpiexec@vm] Exit codes: [vm] 0,768\n")
+    assert hydra_statuses(log) == [0, 768]
+    assert hydra_statuses("no statuses here") == []
+
+
+def test_a_wait_status_is_decoded() -> None:
+    assert killed_by(9) is signal.SIGKILL
+    assert killed_by(134) is signal.SIGABRT  # with a core
+    assert killed_by(768) is None  # exit code 3
+    assert killed_by(0) is None
 
 
 def test_the_rank_that_ended_first_is_the_cause_when_both_were_killed(tmp_path: Path) -> None:
@@ -53,54 +61,61 @@ def test_unseen_order_names_every_killed_rank_and_blames_none(tmp_path: Path) ->
 
 
 def test_one_signalled_rank_among_exits_is_the_cause(tmp_path: Path) -> None:
-    log = BANNER.replace("PID 222", "PID 111") + "Exit codes: [vm] 0,9\n"
+    log = BANNER.replace("PID 222", "PID 111") + "[mpiexec@vm] Exit codes: [vm] 0,134\n"
     assert mpiexec_worker(tmp_path, log).rank_killed_under_mpiexec() == (
-        "rank 1 was killed by SIGKILL")
+        "rank 1 was killed by SIGABRT")
 
 
 def test_a_first_rank_that_raised_leaves_the_reason_to_its_error(tmp_path: Path) -> None:
-    log = "RuntimeError: boom\nExit codes: [vm] 9,1\n"
+    log = "RuntimeError: boom\n[mpiexec@vm] Exit codes: [vm] 9,256\n"
     assert mpiexec_worker(tmp_path, log, first="1").rank_killed_under_mpiexec() is None
 
 
 def test_a_rank_that_finished_first_is_not_the_cause(tmp_path: Path) -> None:
-    log = "Exit codes: [vm] 9,0\n"
+    log = "[mpiexec@vm] Exit codes: [vm] 9,0\n"
     assert mpiexec_worker(tmp_path, log, first="1").rank_killed_under_mpiexec() == (
         "rank 0 was killed by SIGKILL")
 
 
+needs_pidfd = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd on this OS")
+
+
+def seen(watch: FirstToEnd) -> str | None:
+    """Waits (10 s at most) for the watch to see a rank end, and returns it."""
+    deadline = time.monotonic() + 10
+    while watch.first is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return watch.first
+
+
+@needs_pidfd
 def test_the_watch_sees_which_process_ended_first(tmp_path: Path) -> None:
     procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    watch = FirstToEnd(tmp_path, 2)
     try:
-        watch = FirstToEnd(tmp_path)
         for rank, proc in enumerate(procs):
             (tmp_path / f"rank{rank}.pid").write_text(str(proc.pid))
-        time.sleep(0.3)  # both watched
+        (tmp_path / "rankx.pid").write_text("not a rank")
         procs[1].send_signal(signal.SIGKILL)
-        procs[1].wait()
-        time.sleep(0.3)
-        procs[0].kill()
-        procs[0].wait()
-        assert watch.stop() == "1"
+        assert seen(watch) == "1"
     finally:
         for proc in procs:
             proc.kill()
             proc.wait()
+        watch.stop()
+    assert watch.first == "1"
 
 
-def test_the_watch_counts_a_process_gone_before_it_looked(tmp_path: Path) -> None:
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    alive = subprocess.Popen(["sleep", "30"])
-    try:
-        (tmp_path / "rank0.pid").write_text(str(alive.pid))
-        (tmp_path / "rank1.pid").write_text(str(gone.pid))
-        watch = FirstToEnd(tmp_path)
-        time.sleep(0.3)
-        assert watch.stop() == "1"
-    finally:
-        alive.kill()
-        alive.wait()
+@needs_pidfd
+def test_the_watch_knows_no_order_while_a_rank_is_unwatched(tmp_path: Path) -> None:
+    """Rank 1 never wrote its PID: rank 0 ending first may be Hydra's echo of rank 1's death."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    (tmp_path / "rank0.pid").write_text(str(proc.pid))
+    watch = FirstToEnd(tmp_path, 2)
+    assert watch._thread is not None
+    watch._thread.join(10)  # the watch ends by itself once it has seen a rank end
+    assert not watch._thread.is_alive() and watch.first is None
 
 
 def test_hydra_notice_names_the_killed_rank(tmp_path: Path) -> None:
