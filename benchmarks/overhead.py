@@ -79,6 +79,10 @@ def distbench_epoch(data, batch: int, seed: int, compile: bool = False,
                     impl: str = "default") -> float:
     """One epoch of `single`; torch's own Adam unless `impl` says otherwise, as in the minimal
     loop."""
+    if compile:
+        # Each epoch builds a new optimizer: without a reset its compiled step would recompile
+        # every epoch, and past Dynamo's limit of 8 run eager.
+        torch._dynamo.reset()
     cfg = RunConfig(epochs=1, batch_size=batch, seed=seed, optimizer_impl=impl,
                     data=DataConfig("fashion-mnist"), model=ModelConfig("mlp-128", compile=compile))
     with contextlib.redirect_stdout(io.StringIO()):  # the progress bar runs, unseen
