@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from distbench.launch import local
 from distbench.launch.local import Worker, hydra_statuses, killed_by
 from distbench.launch.rankwatch import FirstToEnd
 
@@ -133,3 +134,20 @@ def test_no_rank_is_blamed_when_every_rank_spoke_or_none_did(tmp_path: Path) -> 
     both = ABORT + ABORT.replace("(rank 0 in comm 0)", "(rank 1 in comm 0)")
     assert mpiexec_worker(tmp_path, both).rank_killed_under_mpiexec() is None
     assert mpiexec_worker(tmp_path, "some other failure\n").rank_killed_under_mpiexec() is None
+
+
+@pytest.mark.parametrize(("prints", "flagged"), [("HYDRA build details:", True),
+                                                ("mpirun (Open MPI) 5.0", False)])
+def test_only_hydra_is_asked_for_every_status(tmp_path: Path, monkeypatch, prints: str,
+                                              flagged: bool) -> None:
+    fake = tmp_path / "mpiexec"
+    fake.write_text(f"#!/bin/sh\necho '{prints}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(local, "mpiexec_path", lambda: str(fake))
+    assert local.mpiexec_command(2) == [
+        str(fake), *(["-print-all-exitcodes"] if flagged else []), "-n", "2"]
+
+
+def test_an_mpiexec_that_cannot_run_is_not_taken_for_hydra(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(local, "mpiexec_path", lambda: str(tmp_path / "missing"))
+    assert local.mpiexec_command(3) == [str(tmp_path / "missing"), "-n", "3"]
