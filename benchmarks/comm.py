@@ -37,17 +37,15 @@ from distbench.system.cluster import detect
 from distbench.system.timing import clock, median
 
 
-def timed(fn: Callable[[], object], barrier: Callable[[], object], repeats: int,
-          setup: Callable[[], object] | None = None) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        if setup is not None:
-            setup()
-        barrier()
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return times
+def timed(fn: Callable[[], object], barrier: Callable[[], object],
+          setup: Callable[[], object] | None = None) -> float:
+    """One call, after its setup, started on every rank at once."""
+    if setup is not None:
+        setup()
+    barrier()
+    start = clock()
+    fn()
+    return clock() - start
 
 
 def measure(model_name: str, strategies: dict, repeats: int) -> tuple[int, dict[str, float]]:
@@ -99,7 +97,7 @@ def measure(model_name: str, strategies: dict, repeats: int) -> tuple[int, dict[
     for _ in range(repeats):
         rng.shuffle(order)
         for key in order:
-            samples[key] += timed(cases[key], comm.Barrier, 1, setups.get(key))
+            samples[key].append(timed(cases[key], comm.Barrier, setups.get(key)))
     m = {k: median(v) for k, v in samples.items()}
     m["ddp"] = max(0.0, m["ddp_synced"] - m["ddp_unsynced"])
     return numel * 4, m

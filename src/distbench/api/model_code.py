@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import inspect
 import keyword
-import os
 import platform
 import sys
 import sysconfig
@@ -35,6 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from distbench.core.errors import DistbenchError, UsageError
+from distbench.system.files import write_whole
 
 CODE_DIR = "model-code"
 # Where a built model comes from: passing one instead of the factory that builds it is refused.
@@ -170,9 +170,7 @@ def shipped_model(settings: Mapping[str, Any], out: Path) -> Iterator[dict[str, 
     made = _missing_folders(path.parent) + ([] if path.exists() else [path])
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(code.source, encoding="utf-8")
-        os.replace(tmp, path)
+        write_whole(path, code.source)
     spec = f"{path}:{code.name}"
     try:
         yield {**settings, "model": spec}

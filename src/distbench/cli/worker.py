@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """One worker process, started by distbench's launcher or by torchrun/mpiexec/srun."""
     from distbench.results.records import check_out_dir, default_out_dir
     from distbench.system.cluster import detect
+    from distbench.system.files import write_whole
     from distbench.system.launchenv import HOST_PID_VAR, RUN_DIR_VAR
     from distbench.system.threads import apply_wait_defaults
 
@@ -95,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = os.environ.get(RUN_DIR_VAR)
     if run_dir:  # as early as the rank is known: a rank killed under mpiexec is named by it
         pid = os.environ.get(HOST_PID_VAR) or str(os.getpid())  # the PID mpiexec knows
-        # Whole or absent, for the launcher's watch (`launch/rankwatch.py`) reads it meanwhile.
-        Path(run_dir, f"rank{env.rank}.pid.new").write_text(pid)
-        os.replace(Path(run_dir, f"rank{env.rank}.pid.new"), Path(run_dir, f"rank{env.rank}.pid"))
+        # Whole, for the launcher's watch (`launch/rankwatch.py`) reads it meanwhile.
+        write_whole(Path(run_dir, f"rank{env.rank}.pid"), pid)
     from distbench.training.worker import print_summary, run_worker
 
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)

@@ -43,7 +43,7 @@ from distbench.core.errors import (
     last_error,
 )
 from distbench.data import prepare_dataset
-from distbench.launch.rankwatch import PID_FILE, FirstToEnd
+from distbench.launch.rankwatch import FirstToEnd, rank_pids
 from distbench.launch.warmstart import ForkedProcess, start_forked, warm_socket
 from distbench.results.records import (
     append_record,
@@ -129,11 +129,7 @@ class Worker:
         if self.rank is not None:
             return None
         text = self.log.read_text(errors="replace")
-        ranks = {}  # PID: rank
-        for f in self.log.parent.iterdir():
-            name = PID_FILE.fullmatch(f.name)
-            if name:
-                ranks[f.read_text().strip()] = name[1]
+        ranks = {pid: rank for rank, pid in rank_pids(self.log.parent).items()}
         statuses = hydra_statuses(text)
         signals = {str(rank): sig for rank, sig in enumerate(map(killed_by, statuses)) if sig}
         first = self.watch.first if self.watch else None
@@ -187,12 +183,10 @@ def hydra_statuses(text: str) -> list[int]:
 
 def killed_by(status: int) -> signal.Signals | None:
     """The signal that ended a process, from its wait status; None for an exit."""
-    number = status & 0x7F
-    if status >> 8 or number in (0, 0x7F):
-        return None
     try:
-        return signal.Signals(number)
-    except ValueError:
+        code = os.waitstatus_to_exitcode(status)
+        return signal.Signals(-code) if code < 0 else None
+    except (ValueError, OverflowError):  # not the status of an ended process
         return None
 
 

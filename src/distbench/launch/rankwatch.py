@@ -45,7 +45,8 @@ class FirstToEnd:
         gone: set[str] = set()
         try:
             while not self._stop.is_set():
-                gone |= self._open_new(poller, fds, gone)
+                if len(fds) + len(gone) < self.ranks:  # some rank has not written its PID yet
+                    gone |= self._open_new(poller, fds, gone)
                 ended = gone | {fds[fd] for fd, _ in poller.poll(0 if gone else POLL_S * 1000)}
                 if ended:
                     if len(fds) + len(gone) == self.ranks and len(ended) == 1:
@@ -60,21 +61,34 @@ class FirstToEnd:
         process had already ended are returned."""
         ended = set()
         known = set(fds.values()) | gone
-        try:
-            paths = list(self.run_dir.iterdir())
-        except OSError:  # the run folder is gone: the run is over
-            return ended
-        for path in paths:
-            name = PID_FILE.fullmatch(path.name)
-            if name is None or name[1] in known:
+        for rank, pid in rank_pids(self.run_dir).items():
+            if rank in known:
                 continue
             try:
-                fd = os.pidfd_open(int(path.read_text()))
+                fd = os.pidfd_open(int(pid))
             except ProcessLookupError:
-                ended.add(name[1])
+                ended.add(rank)
                 continue
             except (ValueError, OverflowError, OSError):  # not a PID: a stranger's file
                 continue
-            fds[fd] = name[1]
+            fds[fd] = rank
             poller.register(fd, select.POLLIN)
         return ended
+
+
+def rank_pids(run_dir: Path) -> dict[str, str]:
+    """Each rank's PID as its worker wrote it to `rank<N>.pid`, by rank; none once the run folder
+    is gone, and none for a file that cannot be read."""
+    found: dict[str, str] = {}
+    try:
+        paths = list(run_dir.iterdir())
+    except OSError:
+        return found
+    for path in paths:
+        name = PID_FILE.fullmatch(path.name)
+        if name:
+            try:
+                found[name[1]] = path.read_text().strip()
+            except OSError:
+                continue
+    return found

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from distbench.core.errors import DistbenchError
+from distbench.system.files import write_whole
 from distbench.vcluster import linktest
 from distbench.vcluster.plan import hostfile_text, hosts_text, rsh_script, up_commands
 from distbench.vcluster.spec import (
@@ -124,18 +125,11 @@ def _write_files(cluster: Cluster, state_dir: Path) -> None:
     for node in cluster.nodes:
         folder = ETC_NETNS / node.name
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "hosts", hosts_text(cluster.nodes))
+        write_whole(folder / "hosts", hosts_text(cluster.nodes), 0o644)
     state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    _atomic_write(Path(cluster.hostfile), hostfile_text(cluster.nodes))
-    _atomic_write(Path(cluster.rsh), rsh_script(cluster.nodes), mode=0o755)
-    _atomic_write(state_dir / STATE_NAME, json.dumps(cluster.to_dict(), indent=1))
-
-
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.replace(path)
+    write_whole(Path(cluster.hostfile), hostfile_text(cluster.nodes), 0o644)
+    write_whole(Path(cluster.rsh), rsh_script(cluster.nodes), 0o755)
+    write_whole(state_dir / STATE_NAME, json.dumps(cluster.to_dict(), indent=1), 0o644)
 
 
 def read_state(state_dir: Path = STATE_DIR) -> dict[str, Any] | None:
