@@ -13,12 +13,14 @@ Prints, per batch size:
   overhead_ratio=<distbench epoch / minimal epoch, median of paired ratios>  (target <= 1.03)
   keras_ratio=<distbench epoch / Keras model.fit epoch> (where TensorFlow is installed; the
               Keras epoch is `tf-single`'s, in its own process)
-  the compute-bound limit (training FLOPs / measured matmul FLOP/s) and the epoch of each
-  setting as a multiple of it: eager with --optimizer-impl default|foreach|fused, and
-  --compile with the fused optimizer (forward and backward compiled, the update one fused
-  kernel) and with foreach (the whole step compiled, update included) (targets: best within 5x
-  at batch 32, 2x at batch 128).
---profile adds torch.profiler's table of the batch-32 step: where its time goes, by operator.
+  the compute-bound limit (training FLOPs / measured matmul FLOP/s), the step's matrix products
+  alone at its own shapes (the floor of any step that calls the same BLAS), and the epoch of
+  each setting as a multiple of the limit: eager with --optimizer-impl default|foreach|fused,
+  eager fused with --threads-per-worker 1, and --compile with the fused optimizer (forward and
+  backward compiled, the update one fused kernel) and with foreach (the whole step compiled,
+  update included) (targets: best within 5x at batch 32, 2x at batch 128).
+--profile adds torch.profiler's tables of the batch-32 step, eager and compiled: where its time
+  goes, by operator.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ IMPLS = ("default", "foreach", "fused")
 
 def minimal_epoch(data, batch: int, seed: int) -> float:
     """The loop a careful user would write by hand: index in-memory tensors, step, repeat."""
+    torch.set_num_threads(usable_cores())
     model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std, seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x_all, y_all = torch.from_numpy(data.train_x), torch.from_numpy(data.train_y)
@@ -76,14 +79,15 @@ def minimal_epoch(data, batch: int, seed: int) -> float:
 
 
 def distbench_epoch(data, batch: int, seed: int, compile: bool = False,
-                    impl: str = "default") -> float:
+                    impl: str = "default", threads: int | None = None) -> float:
     """One epoch of `single`; torch's own Adam unless `impl` says otherwise, as in the minimal
-    loop."""
+    loop; all cores unless `threads` says otherwise."""
     if compile:
         # Each epoch builds a new optimizer: without a reset its compiled step would recompile
         # every epoch, and past Dynamo's limit of 8 run eager.
         torch._dynamo.reset()
     cfg = RunConfig(epochs=1, batch_size=batch, seed=seed, optimizer_impl=impl,
+                    threads_per_worker=threads or usable_cores(),
                     data=DataConfig("fashion-mnist"), model=ModelConfig("mlp-128", compile=compile))
     with contextlib.redirect_stdout(io.StringIO()):  # the progress bar runs, unseen
         return Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data).run()["train_s"]
@@ -129,15 +133,21 @@ def step_breakdown(data, batch: int, steps: int = 400) -> tuple[float, float]:
     return median(fb[steps // 4 :]), median(update[steps // 4 :])
 
 
-def profile_step(data, batch: int, steps: int = 300) -> None:
-    """torch.profiler over `steps` steps of distbench's own loop (eager, torch's own Adam, so the
-    optimizer's parts show): the operators' self CPU time, and the Python around them as the
-    rest of the wall time."""
+def profile_step(data, batch: int, compile: bool, steps: int = 300) -> None:
+    """torch.profiler over `steps` steps of distbench's own loop: eager with torch's own Adam
+    (so the optimizer's parts show), or compiled with the fused one (so the compiled regions'
+    own costs show); the operators' self CPU time, and the Python around them as the rest of
+    the wall time."""
     from torch.profiler import ProfilerActivity, profile
 
+    torch._dynamo.reset()
     cfg = RunConfig(epochs=1, batch_size=batch, data=DataConfig("fashion-mnist"),
-                    model=ModelConfig("mlp-128"), optimizer_impl="default")
+                    threads_per_worker=usable_cores(),
+                    model=ModelConfig("mlp-128", compile=compile),
+                    optimizer_impl="fused" if compile else "default")
     trainer = Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data)
+    if compile:
+        trainer.try_compiled_step()
     batches = trainer.batches(epoch=0)
     for i in range(20):
         trainer.step(*next(batches), i)
@@ -148,8 +158,9 @@ def profile_step(data, batch: int, steps: int = 300) -> None:
         wall = clock() - start
     events = prof.key_averages()
     ops = sum(e.self_cpu_time_total for e in events) / 1e6
-    print(f"\nprofile, batch {batch}, {steps} steps: {wall / steps * 1e3:.3f} ms per step under "
-          f"the profiler, operators' self time {ops / steps * 1e3:.3f} ms per step")
+    kind = "compiled" if compile else "eager"
+    print(f"\nprofile, {kind}, batch {batch}, {steps} steps: {wall / steps * 1e3:.3f} ms per "
+          f"step under the profiler, operators' self time {ops / steps * 1e3:.3f} ms per step")
     print(events.table(sort_by="self_cpu_time_total", row_limit=18))
 
 
@@ -164,6 +175,35 @@ def matmul_flops() -> float:
         a @ b
         times.append(clock() - start)
     return 2 * 2048**3 / median(times)
+
+
+def matmul_floor(model: nn.Module, batch: int, repeats: int = 2000) -> float:
+    """Median seconds of the step's matrix products alone, at their own shapes, back to back:
+    each dense layer's forward (addmm) and its weight and input gradients (the first layer's
+    input needs none). No step that calls the same BLAS can be faster."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    calls = []
+    for i, layer in enumerate(layers):
+        x = torch.rand(batch, layer.in_features)
+        w, b = layer.weight.detach().clone(), layer.bias.detach().clone()
+        g = torch.rand(batch, layer.out_features)
+        calls += [lambda b=b, x=x, w=w: torch.addmm(b, x, w.t()), lambda g=g, x=x: g.t().mm(x)]
+        if i:
+            calls.append(lambda g=g, w=w: g.mm(w))
+
+    def all_calls() -> None:
+        for call in calls:
+            call()
+
+    for _ in range(50):
+        all_calls()
+    times = []
+    for _ in range(7):
+        start = clock()
+        for _ in range(repeats // 7):
+            all_calls()
+        times.append((clock() - start) / (repeats // 7))
+    return median(times)
 
 
 def training_flops_per_sample(model: nn.Module) -> float:
@@ -181,9 +221,8 @@ def main() -> None:
     torch.set_num_threads(usable_cores())
     data = load_dataset("fashion-mnist")
     peak = matmul_flops()
-    flops = training_flops_per_sample(
-        build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
-    ) * len(data.train_y)
+    model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
+    flops = training_flops_per_sample(model) * len(data.train_y)
     limit = flops / peak
     print(f"machine: {usable_cores()} threads, matmul {peak / 1e9:.1f} GFLOP/s; "
           f"mlp-128 epoch = {flops / 1e9:.2f} GFLOP -> compute-bound limit {limit * 1e3:.1f} ms")
@@ -205,9 +244,11 @@ def main() -> None:
               f"target <= {TARGET}; ratio of the medians {d / m:.3f}, paired ratios "
               f"{min(pairs):.3f}–{max(pairs):.3f})")
         breakdown = step_breakdown(data, batch)
+        step_limit = limit / -(-len(data.train_y) // batch)
+        floor = matmul_floor(model, batch)
         print(f"  per step: forward+backward {breakdown[0] * 1e3:.3f} ms, Adam update "
-              f"{breakdown[1] * 1e3:.3f} ms (compute-bound limit "
-              f"{limit / -(-len(data.train_y) // batch) * 1e3:.3f} ms)")
+              f"{breakdown[1] * 1e3:.3f} ms (compute-bound limit {step_limit * 1e3:.3f} ms; the "
+              f"matrix products alone {floor * 1e3:.3f} ms = {floor / step_limit:.1f} x limit)")
         fits = [keras_epoch(batch, seed=r) for r in range(KERAS_REPEATS)]
         if None not in fits:
             keras = median(fits)
@@ -215,22 +256,26 @@ def main() -> None:
                   f"tf-single in its own process, median of {KERAS_REPEATS})")
         else:
             print("  keras_ratio: skipped (TensorFlow not installed)")
-        settings = {f"eager, --optimizer-impl {impl}": (False, impl) for impl in IMPLS}
+        settings = {f"eager, --optimizer-impl {impl}": (False, impl, None) for impl in IMPLS}
+        settings["eager, fused, --threads-per-worker 1"] = (False, "fused", 1)
         if not args.no_compile:
-            settings["--compile, --optimizer-impl fused"] = (True, "fused")
-            settings["--compile, --optimizer-impl foreach"] = (True, "foreach")
+            settings["--compile, --optimizer-impl fused"] = (True, "fused", None)
+            settings["--compile, --optimizer-impl foreach"] = (True, "foreach", None)
         epochs: dict[str, list[float]] = {name: [] for name in settings}
         for r in range(args.repeats):  # interleaved, like the pairs above
-            for name, (compiled, impl) in settings.items():
+            for name, (compiled, impl, threads) in settings.items():
                 epochs[name].append(distbench_epoch(data, batch, seed=r, compile=compiled,
-                                                    impl=impl))
+                                                    impl=impl, threads=threads))
         for name, times in epochs.items():
-            print(f"  {name:34} epoch {median(times):.3f} s = {median(times) / limit:5.1f} x limit")
+            print(f"  {name:37} epoch {median(times):.3f} s = {median(times) / limit:5.1f} x limit")
         best = min(median(t) for t in epochs.values()) / limit
         print(f"  best_vs_limit={best:.1f}  ({'met' if best <= LIMIT_AIM[batch] else 'missed'}, "
               f"target <= {LIMIT_AIM[batch]:g}x)")
     if args.profile:
-        profile_step(data, 32)
+        profile_step(data, 32, compile=False)
+        if not args.no_compile:
+            profile_step(data, 32, compile=True)
+
 
 if __name__ == "__main__":
     main()
