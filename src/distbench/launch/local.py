@@ -264,7 +264,8 @@ RUN_DIR_NAME = re.compile(rf"{RUN_DIR_PREFIX}(\d+)-[A-Za-z0-9_]+")
 
 
 def run_dir() -> Path:
-    """A fresh private folder for one run, named after this launcher's PID; stale ones go first."""
+    """A fresh private folder for one run (or one `distbench serve` page), named after this
+    process's PID; stale ones go first."""
     remove_stale_run_dirs()
     return Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))
 

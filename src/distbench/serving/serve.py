@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from distbench.core.errors import DistbenchError, UsageError, error_line
+from distbench.launch.local import run_dir
 from distbench.serving.predict import (
     Checkpoint,
     CheckpointError,
@@ -277,7 +277,9 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
     except ImportError:
         raise DistbenchError("distbench serve needs Gradio: pip install 'distbench[serve]'"
                              ) from None
-    samples_dir = Path(tempfile.mkdtemp(prefix="distbench-serve-"))
+    # A run folder: named after this process, so that one left by a SIGKILL goes at the next
+    # start of a run or a page.
+    samples_dir = run_dir()
     try:
         _serve(LiveCheckpoint(checkpoint, trust_code), samples_dir, host, port, share)
     finally:

@@ -145,3 +145,25 @@ def test_an_upload_is_classified(page: tuple[Any, list[Path]], tmp_path: Path) -
                                       api_name="/predict")
     assert status == "" and len(label["confidences"]) == 3
     assert opened and opened[-1].name == "digit.png" and "uploads" in opened[-1].parts
+
+
+# --------------------------------------------------------------------------- the samples folder
+
+
+def test_the_samples_folder_is_a_run_folder_removed_at_exit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named after the serving process (so a folder that a SIGKILL left is removed by the next
+    start, tests/unit/launch/test_local_run_dirs.py), and removed when the page stops."""
+    pytest.importorskip("gradio")
+    import tempfile
+
+    from distbench.launch.local import RUN_DIR_NAME
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[Path] = []
+    monkeypatch.setattr(serve, "_serve", lambda live, folder, *rest: seen.append(folder))
+    ckpt = tmp_path / "model.safetensors"
+    ckpt.write_bytes(b"")
+    serve.serve(ckpt, port=free_port())
+    assert seen[0].parent == tmp_path and RUN_DIR_NAME.fullmatch(seen[0].name)
+    assert seen[0].name.startswith(f"distbench-{os.getpid()}-") and not seen[0].exists()
