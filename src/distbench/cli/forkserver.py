@@ -27,6 +27,7 @@ import warnings
 from typing import Any, NoReturn
 
 from distbench.cli.main import main
+from distbench.cli.worker import remove_autograph_files
 from distbench.launch.warmstart import READY, recv_request
 from distbench.strategies import Framework
 from distbench.system.interrupts import die_with_parent
@@ -184,6 +185,7 @@ class Server:
             traceback.print_exc()
         finally:
             with contextlib.suppress(Exception):
+                remove_autograph_files()  # a worker that failed did not reach end_process
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code if isinstance(code, int) else 1)

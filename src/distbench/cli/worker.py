@@ -6,6 +6,7 @@ Command: torchrun --nproc-per-node 2 -m distbench worker --strategy ddp --datase
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -48,6 +49,27 @@ def _fit_to_launch(cfg: RunConfig, world_size: int, rank: int, source: str) -> N
         )
 
 
+# TensorFlow's autograph writes each function it converts to a module file in the temp folder,
+# under this prefix, and deletes it from an atexit handler.
+AUTOGRAPH_PREFIX = "__autograph_generated_file"
+
+
+def remove_autograph_files() -> None:
+    """Delete the module files autograph wrote for this process, as its atexit handler would:
+    a process that ends by `os._exit` runs no such handler, and every TF worker would leave a few
+    files in the temp folder (thousands after a few studies). Only files of autograph's own
+    modules, named by its prefix and in the temp folder, are touched."""
+    import tempfile
+
+    temp = Path(tempfile.gettempdir()).resolve()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) if name.startswith(AUTOGRAPH_PREFIX) else None
+        if isinstance(path, str) and Path(path).name.startswith(AUTOGRAPH_PREFIX):
+            with contextlib.suppress(OSError):
+                if Path(path).resolve().parent == temp:
+                    os.unlink(path)
+
+
 def end_process() -> NoReturn:
     """Leave a worker whose record is written without the interpreter's shutdown.
 
@@ -55,7 +77,8 @@ def end_process() -> NoReturn:
     Python finalises aborts the process now and then (SIGABRT, "terminate called without an
     active exception"), which a launcher reports as a failed rank after a successful run. The
     work is done and the streams are flushed here, MPI is finalised where it was started, and
-    the process ends at once."""
+    the process ends at once, its autograph files removed first."""
+    remove_autograph_files()
     sys.stdout.flush()
     sys.stderr.flush()
     mpi = sys.modules.get("mpi4py.MPI")
