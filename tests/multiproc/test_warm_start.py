@@ -29,10 +29,11 @@ def study(out: Path, worker_start: str) -> dict[tuple[str, int], dict]:
     with tempfile.TemporaryDirectory() as temp:
         proc = run_cli("compare", "--strategies", STRATEGIES, "--workers", "2", "--repeats", "1",
                        *COMPARE_TINY, "--worker-start", worker_start, "--out", str(out),
-                       "--no-progress", timeout=300, env={"TMPDIR": temp})
+                       "--no-progress", timeout=300,
+                       env={"TMPDIR": temp, "PYTHONDONTWRITEBYTECODE": ""})  # bytecode too
         # Workers end by os._exit, which skips the atexit handler that deletes TensorFlow's
         # autograph files; they are removed anyway, forked or exec'd.
-        left = sorted(p.name for p in Path(temp).glob(f"{AUTOGRAPH_PREFIX}*"))
+        left = sorted(p.name for p in Path(temp).glob(f"**/{AUTOGRAPH_PREFIX}*"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not left, f"{worker_start}: {len(left)} autograph files left, e.g. {left[0]}"
     return {(r["strategy"], r["workers"]): r for r in load_records(out)}

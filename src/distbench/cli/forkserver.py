@@ -185,9 +185,10 @@ class Server:
             traceback.print_exc()
         finally:
             with contextlib.suppress(Exception):
-                remove_autograph_files()  # a worker that failed did not reach end_process
                 sys.stdout.flush()
                 sys.stderr.flush()
+            with contextlib.suppress(Exception):
+                remove_autograph_files()  # a worker that failed did not reach end_process
             os._exit(code if isinstance(code, int) else 1)
 
 

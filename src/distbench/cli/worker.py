@@ -55,18 +55,23 @@ AUTOGRAPH_PREFIX = "__autograph_generated_file"
 
 
 def remove_autograph_files() -> None:
-    """Delete the module files autograph wrote for this process, as its atexit handler would:
-    a process that ends by `os._exit` runs no such handler, and every TF worker would leave a few
-    files in the temp folder (thousands after a few studies). Only files of autograph's own
-    modules, named by its prefix and in the temp folder, are touched."""
+    """Delete the module files autograph wrote for this process, and their cached bytecode (which
+    autograph's own handler leaves): a process that ends by `os._exit` runs no atexit handler,
+    and every TF worker would leave a few files in the temp folder (thousands after a few
+    studies). Only files named by autograph's prefix, of modules named by it, whose folder is the
+    temp folder (or its `__pycache__`) are touched, and a link is removed, never followed. The
+    fork server converts nothing before it forks, so every such module is the worker's own."""
     import tempfile
 
     temp = Path(tempfile.gettempdir()).resolve()
     for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None) if name.startswith(AUTOGRAPH_PREFIX) else None
-        if isinstance(path, str) and Path(path).name.startswith(AUTOGRAPH_PREFIX):
-            with contextlib.suppress(OSError):
-                if Path(path).resolve().parent == temp:
+        if not name.startswith(AUTOGRAPH_PREFIX):
+            continue
+        for path, folder in ((getattr(module, "__file__", None), temp),
+                             (getattr(module, "__cached__", None), temp / "__pycache__")):
+            with contextlib.suppress(OSError, ValueError, RuntimeError):  # gone, NUL, link loop
+                if (isinstance(path, str) and Path(path).name.startswith(AUTOGRAPH_PREFIX)
+                        and Path(path).parent.resolve() == folder):
                     os.unlink(path)
 
 
