@@ -45,6 +45,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SLURM_PROCID",
         "SLURM_NTASKS",
         "SLURM_LOCALID",
+        "DISTBENCH_DATA_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
     root = shared_data_dir()

@@ -6,6 +6,10 @@ staging folder and renamed into place, so a crash never leaves half a cache. The
 fingerprint of every source file's name, size and mtime, and of the settings that change the
 arrays (`--image-size`, `--test-fraction`), so an edited folder is decoded afresh. Workers
 memory-map that one copy: N workers on a node share its pages instead of decoding N copies.
+The launcher hands its workers the key (`DISTBENCH_DATA_KEY`): a worker that finds that cache
+entry maps it without walking the folder again (a million files are a million stats per
+worker); one that must prepare its own and gets another key refuses, so no rank trains on other
+data than the launcher checked.
 Images stay uint8 in the cache; the trainers scale each batch to [0, 1] as they read it.
 
 folder:PATH holds either `PATH/train/<class>/*` and `PATH/test/<class>/*`, or one tree
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -90,9 +95,17 @@ def prepare(cfg: DataConfig, image_size: int | None = None) -> Prepared:
     return _cached(key, lambda stage: _convert_npz(source, stage))
 
 
-def load_user_dataset(cfg: DataConfig, image_size: int | None = None) -> Dataset:
-    """The prepared arrays, memory-mapped copy-on-write (shared pages, writable tensors)."""
-    prepared = prepare(cfg, image_size)
+def load_user_dataset(cfg: DataConfig, image_size: int | None = None,
+                      key: str | None = None) -> Dataset:
+    """The prepared arrays, memory-mapped copy-on-write (shared pages, writable tensors); `key`,
+    the launcher's, pins which ones."""
+    prepared = _pinned(key) if key else None
+    if prepared is None:
+        prepared = prepare(cfg, image_size)
+        if key and prepared.folder.name != key:
+            raise UserDataError(
+                f"--dataset {cfg.name}: the data here differs from what the launcher prepared "
+                f"(changed since it started, or a different copy on this node)")
     meta = prepared.meta
     arrays = [np.load(prepared.folder / f"{name}.npy", mmap_mode="c") for name in ARRAYS]
     return Dataset(cfg.name, *arrays, classes=list(meta["classes"]), note=meta.get("note"),
@@ -110,6 +123,20 @@ def _key(source: Path, files: list[Path], image_size: int | None,
         st = path.stat()
         digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
+
+
+KEY = re.compile(r"[0-9a-f]{32}")  # what `_key` returns
+
+
+def _pinned(key: str) -> Prepared | None:
+    """The cache entry `key` names, if this machine has it whole; the key comes from the
+    environment, so it must be one `_key` could have made (no path in it)."""
+    if not KEY.fullmatch(key):
+        raise UserDataError(f"DISTBENCH_DATA_KEY={key!r} is not a data cache key")
+    final = cache_dir() / "arrays" / key
+    if not (final / "meta.json").is_file():
+        return None
+    return Prepared(final, json.loads((final / "meta.json").read_text()))
 
 
 def _cached(key: str, build: Any) -> Prepared:

@@ -60,7 +60,7 @@ from distbench.strategies import (
     strategy_info,
 )
 from distbench.system.interrupts import die_with_parent, stop_on_termination
-from distbench.system.launchenv import LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
+from distbench.system.launchenv import DATA_KEY_VAR, LAUNCH_T0_VAR, RUN_DIR_VAR, RUN_ID_VAR
 from distbench.system.threads import usable_cores
 
 POLL_S = 0.05
@@ -229,13 +229,13 @@ def launch(cfg: RunConfig) -> dict:
     if hint:
         raise DistbenchError(hint)
     check_workers(cfg.strategy, cfg.workers)
-    prepare_dataset(cfg.data, cfg.model.image_size)
+    data_key = prepare_dataset(cfg.data, cfg.model.image_size)
     started_at = utc_now()
     # Rank 0's record carries this id: other runs may append to the same --out meanwhile.
     run_id = new_run_id()
     try:
         with stop_on_termination():
-            _launch_workers(cfg, info, run_id)
+            _launch_workers(cfg, info, run_id, data_key)
         for record in load_records(cfg.out or "."):
             if record.get("run_id") == run_id:
                 return record
@@ -316,7 +316,8 @@ def loopback_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k not in env}
 
 
-def _launch_workers(cfg: RunConfig, info: StrategyInfo, run_id: str) -> None:
+def _launch_workers(cfg: RunConfig, info: StrategyInfo, run_id: str,
+                    data_key: str | None) -> None:
     how = info.launcher
     tmp = run_dir()
     try:
@@ -335,6 +336,9 @@ def _launch_workers(cfg: RunConfig, info: StrategyInfo, run_id: str) -> None:
             "MASTER_PORT": str(free_port()),
             "OMP_NUM_THREADS": str(threads),
         }
+        env.pop(DATA_KEY_VAR, None)  # never one inherited from elsewhere
+        if data_key:
+            env[DATA_KEY_VAR] = data_key
         env.update(loopback_env(env))
         workers: list[Worker] = []
         try:

@@ -21,7 +21,7 @@ from distbench.data import Dataset, load_dataset
 from distbench.results.records import append_record, make_record, utc_now
 from distbench.strategies import Framework, get_strategy
 from distbench.system.cluster import ClusterEnv
-from distbench.system.launchenv import LAUNCH_T0_VAR, WORKER_START_VAR
+from distbench.system.launchenv import DATA_KEY_VAR, LAUNCH_T0_VAR, WORKER_START_VAR
 from distbench.system.threads import one_process_threads, usable_cores
 from distbench.system.timing import clock
 
@@ -62,7 +62,7 @@ def run_worker(cfg: RunConfig, env: ClusterEnv) -> dict[str, Any] | None:
     try:
         startup_s = time.time() - launch_t0
         t = clock()
-        data = load_dataset(cfg.data, cfg.model.image_size)
+        data = load_dataset(cfg.data, cfg.model.image_size, os.environ.get(DATA_KEY_VAR))
         data_s = clock() - t
         trainer = make_trainer(cfg, strategy, data)
         _KEPT.append(trainer)

@@ -9,6 +9,7 @@ is decoded once into a cache that the workers memory-map.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image
 
 from distbench.core.config import DataConfig
 from distbench.data import load_dataset, prepare_dataset
+from distbench.data.datasets import cache_dir
 from distbench.data.user_data import UserDataError, check_source, prepare
 
 
@@ -81,6 +83,31 @@ def test_the_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path):
     second = prepare(cfg)
     assert second.folder != first.folder
     assert 99 in np.load(second.folder / "x_train.npy")[:, 0, 0, 0]
+
+
+def test_the_launchers_key_pins_the_cache_and_refuses_other_data(tmp_path):
+    """What a worker does with the key its launcher prepared (`DISTBENCH_DATA_KEY`)."""
+    root = image_folder(tmp_path / "imgs")
+    cfg = DataConfig(name=f"folder:{root}")
+    key = prepare_dataset(cfg)
+    assert key is not None and prepare_dataset(DataConfig(name="mnist-5k")) is None
+    # Mapped without walking the folder again: it loads with the folder moved away.
+    root.rename(tmp_path / "away")
+    assert load_dataset(cfg, None, key).train_x.shape == (6, 1, 6, 8)
+    (tmp_path / "away").rename(root)
+    # No entry on this machine (another node): prepared here, the same data, the same key.
+    shutil.rmtree(cache_dir() / "arrays" / key)
+    assert load_dataset(cfg, None, key).train_x.shape == (6, 1, 6, 8)
+    # Other data than the launcher's: refused.
+    shutil.rmtree(cache_dir() / "arrays" / key)
+    png = root / "train" / "cat" / "0.png"
+    write_png(png, 99)
+    os.utime(png, ns=(1, 1))
+    with pytest.raises(UserDataError, match="differs from what the launcher prepared"):
+        load_dataset(cfg, None, key)
+    # A key that is not one is refused, never used as a path.
+    with pytest.raises(UserDataError, match="not a data cache key"):
+        load_dataset(cfg, None, "../../" + key[:26])
 
 
 @pytest.mark.parametrize("make,expected", [
