@@ -6,10 +6,12 @@ staging folder and renamed into place, so a crash never leaves half a cache. The
 fingerprint of every source file's name, size and mtime, and of the settings that change the
 arrays (`--image-size`, `--test-fraction`), so an edited folder is decoded afresh. Workers
 memory-map that one copy: N workers on a node share its pages instead of decoding N copies.
-The launcher hands its workers the key (`DISTBENCH_DATA_KEY`): a worker that finds that cache
-entry maps it without walking the folder again (a million files are a million stats per
-worker); one that must prepare its own and gets another key refuses, so no rank trains on other
-data than the launcher checked.
+`distbench run` and `compare` hand their workers the key (`DISTBENCH_DATA_KEY`): a worker maps
+that entry without walking the folder again (a million files are a million stats per worker),
+so every rank trains on the snapshot the launcher checked. The entry is used only if its
+recipe (the source's resolved path, `--image-size`, `--test-fraction`, written into its
+meta.json) is the worker's own: a key inherited from another run, for other data, is ignored
+and the worker prepares its dataset as without one.
 Images stay uint8 in the cache; the trainers scale each batch to [0, 1] as they read it.
 
 folder:PATH holds either `PATH/train/<class>/*` and `PATH/test/<class>/*`, or one tree
@@ -85,27 +87,22 @@ def check_source(name: str) -> Path:
 def prepare(cfg: DataConfig, image_size: int | None = None) -> Prepared:
     """The array cache for `cfg.name`, built if absent; refuses bad data in one line."""
     source = check_source(cfg.name)
+    recipe = _recipe(cfg, image_size)
     if cfg.name.startswith(FOLDER):
         files = _folder_files(source)
         key = _key(source, [p for split in files.values() for _, p in split], image_size,
                    cfg.test_fraction if "all" in files else None)
-        return _cached(key, lambda stage: _decode_folder(source, files, image_size,
-                                                          cfg.test_fraction, stage))
+        return _cached(key, recipe, lambda stage: _decode_folder(source, files, image_size,
+                                                                  cfg.test_fraction, stage))
     key = _key(source, [source], None, None)
-    return _cached(key, lambda stage: _convert_npz(source, stage))
+    return _cached(key, recipe, lambda stage: _convert_npz(source, stage))
 
 
 def load_user_dataset(cfg: DataConfig, image_size: int | None = None,
                       key: str | None = None) -> Dataset:
     """The prepared arrays, memory-mapped copy-on-write (shared pages, writable tensors); `key`,
-    the launcher's, pins which ones."""
-    prepared = _pinned(key) if key else None
-    if prepared is None:
-        prepared = prepare(cfg, image_size)
-        if key and prepared.folder.name != key:
-            raise UserDataError(
-                f"--dataset {cfg.name}: the data here differs from what the launcher prepared "
-                f"(changed since it started, or a different copy on this node)")
+    the launcher's, names them where it was made for this dataset."""
+    prepared = (_pinned(key, _recipe(cfg, image_size)) if key else None) or prepare(cfg, image_size)
     meta = prepared.meta
     arrays = [np.load(prepared.folder / f"{name}.npy", mmap_mode="c") for name in ARRAYS]
     return Dataset(cfg.name, *arrays, classes=list(meta["classes"]), note=meta.get("note"),
@@ -128,18 +125,26 @@ def _key(source: Path, files: list[Path], image_size: int | None,
 KEY = re.compile(r"[0-9a-f]{32}")  # what `_key` returns
 
 
-def _pinned(key: str) -> Prepared | None:
-    """The cache entry `key` names, if this machine has it whole; the key comes from the
-    environment, so it must be one `_key` could have made (no path in it)."""
+def _recipe(cfg: DataConfig, image_size: int | None) -> list[Any]:
+    """What a cache entry was made from, found without reading the source's files."""
+    return [cfg.name.partition(":")[0], str(check_source(cfg.name).resolve()), image_size,
+            cfg.test_fraction]
+
+
+def _pinned(key: str, recipe: list[Any]) -> Prepared | None:
+    """The cache entry `key` names, if this machine has it whole and it was made by `recipe`;
+    the key comes from the environment, so it must be one `_key` could have made (no path in
+    it)."""
     if not KEY.fullmatch(key):
         raise UserDataError(f"DISTBENCH_DATA_KEY={key!r} is not a data cache key")
     final = cache_dir() / "arrays" / key
     if not (final / "meta.json").is_file():
         return None
-    return Prepared(final, json.loads((final / "meta.json").read_text()))
+    meta = json.loads((final / "meta.json").read_text())
+    return Prepared(final, meta) if meta.get("recipe") == recipe else None
 
 
-def _cached(key: str, build: Any) -> Prepared:
+def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
     root = cache_dir() / "arrays"
     final = root / key
     if (final / "meta.json").is_file():
@@ -148,7 +153,7 @@ def _cached(key: str, build: Any) -> Prepared:
     stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
     stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the cache entry
     try:
-        meta = build(stage)
+        meta = {**build(stage), "recipe": recipe}
         (stage / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(stage, final)
