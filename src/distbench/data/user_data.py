@@ -46,7 +46,7 @@ from distbench.system.files import umask_mode
 
 FOLDER, NPZ = "folder:", "npz:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: meta.json keeps its recipe (see `_pinned`)
 SPLITS = ("train", "test")
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 # Channel counts an image array's first or last axis may hold.
