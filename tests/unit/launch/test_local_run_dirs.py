@@ -83,7 +83,8 @@ def test_the_launcher_returns_its_own_record_among_concurrent_ones(
 
     cfg = RunConfig(out=str(tmp_path))
 
-    def workers_then_a_neighbour(cfg: RunConfig, how: object, run_id: str) -> None:
+    def workers_then_a_neighbour(cfg: RunConfig, how: object, run_id: str,
+                                 data_key: str | None) -> None:
         monkeypatch.setenv(RUN_ID_VAR, run_id)  # what the workers are given
         append_record(tmp_path, make_record(cfg))
         monkeypatch.delenv(RUN_ID_VAR)
