@@ -137,18 +137,23 @@ def _pinned(key: str, recipe: list[Any]) -> Prepared | None:
     it)."""
     if not KEY.fullmatch(key):
         raise UserDataError(f"DISTBENCH_DATA_KEY={key!r} is not a data cache key")
-    final = cache_dir() / "arrays" / key
+    entry = _entry(cache_dir() / "arrays" / key)
+    return entry if entry is not None and entry.meta.get("recipe") == recipe else None
+
+
+def _entry(final: Path) -> Prepared | None:
+    """The finished cache entry at `final` (its meta.json is written last), or None."""
     if not (final / "meta.json").is_file():
         return None
-    meta = json.loads((final / "meta.json").read_text())
-    return Prepared(final, meta) if meta.get("recipe") == recipe else None
+    return Prepared(final, json.loads((final / "meta.json").read_text()))
 
 
 def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
     root = cache_dir() / "arrays"
     final = root / key
-    if (final / "meta.json").is_file():
-        return Prepared(final, json.loads((final / "meta.json").read_text()))
+    existing = _entry(final)
+    if existing is not None:
+        return existing
     root.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
     stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the cache entry
@@ -162,7 +167,7 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
                 raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return Prepared(final, json.loads((final / "meta.json").read_text()))
+    return Prepared(final, json.loads((final / "meta.json").read_text()))  # the winner's
 
 
 def _stats(x: np.ndarray, scale: float) -> tuple[list[float], list[float]]:

@@ -13,8 +13,8 @@ RUN_DIR_VAR = "DISTBENCH_RUN_DIR"
 # among those of runs written into the same --out at the same time.
 RUN_ID_VAR = "DISTBENCH_RUN_ID"
 # The array cache of a user dataset (`data.user_data`) that the launcher prepared: its workers
-# on this machine map that one, without walking the source folder again, and a worker that finds
-# other data (changed since, or another copy on another node) refuses to train on it.
+# on this machine map that one without walking the source folder again (an entry made from
+# other data than the worker's is ignored).
 DATA_KEY_VAR = "DISTBENCH_DATA_KEY"
 # Set by `distbench compare` for the launchers it starts: the folder of its fork servers' sockets
 # (`launch.warmstart`), one per framework; without it a launcher execs each worker.
