@@ -73,8 +73,12 @@ class Strategy(WorkerRole):
 
     def zero_grad(self, optimizer: torch.optim.Optimizer) -> None:
         """Clear the gradients after a step; a strategy whose gradients are views of its own
-        flat buffer keeps them (and zeroes the buffer) instead."""
-        optimizer.zero_grad(set_to_none=True)
+        flat buffer keeps them (and zeroes the buffer) instead. What `zero_grad(set_to_none=True)`
+        does, without its profiler record: that record was 13 of its 13.5 us per step for
+        mlp-128, 2% of a batch-32 step."""
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
 
     def sync_gradients(self, model: nn.Module) -> None:
         """After backward, before the optimizer step."""

@@ -29,6 +29,7 @@ from distbench.strategies.base import Strategy
 from distbench.strategies.wire import wire_bytes
 from distbench.system.timing import clock
 from distbench.training.driver import EVAL_BATCH, EpochDriver
+from distbench.training.fused_update import adam_update
 from distbench.training.progress import StepHook
 
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # this rank's images, labels; the step's samples
@@ -154,7 +155,8 @@ class Trainer(EpochDriver):
         self.model = self.wrapped  # what the steps call: `wrapped`, or its compiled form
         self.compile_note: str | None = None
         self.optimizer = make_optimizer(cfg, self.net.parameters(), strategy)
-        self.optimizer_step: Callable[[], Any] = self.optimizer.step  # or its compiled form
+        # The fused kernel called directly, `optimizer.step`, or its compiled form.
+        self.optimizer_step: Callable[[], Any] = adam_update(self.optimizer)
         self.optimizer_compiled = False
         self.state_bytes: int | None = None  # model state this rank holds, after a step
         self.n_train = len(data.train_y)
@@ -270,7 +272,7 @@ class Trainer(EpochDriver):
 
     def fall_back(self, reason: str) -> str:
         self.model = self.wrapped
-        self.optimizer_step = self.optimizer.step
+        self.optimizer_step = adam_update(self.optimizer)
         self.optimizer_compiled = False
         return f"--compile is unavailable here ({reason}); this run is eager"
 
