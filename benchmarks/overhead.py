@@ -22,6 +22,8 @@ Prints, per batch size:
   best within 5x at batch 32, 2x at batch 128).
 --profile adds torch.profiler's tables of the batch-32 step, eager and compiled: where its time
   goes, by operator.
+Also prints, once: the fused Adam update through `Adam.step` and through the direct kernel call
+  PyTorch rows make.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import io
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 from distbench.system.threads import apply_wait_defaults
 
@@ -51,6 +54,7 @@ from distbench.strategies.single import SingleStrategy  # noqa: E402
 from distbench.system.cluster import ClusterEnv  # noqa: E402
 from distbench.system.threads import usable_cores  # noqa: E402
 from distbench.system.timing import clock, median  # noqa: E402
+from distbench.training.fused_update import adam_update  # noqa: E402
 from distbench.training.torch_trainer import Trainer  # noqa: E402
 
 TARGET = 1.03
@@ -165,6 +169,25 @@ def profile_step(data, batch: int, compile: bool, steps: int = 300) -> None:
     print(events.table(sort_by="self_cpu_time_total", row_limit=18))
 
 
+def fused_update_times(model: nn.Module, rounds: int = 9, calls: int = 300) -> tuple[float, float]:
+    """Median seconds of one fused Adam update through `Adam.step` and through the direct kernel
+    call distbench's PyTorch rows make (`training.fused_update`), interleaved round by round on
+    the same gradients: what skipping `Adam.step`'s per-call Python saves."""
+    for p in model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    opt.step()  # creates the state; later calls take the direct path
+    times: dict[Callable[[], object], list[float]] = {opt.step: [], adam_update(opt): []}
+    for _ in range(rounds):
+        for update, samples in times.items():
+            start = clock()
+            for _ in range(calls):
+                update()
+            samples.append((clock() - start) / calls)
+    step, direct = (median(samples) for samples in times.values())
+    return step, direct
+
+
 def matmul_flops(samples: int = 10) -> float:
     """Sustained float32 matmul FLOP/s with all threads: the machine's practical peak."""
     torch.set_num_threads(usable_cores())
@@ -232,6 +255,10 @@ def main() -> None:
     limit = flops / peak
     print(f"machine: {usable_cores()} threads, matmul {peak / 1e9:.1f} GFLOP/s; "
           f"mlp-128 epoch = {flops / 1e9:.2f} GFLOP -> compute-bound limit {limit * 1e3:.1f} ms")
+    step, direct = fused_update_times(build_model(ModelConfig("mlp-128"), data.input_shape, 10,
+                                                  data.mean, data.std))
+    print(f"fused Adam update, mlp-128: Adam.step {step * 1e3:.3f} ms, the kernel called directly "
+          f"(as PyTorch rows do) {direct * 1e3:.3f} ms, {direct / step:.2f}x")
     for batch in (32, 128):
         minimal, ours, pairs = [], [], []
         for r in range(args.repeats):
