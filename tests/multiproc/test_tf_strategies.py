@@ -144,15 +144,18 @@ def test_tf_multiworker_processes_exchange_gradients(tmp_path):
 
 
 @needs_tf
-def test_killed_tf_multiworker_worker_fails_the_run_cleanly(tmp_path):
-    """SIGKILL rank 1 mid-training: non-zero exit within 60 s, a failed record, nothing left."""
+def test_killed_tf_multiworker_worker_fails_the_run_cleanly(tmp_path, tmp_path_factory):
+    """SIGKILL rank 1 mid-training: non-zero exit within 60 s, a failed record, nothing left:
+    no process, and no autograph file in the temp folder (the killed rank cannot remove its
+    own; the launcher's run folder holds them)."""
     marker = uuid.uuid4().hex
+    temp = tmp_path_factory.mktemp("temp")
     proc = subprocess.Popen(
         [sys.executable, "-m", "distbench", "run", "--strategy", "tf-multiworker",
          "--workers", "2", "--dataset", "synthetic", "--synthetic-samples", "512",
          "--model", "mlp-25", "--batch-size", "8", "--epochs", "500", "--out", str(tmp_path)],
-        env={**os.environ, "DISTBENCH_TEST_MARKER": marker}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "DISTBENCH_TEST_MARKER": marker, "TMPDIR": str(temp)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     first_epoch = threading.Event()
 
@@ -182,3 +185,5 @@ def test_killed_tf_multiworker_worker_fails_the_run_cleanly(tmp_path):
     assert record["strategy"] == "tf-multiworker"
     time.sleep(0.5)
     assert marked_processes(marker) == {}, "processes left behind"
+    left = list(temp.rglob("__autograph_generated_file*"))
+    assert not left, f"{len(left)} autograph files left, e.g. {left[0]}"

@@ -75,6 +75,20 @@ def remove_autograph_files() -> None:
                     os.unlink(path)
 
 
+def temp_files_in(run_dir: str, strategy: str) -> None:
+    """A TensorFlow worker started by distbench's launcher keeps its temp files (autograph's
+    modules) in the launcher's private run folder, which the launcher removes however the worker
+    ends: a worker killed mid-run (a crash, `--timeout`, a failed peer) cannot clean up, and each
+    left four files in the temp folder. PyTorch workers keep the temp folder, where Inductor
+    keeps its compile cache from run to run."""
+    import tempfile
+
+    from distbench.strategies import Framework, strategy_info
+
+    if strategy_info(strategy).framework is Framework.TENSORFLOW:
+        tempfile.tempdir = run_dir
+
+
 def end_process() -> NoReturn:
     """Leave a worker whose record is written without the interpreter's shutdown.
 
@@ -126,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         pid = os.environ.get(HOST_PID_VAR) or str(os.getpid())  # the PID mpiexec knows
         # Whole, for the launcher's watch (`launch/rankwatch.py`) reads it meanwhile.
         write_whole(Path(run_dir, f"rank{env.rank}.pid"), pid)
+        temp_files_in(run_dir, cfg.strategy)
     from distbench.training.worker import print_summary, run_worker
 
     _fit_to_launch(cfg, env.world_size, env.rank, env.source)
