@@ -22,19 +22,24 @@ RUN = ["--dataset", "mnist-5k", "--epochs", "1", "--no-progress"]
 @pytest.mark.parametrize("launcher,strategy,host", [
     ("torchrun", "ddp", "127.0.0.1"), ("mpiexec", "mpi", "localhost"),
 ])
-def test_multinode_rehearsal(tmp_path, launcher, strategy, host):
-    """Two "nodes" that are both this machine: the multi-node code path, end to end."""
+def test_multinode_rehearsal(tmp_path, tmp_path_factory, launcher, strategy, host):
+    """Two "nodes" that are both this machine: the multi-node code path, end to end, leaving
+    nothing of its own in the temp folder (torchrun's log folders go into the run's)."""
     hostfile = tmp_path / "hosts"
     hostfile.write_text(f"{host}\n{host}\n")
     out = tmp_path / "out"
+    temp = tmp_path_factory.mktemp("temp")
     proc = run_cli("launch", launcher, "--nodes", "2", "--hostfile", str(hostfile),
                    "--strategy", strategy, "--timeout", "150", "--", *RUN, "--out", str(out),
-                   timeout=200)
+                   timeout=200, env={"TMPDIR": str(temp)})
     assert proc.returncode == 0, proc.stderr
     assert "--nnodes=2" in proc.stdout or " -f " in proc.stdout
     (record,) = load_records(out)
     assert record["status"] == "ok" and record["workers"] == 2
     assert len({w["pid"] for w in record["workers_info"]}) == 2
+    # Inductor's compile cache is meant to stay, as it does for every PyTorch program.
+    left = [p.name for p in temp.iterdir() if not p.name.startswith("torchinductor_")]
+    assert not left, f"left in the temp folder: {left}"
 
 
 

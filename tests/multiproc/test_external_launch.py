@@ -47,7 +47,8 @@ def launch(cmd: list[str], out: Path) -> dict:
 @pytest.mark.slow
 def test_torchrun_starts_ddp_workers(tmp_path: Path) -> None:
     record = launch([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                     "--master-port", str(free_port()), "-m", "distbench", "worker",
+                     "--master-port", str(free_port()), "--log-dir", str(tmp_path / "logs"),
+                     "-m", "distbench", "worker",
                      "--strategy", "ddp"], tmp_path)
     assert record["cluster_source"] == "torchrun" and record["backend"] == "gloo"
 
