@@ -23,7 +23,8 @@ Prints, per batch size:
 --profile adds torch.profiler's tables of the batch-32 step, eager and compiled: where its time
   goes, by operator.
 Also prints, once: the fused Adam update through `Adam.step` and through the direct kernel call
-  PyTorch rows make.
+  PyTorch rows make; and at the end, what other processes and the hypervisor (steal) took of the
+  cores during the run: a run where they took much measured its neighbours too.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from distbench.models.torch_models import build_model  # noqa: E402
 from distbench.results.records import load_records  # noqa: E402
 from distbench.strategies.single import SingleStrategy  # noqa: E402
 from distbench.system.cluster import ClusterEnv  # noqa: E402
+from distbench.system.contention import Sample, process_tree_cpu_s, window_note  # noqa: E402
 from distbench.system.threads import usable_cores  # noqa: E402
 from distbench.system.timing import clock, median  # noqa: E402
 from distbench.training.fused_update import adam_update  # noqa: E402
@@ -247,6 +249,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    start, start_cpu = Sample.now(), process_tree_cpu_s()
     torch.set_num_threads(usable_cores())
     data = load_dataset("fashion-mnist")
     peak = matmul_flops()
@@ -313,6 +316,7 @@ def main() -> None:
         best = min(median(r) for r in ratios.values())
         print(f"  best_vs_limit={best:.1f}  ({'met' if best <= LIMIT_AIM[batch] else 'missed'}, "
               f"target <= {LIMIT_AIM[batch]:g}x)")
+    print(f"\n{window_note(start, start_cpu, usable_cores())}")
     if args.profile:
         profile_step(data, 32, compile=False)
         if not args.no_compile:

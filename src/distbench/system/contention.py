@@ -93,3 +93,21 @@ def machine_state(start: Sample, end: Sample, own_cpu: float, cores: int,
         state["cpu_freq_changed"] = any(abs(b - a) > FREQ_CHANGE * a
                                         for a, b in zip(start.freqs, end.freqs) if a)
     return state
+
+
+def process_tree_cpu_s() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def window_note(start: Sample, start_cpu: float, cores: int) -> str:
+    """One line for a benchmark's output: what other processes and the hypervisor (steal) took
+    of the cores since `start`, so a reader can tell a quiet run from one that measured its
+    neighbours. `start_cpu` is `process_tree_cpu_s()` at `start`."""
+    state = machine_state(start, Sample.now(), process_tree_cpu_s() - start_cpu, cores)
+    if state["others_cpu_fraction"] is None:
+        return "machine during the run: not visible here (no /proc/stat)"
+    return (f"machine during the run ({state['window_s']:.0f} s): other processes took "
+            f"{state['others_cpu_fraction']:.1%} of the cores, the hypervisor (steal) "
+            f"{state['steal_fraction']:.1%}")

@@ -6,7 +6,7 @@ Command: python -m pytest tests/unit/system/test_machine_state.py
 
 from __future__ import annotations
 
-from distbench.system.contention import Sample, machine_state
+from distbench.system.contention import Sample, machine_state, process_tree_cpu_s, window_note
 from distbench.system.noise import measure_noise, noise_warning
 
 
@@ -35,3 +35,16 @@ def test_noise_kernel_reports_a_spread_and_warns_only_when_high() -> None:
     assert noise["samples"] == 8 and 0 < noise["min_s"] <= noise["mean_s"] <= noise["max_s"]
     assert noise_warning(0.02) is None
     assert "noisy" in (noise_warning(0.25) or "")
+
+
+def test_a_benchmarks_window_note_names_both_shares() -> None:
+    """A window in which this process worked: the note names both shares, and a machine
+    whose counters are invisible says so rather than printing zeros."""
+    start, cpu = Sample.now(), process_tree_cpu_s()
+    spin_until = start.wall + 0.3
+    while Sample.now().wall < spin_until:
+        pass
+    note = window_note(start, cpu, cores=2)
+    assert "other processes took" in note and "steal" in note
+    assert window_note(Sample(start.wall, 0.0, None, None), cpu, 2).endswith("not visible here "
+                                                                            "(no /proc/stat)")
