@@ -155,9 +155,10 @@ class MultiNode:
         # Also keeps torchrun from setting (and announcing) one thread per worker on its own.
         env = {**os.environ, LAUNCH_T0_VAR: repr(time.time()), "OMP_NUM_THREADS": str(threads)}
         tmp = run_dir()  # a run's kind of folder: one left by a killed launcher goes next time
-        # torchrun's per-rank log folders (its --log-dir), otherwise a new torchelastic_* folder
-        # in the temp folder at every start, never removed.
-        env.setdefault("PET_LOG_DIR", str(tmp / "torchrun"))
+        if self.launcher == "torchrun":
+            # torchrun's per-rank log folders (its --log-dir), otherwise a new torchelastic_*
+            # folder in the temp folder at every start, never removed.
+            env.setdefault("PET_LOG_DIR", str(tmp / "torchrun"))
         try:
             workers = []
             for rank, cmd in enumerate(job.commands()):

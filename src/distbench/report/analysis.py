@@ -427,6 +427,8 @@ class SetupSummary:
             "epochs": self.setup.epochs,
             "optimizer": f"{self.setup.optimizer}, lr {self.setup.lr:g}",
             "optimizer implementation": values("optimizer_impl", "config"),
+            "optimizer call": {str(r.get("strategy")): r["optimizer_call"] for r in self.records
+                               if r.get("optimizer_call")},
             "seed": values("seed"),
             "warm-up steps": values("warmup_steps", "config"),
             "comm measured by": {c.strategy: c.comm_method for c in self.cells if c.comm_method},

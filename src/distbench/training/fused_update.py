@@ -10,10 +10,15 @@ the group's hyperparameters read at every call: the update is bit-identical to `
 the learning rate stay the optimizer's own.
 
 It defers to `Adam.step` wherever the two could differ: before the state exists (the first step
-creates it), with step hooks or a gradient scaler's attributes, for sharded (DTensor)
-parameters, and for tensors on several devices or of several dtypes. torch is pinned
-(constraints.txt), and the parity test fails loudly if a new version changes the kernel's
-contract.
+creates it), with step hooks, a gradient scaler's attributes or a `step` replaced on the
+instance (a learning-rate scheduler's counter), for a group that is not fused or whose
+hyperparameters are tensors, for sharded (DTensor) parameters, and for tensors on several
+devices or of several dtypes. torch is pinned (constraints.txt), and the parity test fails
+loudly if a new version changes the kernel's contract.
+
+Which rows it applies to: every PyTorch row whose optimizer is a plain fused Adam. `zero` (its
+wrapper steps the shard's Adam itself) and `fsdp` (DTensor parameters) keep `Adam.step`; the
+record's `optimizer_call` says which a row used.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
-Kernel = tuple[Callable[..., Any], list[list[torch.Tensor]], dict[str, Any]]
+KernelCall = tuple[Callable[..., Any], list[list[torch.Tensor]], dict[str, Any]]
 
 
 def adam_update(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
@@ -49,11 +54,12 @@ def adam_update(optimizer: torch.optim.Optimizer) -> Callable[[], Any]:
     return update
 
 
-def kernel_calls(optimizer: torch.optim.Optimizer) -> list[Kernel] | None:
+def kernel_calls(optimizer: torch.optim.Optimizer) -> list[KernelCall] | None:
     """One kernel call per parameter group, as `Adam.step` would make them; None where
     `Adam.step` must run itself."""
     if (_global_optimizer_pre_hooks or _global_optimizer_post_hooks
             or optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+            or "step" in vars(optimizer)
             or getattr(optimizer, "grad_scale", None) is not None
             or getattr(optimizer, "found_inf", None) is not None):
         return None
@@ -76,8 +82,8 @@ def kernel_calls(optimizer: torch.optim.Optimizer) -> list[Kernel] | None:
             continue
         beta1, beta2 = group["betas"]
         scalars = (group["lr"], beta1, beta2)
-        if (any(isinstance(s, torch.Tensor) for s in scalars) or group["capturable"]
-                or group["differentiable"]
+        if (not group["fused"] or group["capturable"]
+                or any(isinstance(s, torch.Tensor) for s in scalars)
                 or len({(t.device, t.dtype) for t in tensors[0] + tensors[1]}) != 1):
             return None
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_

@@ -264,6 +264,14 @@ class Trainer(EpochDriver):
             return None
         return "forward, backward" + (", optimizer" if self.optimizer_compiled else "")
 
+    @property
+    def optimizer_call(self) -> str:
+        """How the loop updates, for the record: the fused kernel called directly
+        (`training.fused_update`), or the optimizer's `step` (compiled or not), whose per-call
+        Python a small model's step feels."""
+        direct = self.optimizer_step != self.optimizer.step and not self.optimizer_compiled
+        return "fused kernel" if direct else "optimizer.step"
+
     def compile_failure(self, exc: Exception) -> str | None:
         if not isinstance(exc, compile_errors()):
             return None
@@ -366,6 +374,7 @@ class Trainer(EpochDriver):
     def record_fields(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
         shapes = [tuple(p.shape) for p in self.net.parameters()]
         return {"optimizer_impl": self.cfg.optimizer_kernel, "compiled_step": self.compiled_step,
+                "optimizer_call": self.optimizer_call,
                 "grad_bytes": sum(p.numel() * p.element_size() for p in self.net.parameters()),
                 "wire_bytes": wire_bytes(self.cfg.compression, shapes, self.cfg.powersgd_rank)}
 
