@@ -132,7 +132,8 @@ def test_allreduce_crosses_the_shaped_link(shaped, tmp_path, backend):
                                 program)]
     else:
         cmds = torchrun_commands(shaped.nodes, 1, 29501, sys.executable, program)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # torchrun's log folders in the test's own (by default one per node is left in /tmp).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_LOG_DIR": str(tmp_path / "torchrun")}
     logs = [tmp_path / f"node{i}.log" for i in range(len(cmds))]
     supervise([Worker(i, start_process(cmd, env, log, show_stdout=False), log)
                for i, (cmd, log) in enumerate(zip(cmds, logs))], timeout=120)
