@@ -2,8 +2,9 @@
 
 torch's fused Adam updates every parameter in one kernel, but `Adam.step` wraps that kernel in a
 profiler record, the step hooks, `_init_group` and a regrouping of the tensors by device and
-dtype. For mlp-128 on this project's 2-core VM the wrapper took 63 of the update's 136 us, a
-tenth of a batch-32 training step (docs/measurements.md). `adam_update` calls the same kernel
+dtype. For mlp-128 on this project's 2-core VM, `benchmarks/overhead.py` timed the update at
+0.086-0.144 ms through `Adam.step` and 0.048-0.082 ms called directly (docs/measurements.md, "A
+fourth sitting"), up to a tenth of a batch-32 training step. `adam_update` calls the same kernel
 (`torch._fused_adam_`, or `_fused_adamw_` for decoupled weight decay) on the same tensors, with
 the group's hyperparameters read at every call: the update is bit-identical to `Adam.step`
 (tests/unit/training/test_fused_update.py), and the state, its `state_dict` and any change of
