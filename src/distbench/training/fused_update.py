@@ -67,6 +67,10 @@ def kernel_calls(optimizer: torch.optim.Optimizer) -> list[KernelCall] | None:
     calls = []
     for group in optimizer.param_groups:
         amsgrad = group["amsgrad"]
+        beta1, beta2 = group["betas"]
+        if (not group["fused"] or group["capturable"]
+                or any(isinstance(s, torch.Tensor) for s in (group["lr"], beta1, beta2))):
+            return None
         tensors: list[list[torch.Tensor]] = [[], [], [], [], [], []]
         for p in group["params"]:
             if p.grad is None:
@@ -81,11 +85,7 @@ def kernel_calls(optimizer: torch.optim.Optimizer) -> list[KernelCall] | None:
                     column.append(tensor)
         if not tensors[0]:
             continue
-        beta1, beta2 = group["betas"]
-        scalars = (group["lr"], beta1, beta2)
-        if (not group["fused"] or group["capturable"]
-                or any(isinstance(s, torch.Tensor) for s in scalars)
-                or len({(t.device, t.dtype) for t in tensors[0] + tensors[1]}) != 1):
+        if len({(t.device, t.dtype) for t in tensors[0] + tensors[1]}) != 1:
             return None
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         calls.append((kernel, tensors, {
