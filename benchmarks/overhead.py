@@ -20,8 +20,10 @@ Prints, per batch size:
   backward compiled, the update one fused kernel) and with foreach (the whole step compiled,
   update included); each epoch is taken against the limit measured right before it (targets:
   best within 5x at batch 32, 2x at batch 128).
---profile adds torch.profiler's tables of the batch-32 step, eager and compiled: where its time
-  goes, by operator.
+The OpenMP wait setting is distbench's default (`GOMP_SPINCOUNT=3000`) unless the environment
+  sets one, as in distbench's workers; the first line says which this run used.
+--profile adds torch.profiler's tables of the step at both batch sizes, eager and compiled: where
+  its time goes, by operator.
 Also prints, once: the fused Adam update through `Adam.step` and through the direct kernel call
   PyTorch rows make; and at the end, what other processes and the hypervisor (steal) took of the
   cores during the run: a run where they took much measured its neighbours too.
@@ -38,7 +40,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 
-from distbench.system.threads import apply_wait_defaults
+from distbench.system.threads import apply_wait_defaults, wait_settings
 
 apply_wait_defaults()  # libgomp reads it when torch loads it, as in distbench's workers
 
@@ -259,8 +261,10 @@ def main() -> None:
     model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std)
     flops = training_flops_per_sample(model) * len(data.train_y)
     limit = flops / peak
+    wait = ", ".join(f"{k}={v}" for k, v in wait_settings().items() if v is not None)
     print(f"machine: {usable_cores()} threads, matmul {peak / 1e9:.1f} GFLOP/s; "
-          f"mlp-128 epoch = {flops / 1e9:.2f} GFLOP -> compute-bound limit {limit * 1e3:.1f} ms")
+          f"mlp-128 epoch = {flops / 1e9:.2f} GFLOP -> compute-bound limit {limit * 1e3:.1f} ms; "
+          f"OpenMP wait {wait}")
     step, direct = fused_update_times(build_model(ModelConfig("mlp-128"), data.input_shape, 10,
                                                   data.mean, data.std))
     print(f"fused Adam update, mlp-128: Adam.step {step * 1e3:.3f} ms, the kernel called directly "
@@ -321,9 +325,10 @@ def main() -> None:
               f"target <= {LIMIT_AIM[batch]:g}x)")
     print(f"\n{window_note(start, start_cpu, usable_cores())}")
     if args.profile:
-        profile_step(data, 32, compile=False)
-        if not args.no_compile:
-            profile_step(data, 32, compile=True)
+        for batch in (32, 128):
+            profile_step(data, batch, compile=False)
+            if not args.no_compile:
+                profile_step(data, batch, compile=True)
 
 
 if __name__ == "__main__":
