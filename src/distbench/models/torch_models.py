@@ -38,8 +38,9 @@ class Preprocess(nn.Module):
 
     def __init__(self, mean: list[float], std: list[float], image_size: int | None) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        # float32 whatever the numbers' type: integer statistics would make integer buffers.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.image_size = image_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ image, an empty file, a corrupt or mismatched checkpoint, an unknown model name)
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,17 +29,18 @@ from typing import Any
 import numpy as np
 
 from distbench.core.config import MAX_IMAGE_SIZE, ModelConfig
-from distbench.core.errors import DistbenchError, error_line
+from distbench.core.errors import DistbenchError, UsageError, error_line
 from distbench.models import MODEL_NAMES
 from distbench.models.checkpoint import FORMATS, SIDECAR
-from distbench.models.user import is_user_model, trusted_spec
+from distbench.models.user import is_user_model, parse_spec, trusted_spec
 
 WEIGHT_SUFFIXES = {Path(f.file).suffix: framework for framework, f in FORMATS.items()}
 WEIGHT_FILES = [f.file for f in FORMATS.values()]
 REQUIRED_KEYS = ("framework", "model", "classes", "input_shape", "normalisation")
 TOP_K = 3
-# Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS): no image it opens can fill an input
-# with more pixels than this, so a sidecar asking for one is wrong.
+# Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS), which `load_image` enforces as an
+# error (Pillow itself only warns up to twice it): no image read here can fill an input with more
+# pixels than this, so a sidecar asking for one is wrong.
 MAX_INPUT_PIXELS = 89_478_485
 
 
@@ -72,12 +75,28 @@ class Checkpoint:
         """What a reader needs to judge the predictions: which run, how it was trained, how good."""
         keys = ("model", "dataset", "framework", "strategy", "workers", "run_id",
                 "test_accuracy", "input_shape")
-        return {"checkpoint": str(self.weights), **{k: self.meta.get(k) for k in keys}}
+        return {"checkpoint": str(self.weights), **{k: json_safe(self.meta.get(k)) for k in keys}}
+
+
+def json_safe(value: Any) -> Any:
+    """A sidecar value as strict JSON can hold it: a NaN or infinity (which Python's JSON reads)
+    becomes null, so `--json` never prints a value other JSON readers reject."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def resolve(path: str | Path) -> tuple[Path, Path]:
     """(weights, sidecar) from the weights file, the sidecar, or the folder holding them."""
-    path = Path(path)
+    try:
+        return _resolve(Path(path))
+    except OSError as exc:  # a name too long, a permission: the path cannot even be looked at
+        raise CheckpointError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _resolve(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         found = [path / name for name in WEIGHT_FILES if (path / name).is_file()]
         if not found:
@@ -96,9 +115,11 @@ def resolve(path: str | Path) -> tuple[Path, Path]:
         raise CheckpointError(f"{path}: not a checkpoint (expected a .safetensors or .keras "
                               "weights file, its .json sidecar, or their folder)")
     sidecar = path.with_suffix(Path(SIDECAR).suffix)  # beside the weights, the same stem
-    if not sidecar.is_file():
+    if not sidecar.exists():
         raise CheckpointError(f"{path}: its sidecar {sidecar.name} is missing; the weights alone "
                               "do not say which model, classes or input they belong to")
+    if not sidecar.is_file():  # a folder, a pipe that would block the read, a device
+        raise CheckpointError(f"{sidecar}: the sidecar is not a regular file")
     return path, sidecar
 
 
@@ -106,7 +127,10 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     """The sidecar as a dict, with every key that loading relies on present and plausible."""
     try:
         meta = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise CheckpointError(f"{sidecar}: not a usable JSON sidecar (nested too deeply)"
+                              ) from None
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5,000-digit number
         raise CheckpointError(f"{sidecar}: not a readable JSON sidecar ({exc})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{sidecar}: expected a JSON object, got {type(meta).__name__}")
@@ -118,6 +142,13 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
     if not is_user_model(meta["model"]) and meta["model"] not in MODEL_NAMES:
         raise CheckpointError(f"{sidecar}: unknown model '{meta['model']}' in the sidecar; this "
                               f"distbench knows: {', '.join(MODEL_NAMES)}")
+    if is_user_model(meta["model"]):
+        try:
+            parse_spec(meta["model"])
+        except UsageError:
+            raise CheckpointError(f"{sidecar}: model {meta['model']!r} is neither a model this "
+                                  "distbench knows nor a user model (file.py:function or "
+                                  "package.module:function)") from None
     if meta["framework"] != framework:
         raise CheckpointError(f"{sidecar}: says framework '{meta['framework']}' but the weights "
                               f"file is a {framework} one")
@@ -134,11 +165,13 @@ def read_sidecar(sidecar: Path, framework: str) -> dict[str, Any]:
 
     def per_channel(values: Any) -> bool:
         return (isinstance(values, list) and len(values) == shape[0]
-                and all(isinstance(v, (int, float)) for v in values))
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) for v in values))
 
     if not (isinstance(norm, dict) and per_channel(norm.get("mean"))
-            and per_channel(norm.get("std"))):
-        raise CheckpointError(f"{sidecar}: normalisation needs one mean and std per channel")
+            and per_channel(norm.get("std")) and all(v > 0 for v in norm["std"])):
+        raise CheckpointError(f"{sidecar}: normalisation needs one finite mean and one positive "
+                              "std per channel")
     size = meta.get("image_size")
     if size is not None and not (isinstance(size, int) and 0 < size <= MAX_IMAGE_SIZE):
         raise CheckpointError(f"{sidecar}: image_size must be an integer in [1, "
@@ -230,6 +263,11 @@ def _load_torch(weights: Path, sidecar: Path, meta: dict[str, Any], model: Model
         values = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise unreadable(exc) from None
+    for name, tensor in expected.items():
+        if values[name].dtype != tensor.dtype:  # load_state_dict would cast ints and bools
+            raise _mismatch(weights, sidecar, meta,
+                            f"tensor '{name}' is {values[name].dtype} in the weights, "
+                            f"{tensor.dtype} in the model")
     net = build()
     net.load_state_dict(values)
     net.eval()
@@ -255,8 +293,12 @@ def _load_keras(weights: Path, sidecar: Path, meta: dict[str, Any], model: Model
         raise CheckpointError(f"{weights}: not a readable .keras file ({reason}); the file is "
                               "corrupt or truncated, save the model again") from None
     c, h, w = meta["input_shape"]
+    try:
+        saved_shape = tuple(saved.input_shape[1:])
+    except (AttributeError, ValueError, TypeError):  # a model saved before it was built
+        raise _mismatch(weights, sidecar, meta, "the saved model has no input shape") from None
     # Before the sidecar's model is built: an input_shape edited to something huge stops here.
-    if tuple(saved.input_shape[1:]) != (h, w, c):
+    if saved_shape != (h, w, c):
         raise _mismatch(weights, sidecar, meta, f"the saved model takes {saved.input_shape[1:]} "
                                                 f"(NHWC) input")
     try:
@@ -322,18 +364,30 @@ def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> np.ndarra
     """Read an image file as model input; a file that is no image is a one-line `ImageError`."""
     Image = _pil()
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes), not an image")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image_to_input(image, input_shape)
+        if not path.exists():
+            raise ImageError(f"{path}: no such file")
+        if not path.is_file():  # a folder, or a pipe or device that would block or never end
+            raise ImageError(f"{path}: not a regular file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes), not an image")
+        with warnings.catch_warnings():
+            # Pillow only warns about an image of 1-2x its pixel limit, and decodes it (a 657 KB
+            # PNG can ask for 169 M pixels); here it is refused. Its other warnings (a damaged
+            # EXIF block) would be lines of library output before the one-line message.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image_to_input(image, input_shape)
     except Image.UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (Pillow cannot identify its format)") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: unreadable image ({exc})") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: refused, too many pixels to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        # An error of the file system names the path again; the line already starts with it.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.filename else exc
+        raise ImageError(f"{path}: unreadable image ({reason})") from None
 
 
 # --------------------------------------------------------------------------- predictions
@@ -342,6 +396,9 @@ def load_image(path: str | Path, input_shape: tuple[int, int, int]) -> np.ndarra
 def top_k(ckpt: Checkpoint, batch: np.ndarray, k: int = TOP_K) -> list[list[tuple[str, float]]]:
     """For each sample, the k most probable (class, probability) pairs, most probable first."""
     probs = ckpt.probabilities(batch.astype(np.float32))
+    if not np.isfinite(probs).all():
+        raise CheckpointError(f"{ckpt.weights}: the model answers NaN or infinity for these "
+                              "images; its weights are not usable")
     k = min(k, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return [[(ckpt.classes[j], float(p[j])) for j in row]

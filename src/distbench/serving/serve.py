@@ -71,10 +71,15 @@ class LiveCheckpoint:
             stamp = self._signature()
             if stamp != self._stamp:
                 self._stamp = stamp
+                # Whatever happens below, the files on disk are no longer the model served.
+                self._ckpt, self._error = None, None
                 try:
-                    self._ckpt, self._error = load_checkpoint(self.path, self.trust_code), None
+                    self._ckpt = load_checkpoint(self.path, self.trust_code)
                 except DistbenchError as exc:
-                    self._ckpt, self._error = None, exc
+                    self._error = exc
+                except Exception as exc:  # noqa: BLE001 - the page stays up and says why
+                    self._error = CheckpointError(f"{self.path}: cannot be loaded "
+                                                  f"({type(exc).__name__}: {exc})")
             if self._ckpt is None:
                 if self._error is not None:
                     raise type(self._error)(str(self._error))
@@ -82,8 +87,10 @@ class LiveCheckpoint:
             return self._ckpt
 
 
-# Characters with a meaning in Markdown or HTML; a backslash makes each one literal.
-MARKDOWN_ACTIVE = re.compile(r"([\\`*_\[\]<>&])")
+# Every ASCII punctuation character, each of which a backslash makes literal in Markdown: not only
+# the syntax characters (links, emphasis, HTML, `~~` strikethrough) but also the `:` and `.` by
+# which GitHub-flavoured Markdown, which Gradio renders, turns bare URLs and www. names into links.
+MARKDOWN_ACTIVE = re.compile(r"([!-/:-@\[-`{-~])")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -124,10 +131,13 @@ def uploaded_file(path: object, upload_folder: str | Path) -> Path | None:
     if not isinstance(path, str) or not path:
         return None
     root = Path(os.path.abspath(upload_folder))
-    candidate = Path(os.path.abspath(path))
-    if not candidate.is_relative_to(root):
+    try:
+        candidate = Path(os.path.abspath(path))
+        if not candidate.is_relative_to(root):
+            return None
+        real = Path(os.path.realpath(candidate))
+    except (ValueError, OSError):  # a NUL byte in the path, a name too long to look up
         return None
-    real = Path(os.path.realpath(candidate))
     return real if real.is_relative_to(os.path.realpath(root)) else None
 
 
@@ -270,7 +280,11 @@ def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860,
     """Build the page and serve it until Ctrl-C."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no phoning home
     check_address(host, port)
-    if not Path(checkpoint).exists():
+    try:
+        exists = Path(checkpoint).exists()
+    except OSError as exc:  # a name too long to look up
+        raise DistbenchError(f"{checkpoint}: cannot read it ({exc.strerror or exc})") from None
+    if not exists:
         raise DistbenchError(f"{checkpoint}: no such checkpoint file")
     try:
         import gradio  # noqa: F401

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from distbench.serving import serve
 from distbench.serving.predict import (
     CheckpointError,
     ImageError,
     image_to_input,
     load_checkpoint,
     load_image,
+    top_k,
 )
 
 from helpers import copy_checkpoint, mnist_5k, trained_checkpoint, write_test_images
@@ -31,6 +34,18 @@ from helpers import copy_checkpoint, mnist_5k, trained_checkpoint, write_test_im
 def _edit_sidecar(folder: Path, **changes: object) -> None:
     path = folder / "model.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _integer_weights(folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+    save_file({k: v.to(torch.int64) for k, v in load_file(path).items()}, path)
+
+
+def _sidecar_folder(folder: Path) -> None:
+    (folder / "model.json").unlink()
+    (folder / "model.json").mkdir()
 
 
 def _three_channels(folder: Path) -> None:
@@ -61,7 +76,24 @@ BAD_CHECKPOINTS = {
                          "model.json: not a readable JSON sidecar"),
     "sidecar lacks keys": (lambda f: (f / "model.json").write_text("{}"), "sidecar lacks"),
     "scalar normalisation": (lambda f: _edit_sidecar(f, normalisation={"mean": 0.1, "std": 0.3}),
-                             "one mean and std per channel"),
+                             "one finite mean and one positive std per channel"),
+    "zero std": (lambda f: _edit_sidecar(f, normalisation={"mean": [0.1], "std": [0]}),
+                 "one positive std per channel"),
+    "NaN std": (lambda f: _edit_sidecar(f, normalisation={"mean": [0.1], "std": [float("nan")]}),
+                "one positive std per channel"),
+    "boolean mean": (lambda f: _edit_sidecar(f, normalisation={"mean": [True], "std": [1.0]}),
+                     "one finite mean"),
+    "sidecar nested too deeply": (lambda f: (f / "model.json").write_text("[" * 100_000
+                                                                          + "]" * 100_000),
+                                  "model.json: not a usable JSON sidecar (nested too deeply)"),
+    "sidecar number too long": (lambda f: (f / "model.json").write_text(
+        '{"workers": ' + "9" * 5000 + "}"), "model.json: not a readable JSON sidecar"),
+    "sidecar a folder": (_sidecar_folder, "model.json: the sidecar is not a regular file"),
+    "sidecar model not a spec": (lambda f: _edit_sidecar(f, model=":::"),
+                                 "model.json: model ':::' is neither a model this distbench knows "
+                                 "nor a user model"),
+    "integer weights": (_integer_weights,
+                        "is torch.int64 in the weights, torch.float32 in the model"),
     "tensor list not a list": (lambda f: _edit_sidecar(f, tensors=7), "tensors must list"),
     "image size not a number": (lambda f: _edit_sidecar(f, image_size="big"),
                                 "image_size must be an integer in"),
@@ -90,6 +122,46 @@ def test_checkpoint_paths(tmp_path: Path) -> None:
     (tmp_path / "runs.jsonl").write_text("{}\n")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "runs.jsonl")
+    with pytest.raises(CheckpointError, match="cannot read it"):
+        load_checkpoint(tmp_path / ("a" * 300))  # a name longer than the file system allows
+
+
+def test_integer_statistics_in_the_sidecar_are_read_as_floats(tmp_path: Path) -> None:
+    """The sidecar's statistics only size the model (the weights hold the values): integers
+    there must not make integer buffers, which would truncate the stored std to 0."""
+    folder = copy_checkpoint(tmp_path / "ckpt")
+    _edit_sidecar(folder, normalisation={"mean": [0], "std": [1]}, workers=float("nan"))
+    ckpt = load_checkpoint(folder)
+    expected = load_checkpoint(trained_checkpoint())
+    x = np.random.default_rng(0).random((2, 1, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(ckpt.probabilities(x), expected.probabilities(x), rtol=1e-6)
+    assert ckpt.describe()["workers"] is None  # strict JSON: no NaN reaches --json
+
+
+def test_a_model_answering_nan_is_refused() -> None:
+    ckpt = load_checkpoint(trained_checkpoint())
+    ckpt.probabilities = lambda batch: np.full((len(batch), 10), np.nan, np.float32)
+    with pytest.raises(CheckpointError, match="answers NaN or infinity"):
+        top_k(ckpt, np.zeros((1, 1, 28, 28), np.float32))
+
+
+def test_the_page_never_serves_a_checkpoint_whose_files_changed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Once the files change, the old model is gone even if loading the new ones fails in a way
+    no check foresaw: every request then answers with why, never with the previous model."""
+    folder = copy_checkpoint(tmp_path / "ckpt")
+    live = serve.LiveCheckpoint(folder)
+    assert live.get().meta["model"] == "mlp-128"
+    _edit_sidecar(folder, dataset="changed")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("an unforeseen failure")
+
+    monkeypatch.setattr(serve, "load_checkpoint", broken)
+    for _ in range(2):
+        with pytest.raises(CheckpointError, match="cannot be loaded .RuntimeError: an unforeseen"):
+            live.get()
 
 
 # --------------------------------------------------------------------------- image conversion
@@ -129,13 +201,33 @@ def test_image_errors_are_one_line(tmp_path: Path) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     Image.fromarray(noise, "L").save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:2000])  # header intact, pixels cut
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "zero.png").symlink_to("/dev/zero")  # would never end if read
     cases = {"empty.png": "empty file (0 bytes)", "text.png": "not an image",
-             "cut.png": "unreadable image", "missing.png": "no such file"}
+             "cut.png": "unreadable image", "missing.png": "no such file",
+             "folder.png": "not a regular file", "zero.png": "not a regular file",
+             "a" * 300 + ".png": "unreadable image"}
     for name, expected in cases.items():
         with pytest.raises(ImageError, match=re.escape(expected)):
             load_image(tmp_path / name, (1, 28, 28))
     with pytest.raises(ImageError, match="only grayscale"):
         load_image(good, (2, 28, 28))
+
+
+def test_an_image_over_the_pixel_limit_is_refused_not_decoded(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Pillow only warns about an image of one to two times its pixel limit, and decodes it (a
+    657 KB PNG can declare 169 M pixels): here it is refused, in one line, before decoding. The
+    limit is lowered for the test, so a small image stands for the large one."""
+    path = tmp_path / "bomb.png"
+    Image.new("L", (40, 40)).save(path)  # 1,600 pixels: 1.6x the lowered limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    decoded: list[object] = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageError, match="bomb.png: refused, too many pixels"):
+        load_image(path, (1, 28, 28))
+    assert not decoded
 
 
 @pytest.mark.slow
@@ -170,4 +262,7 @@ def test_keras_checkpoint_loads_and_is_checked(tmp_path: Path) -> None:
     _edit_sidecar(tmp_path, framework="tensorflow")
     (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CheckpointError, match=r"model.keras: not a readable \.keras file"):
+        load_checkpoint(tmp_path)
+    keras.Sequential([keras.layers.Dense(10)]).save(tmp_path / "model.keras")  # never built
+    with pytest.raises(CheckpointError, match="the saved model has no input shape"):
         load_checkpoint(tmp_path)

@@ -66,10 +66,25 @@ def test_sidecar_text_cannot_become_markup() -> None:
 
 
 def test_markdown_escaping_keeps_plain_messages_as_they_are() -> None:
-    message = "model.json: unknown model 'resnet-999' in the sidecar (1x28x28, 10 classes)"
-    assert serve.md_text(message) == message
-    assert serve.md_text("a_b <c> [d](e) `f` *g* &h") == r"a\_b \<c\> \[d\](e) \`f\` \*g\* \&h"
+    markdown_it = pytest.importorskip("markdown_it")
+    message = "model.json: unknown model 'resnet-999' in the sidecar (1x28x28, 10 classes) 87.6%"
+    assert markdown_it.MarkdownIt("commonmark").render(serve.md_text(message)) == (
+        f"<p>{message}</p>\n")
+    assert serve.md_text("a_b <c> [d](e) `f` *g* &h") == (
+        r"a\_b \<c\> \[d\]\(e\) \`f\` \*g\* \&h")
     assert serve.md_code("run-1") == "`run-1`"
+
+
+@pytest.mark.parametrize("text", ["https://evil.example/phish", "www.evil.example", "~~struck~~",
+                                  "mailto:a@evil.example"])
+def test_sidecar_text_cannot_become_a_link_or_strikethrough(text: str) -> None:
+    """Gradio renders GitHub-flavoured Markdown, which links bare URLs and www. names by
+    themselves: the escaped text keeps none of the character runs that start one."""
+    markdown_it = pytest.importorskip("markdown_it")
+    escaped = serve.md_text(text)
+    assert not any(run in escaped for run in ("://", "www.", "~~", "mailto:", "evil.example"))
+    html = markdown_it.MarkdownIt("commonmark").enable("strikethrough").render(escaped)
+    assert html == f"<p>{text}</p>\n"
 
 
 # --------------------------------------------------------------------------- uploads
@@ -83,7 +98,8 @@ def test_uploaded_file_accepts_only_the_upload_folder(tmp_path: Path) -> None:
     (uploads / "abc" / "link.png").symlink_to(outside)
     assert serve.uploaded_file(str(inside), uploads) == inside.resolve()
     for refused in (str(outside), f"{uploads}/abc/../../outside.png", "outside.png",
-                    str(uploads / "abc" / "link.png"), "/etc/shadow", "", None, 3, ["x"]):
+                    str(uploads / "abc" / "link.png"), "/etc/shadow", "", None, 3, ["x"],
+                    f"{uploads}/abc/a\0b.png"):
         assert serve.uploaded_file(refused, uploads) is None, refused
 
 
