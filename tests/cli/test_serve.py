@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -33,6 +34,12 @@ if importlib.util.find_spec("gradio") is None:  # found, not imported: the serve
 gradio_client = pytest.importorskip("gradio_client")
 
 START_TIMEOUT_S = 120
+ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash before ASCII punctuation
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees: the server escapes every punctuation character it did not write."""
+    return ESCAPED.sub(r"\1", markdown)
 
 
 @dataclass
@@ -46,7 +53,12 @@ class Server:
     client: object
 
     def predict(self, path: Path) -> tuple[dict, str, str]:
-        return self.client.predict(gradio_client.handle_file(str(path)), api_name="/predict")
+        label, status, info = self.client.predict(gradio_client.handle_file(str(path)),
+                                                  api_name="/predict")
+        return label, shown(status), shown(info)
+
+    def info(self) -> str:
+        return shown(self.client.predict(api_name="/info"))
 
     def restore(self) -> None:
         for name in ("model.safetensors", "model.json"):
@@ -98,7 +110,7 @@ def top3(label: dict) -> list[tuple[str, float]]:
 
 
 def test_info_names_the_run(server: Server) -> None:
-    info = server.client.predict(api_name="/info")
+    info = server.info()
     meta = json.loads((server.folder / "model.json").read_text())
     assert f"run `{meta['run_id']}`" in info
     assert "**single ×1**" in info and "**mlp-128** on **mnist-5k**" in info
@@ -158,7 +170,7 @@ def test_bad_checkpoint_is_shown_and_fixing_it_recovers(server: Server, tmp_path
         assert status.startswith("**Error:** ") and expected in status, status
         assert "\n" not in status and not label.get("confidences")
         assert info.startswith("**Checkpoint unusable:** ") and expected in info
-        assert expected in server.client.predict(api_name="/info")
+        assert expected in server.info()
     finally:
         server.restore()
     label, status, _ = server.predict(good)  # picked up again without a restart
