@@ -33,7 +33,7 @@ from typing import Any
 
 from distbench.comm.cost_model import bus_bandwidth, bus_factor, format_bytes
 from distbench.core.errors import DistbenchError, UsageError
-from distbench.results.records import utc_now
+from distbench.results.records import is_number, utc_now
 from distbench.strategies.collectives import MPICollectives, TorchCollectives
 from distbench.system.cluster import detect
 from distbench.system.fingerprint import fingerprint
@@ -207,10 +207,50 @@ def load_bench_comm(path: str | Path) -> dict[str, Any]:
         p = p / JSON_NAME
     if not p.is_file():
         raise UsageError(f"no bench-comm results at {path}")
-    data = json.loads(p.read_text())
-    if data.get("kind") != "bench-comm":
+    try:
+        data = json.loads(p.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        raise UsageError(f"{p} is not a bench-comm result (not JSON)") from None
+    if not isinstance(data, dict) or data.get("kind") != "bench-comm":
         raise UsageError(f"{p} is not a bench-comm result (no \"kind\": \"bench-comm\")")
+    problem = _results_problem(data)
+    if problem:
+        raise UsageError(f"{p} is not a bench-comm result a fit can use: {problem}")
     return data
+
+
+def _results_problem(data: dict[str, Any]) -> str | None:
+    """Why the rows of a bench-comm JSON cannot be fitted, or None: the file may be hand-made,
+    and every number in it becomes a float in the fit."""
+    rows = data.get("results")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return "\"results\" is not a list of objects"
+    for i, row in enumerate(rows):
+        workers = row.get("workers", data.get("workers"))
+        checks = [(isinstance(row.get("backend"), str), "backend", "a string"),
+                  (_is_int(row.get("size_bytes"), 1), "size_bytes", "an integer >= 1"),
+                  (_is_int(workers, 2), "workers", "an integer >= 2"),
+                  (_is_time(row.get("latency_median_s")), "latency_median_s", "a time > 0")]
+        if row.get("latency_mean_s") is not None:
+            checks.append((_is_time(row["latency_mean_s"]), "latency_mean_s", "a time > 0"))
+        if row.get("times_s") is not None:
+            times = row["times_s"]
+            checks.append((isinstance(times, list) and all(map(_is_time, times)), "times_s",
+                           "a list of times > 0"))
+        bad = next(((key, kind) for ok, key, kind in checks if not ok), None)
+        if bad:
+            return f"results[{i}]: {bad[0]} is not {bad[1]}"
+    return None
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= 2**62
+
+
+def _is_time(value: Any) -> bool:
+    return is_number(value) and value > 0
 
 
 def print_bench_table(result: dict[str, Any], console: Any = None) -> None:

@@ -16,6 +16,7 @@ every assumption are printed with the table (`ASSUMPTIONS`) and written to proje
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -275,8 +276,20 @@ def links_from_bench_comm(path: str | Path) -> dict[str, Link]:
             (row.get("workers", data["workers"]), row["size_bytes"], expected_latency(row)))
     if not by_backend:
         raise UsageError(f"{path}: no measured backend to fit")
-    return {b: fit_link(points, f"fit to {b} bench-comm mean latency, {len(points)} sizes")
-            for b, points in by_backend.items()}
+    links = {b: fit_link(points, f"fit to {b} bench-comm mean latency, {len(points)} sizes")
+             for b, points in by_backend.items()}
+    for backend, link in links.items():
+        check_link(link, f"{path}: the {backend} fit")
+    return links
+
+
+def check_link(link: Link, what: str) -> None:
+    """A link the projection can compute with: every number in projection.json must be finite
+    (JSON has no Infinity or NaN)."""
+    if not (0 <= link.alpha_s < math.inf and 0 < link.beta_Bps < math.inf):
+        raise UsageError(f"{what} gives latency {link.alpha_s:g} s and bandwidth "
+                         f"{link.beta_Bps:g} B/s; need a finite latency >= 0 and a finite "
+                         "bandwidth > 0")
 
 
 def choose_link(w: Workload, links: dict[str, Link], backend: str | None) -> Link:
@@ -461,6 +474,8 @@ class ProjectRequest:
         if not 0 < self.backward_fraction < 1:
             raise UsageError(f"--backward-fraction must be in (0, 1), got "
                              f"{self.backward_fraction}")
+        if isinstance(self.network, Link):
+            check_link(self.network, "--bandwidth/--latency")
 
 
 def _workloads(request: ProjectRequest) -> tuple[list[Workload], list[str]]:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import sys
+import tempfile
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distbench.report.analysis import Study
-from distbench.report.sources import COMPARE_FILE, load_report
+from distbench.report.sources import COMPARE_FILE, Loaded, load_report
 
 if TYPE_CHECKING:
     from distbench.report.view import ReportView
@@ -44,10 +46,13 @@ class Report:
 
 
 def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Report:
-    """Write every output for the records in `dirs` into `out`; returns what was written."""
+    """Write every output for the records in `dirs` into `out`; returns what was written.
+
+    All or nothing: the files are made in a hidden folder inside `out` (the same file system, so
+    a rename places them) and moved into place only once every one was made, so a failure leaves
+    `out` as it was, never a new summary beside an old report.html.
+    """
     from distbench.core.errors import UsageError
-    from distbench.report import html, tables
-    from distbench.report.plots import MATPLOTLIB_MISSING, plot_suffix
     from distbench.results.records import RUNS_FILE
 
     loaded = load_report(dirs)
@@ -58,14 +63,33 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
     if merged and (out_dir / RUNS_FILE).exists():
         raise UsageError(f"--out {out}: it holds a {RUNS_FILE} of its own, which the merged one "
                          "would replace; add it to the inputs or choose another --out")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(loaded.study, out_dir, notes=loaded.notes)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+    try:
+        _render(report, loaded, dirs, staging, plots, merged)
+        report.files = [path.replace(out_dir / path.name) for path in report.files]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):  # failed before anything was placed
+            out_dir.rmdir()
+    return report
+
+
+def _render(report: Report, loaded: Loaded, dirs: list[str | Path], staging: Path,
+            plots: bool, merged: bool) -> None:
+    """Every file of the report, into `staging`; `report.files` lists them."""
+    from distbench.report import html, tables
+    from distbench.report.plots import MATPLOTLIB_MISSING, plot_suffix
+    from distbench.results.records import RUNS_FILE
+
     if merged:
         # A merged report keeps its merged records, so it can itself be rebuilt later.
-        _write(report, out_dir / RUNS_FILE, "".join(
+        _write(report, staging / RUNS_FILE, "".join(
             json.dumps(r, sort_keys=True, default=str) + "\n" for r in loaded.records))
-    _write(report, out_dir / "summary.csv", tables.csv_text(report.study))
-    _write(report, out_dir / "summary.md", tables.markdown(report.study, report.notes))
+    _write(report, staging / "summary.csv", tables.csv_text(report.study))
+    _write(report, staging / "summary.md", tables.markdown(report.study, report.notes))
     plot_paths: list[dict[str, Path]] = [{} for _ in report.study.setups]
     if plots and importlib.util.find_spec("matplotlib") is None:
         report.skipped.append(MATPLOTLIB_MISSING)
@@ -73,13 +97,12 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
         from distbench.report.plots import write_plots
 
         for i, s in enumerate(report.study.setups):
-            plot_paths[i] = write_plots(s, out_dir, plot_suffix(i, len(report.study.setups)))
+            plot_paths[i] = write_plots(s, staging, plot_suffix(i, len(report.study.setups)))
             report.files += plot_paths[i].values()
     sources = sorted({Path(d).resolve().name for d in dirs})
     report.skipped += loaded.unreadable
     page = html.render(report.study, plot_paths, loaded.metas, sources, report.notes)
-    _write(report, out_dir / "report.html", page)
-    return report
+    _write(report, staging / "report.html", page)
 
 
 def _write(report: Report, path: Path, text: str) -> None:

@@ -206,9 +206,12 @@ def _short(reason: str) -> str:
 
 def _elapsed(record: dict[str, Any]) -> list[float]:
     """Cumulative train time after each epoch, of the slowest rank in each epoch (`epoch_s`):
-    the definition the table's train time uses, so every view agrees."""
+    the definition the table's train time uses, so every view agrees. An epoch no rank timed
+    (null) ends the list: the times after it are unknown."""
     total, out = 0.0, []
     for t in record.get("epoch_s") or []:
+        if t is None:
+            break
         total += float(t)
         out.append(total)
     return out
@@ -354,6 +357,11 @@ def apply_baseline(cell: CellStats, base: CellStats | None) -> tuple[float | Non
     return speedup, speedup / cell.workers
 
 
+def _count(value: Any) -> str:
+    """A count a record may leave null (a failed or hand-made record): "?" when unknown."""
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def _machine(env: dict[str, Any]) -> dict[str, Any]:
     scheduler = {k: v for k, v in (env.get("scheduler") or {}).items() if k != "TF_CONFIG"}
     return {**env, "scheduler": scheduler} if "scheduler" in env else env
@@ -397,12 +405,12 @@ class SetupSummary:
         hashes = sorted({str(r["model_sha256"]) for r in ok if r.get("model_sha256")})
         if hashes:
             model += f", SHA-256 {' / '.join(h[:12] for h in hashes)}"
-        sizes = sorted({(r.get("train_samples"), r.get("test_samples"),
-                         "x".join(map(str, r.get("input_shape") or [])), r.get("classes"))
+        sizes = sorted({(r["train_samples"], _count(r.get("test_samples")),
+                         "x".join(map(str, r.get("input_shape") or [])), _count(r.get("classes")))
                         for r in ok if isinstance(r.get("train_samples"), int)})
         data = f"dataset {self.setup.dataset}"
         if sizes:
-            data += " (" + "; ".join(f"{a:,} training and {b:,} test samples of {shape}, "
+            data += " (" + "; ".join(f"{a:,} training and {b} test samples of {shape}, "
                                      f"{k} classes" for a, b, shape, k in sizes) + ")"
         return f"{model}; {data}"
 

@@ -108,6 +108,9 @@ def diff_records(old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]],
         tb = [float(r["train_s"]) for r in b[key]]
         p = mann_whitney_p(ta, tb)
         ma, mb = median(ta), median(tb)
+        if ma <= 0:  # hand-made or broken records: a change relative to no time is undefined
+            refused.append(f"{label(key)}: old median training time is {ma:.3g} s, not > 0")
+            continue
         ca, cb = median_interval(ta), median_interval(tb)
         rows.append(Row(label(key), ma, mb, (mb - ma) / ma, p, p is not None and p <= ALPHA,
                         len(ta), len(tb), ca.half_width_rel(ma) if ca else None,
@@ -152,14 +155,16 @@ def to_json(d: Diff) -> str:
 
 def print_terminal(d: Diff, console: Any) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="distbench diff: median training time, OLD → NEW", title_justify="left")
     for name, justify in (("cell", "left"), ("old", "right"), ("new", "right"),
                           ("change", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in d.rows:
-        table.add_row(r.cell, f"{r.old_median_s:.3g} s{_spread(r.old_ci_rel)}",
-                      f"{r.new_median_s:.3g} s{_spread(r.new_ci_rel)}", _verdict(r))
+    for r in d.rows:  # Text: a cell's name comes from the records, shown literally, never markup
+        table.add_row(*(Text(v) for v in (r.cell, f"{r.old_median_s:.3g} s{_spread(r.old_ci_rel)}",
+                                          f"{r.new_median_s:.3g} s{_spread(r.new_ci_rel)}",
+                                          _verdict(r))))
     console.print(table)
     for line in _tails(d):
         console.print(line, highlight=False, markup=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from distbench.results.records import is_number
 from distbench.system.noise import noise_warning
 
 
@@ -21,9 +22,12 @@ def _noise(session: dict[str, Any]) -> list[str]:
     lines = []
     for when in ("before", "after"):
         noise = session.get(f"noise_{when}")
-        if isinstance(noise, dict) and isinstance(noise.get("cv"), (int, float)):
+        # compare.json is read as found: a hand edit may leave any JSON in these fields.
+        if isinstance(noise, dict) and is_number(noise.get("cv")):
+            mean_s = noise.get("mean_s")
+            kernel = f"{mean_s * 1e3:.2g} ms" if is_number(mean_s) else "(unknown time)"
             lines.append(f"machine noise {when} the runs: CV {noise['cv']:.1%} of a fixed "
-                         f"{noise.get('mean_s', 0) * 1e3:.2g} ms kernel")
+                         f"{kernel} kernel")
             warning = noise_warning(float(noise["cv"]))
             if warning:
                 lines.append(warning)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
+import sys
 import uuid
 import warnings
 from datetime import datetime, timezone
@@ -161,7 +161,7 @@ def _append_line(fd: int, path: Path, line: bytes) -> None:
 # and, for every other key a reader computes with, its type when present (null is always allowed:
 # a failed run measured nothing). Hand-made and older records with fewer keys stay readable.
 _INT, _NUMBER, _TEXT = "an integer", "a number", "a string"
-_BOOL, _OBJECT, _LIST = "true or false", "an object", "a list"
+_BOOL, _OBJECT, _LIST, _TEXTS = "true or false", "an object", "a list", "a list of strings"
 _FIELD_TYPES: dict[str, str] = {
     **dict.fromkeys(("run_id", "started_at", "error", "framework", "backend", "dataset", "model",
                      "optimizer", "scaling", "comm_method", "compression", "checkpoint",
@@ -191,15 +191,33 @@ _CONFIG_TYPES: dict[str, str] = {
     "overlap": _BOOL,
     **dict.fromkeys(("data", "model"), _OBJECT),
 }
-_ENV_TYPES = {"host": _TEXT, "cores": _INT}
+# The fingerprint keys the report shows (the machine line, report.html, diff's version check).
+_ENV_TYPES: dict[str, str] = {
+    **dict.fromkeys(("host", "cpu", "os", "python", "torch", "tensorflow", "mpi4py",
+                     "mpi_library", "git_commit", "distbench"), _TEXT),
+    "cores": _INT,
+    "memory_gb": _NUMBER,
+    **dict.fromkeys(("gpus", "network_interfaces"), _TEXTS),
+    **dict.fromkeys(("scheduler", "openmp_wait"), _OBJECT),
+}
+# Every number a reader computes with must become a finite float: JSON allows integers of any
+# size, and float() of one above this raises OverflowError.
+_LARGEST = sys.float_info.max
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number that converts to a finite float (not NaN, not infinite, not a huge int)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and abs(value) <= _LARGEST)  # NaN compares false
 
 
 def _is(value: Any, kind: str) -> bool:
     if kind == _INT:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, int) and is_number(value)
     if kind == _NUMBER:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
+        return is_number(value)
+    if kind == _TEXTS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, {_TEXT: str, _BOOL: bool, _OBJECT: dict, _LIST: list}[kind])
 
 
@@ -226,6 +244,9 @@ def record_problem(record: Any) -> str | None:
                                                                _LIST)}, "")
     if problem:
         return problem
+    if (record.get("schema_version") or 0) > SCHEMA_VERSION:  # its keys may mean other things
+        return (f"schema_version {record['schema_version']} is newer than this distbench reads "
+                f"({SCHEMA_VERSION}); upgrade distbench")
     for key in _NUMBER_LISTS:
         if not all(v is None or _is(v, _NUMBER) for v in record.get(key) or []):
             return f"{key} holds an item that is not a number"
@@ -264,7 +285,7 @@ def load_records(path: str | Path, required: bool = False) -> list[dict[str, Any
             continue
         try:
             problem = record_problem(record := json.loads(line))
-        except ValueError:  # not JSON, or not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             bad.append(number)
             continue
         if problem is None:
