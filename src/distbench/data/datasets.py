@@ -386,9 +386,13 @@ def _idx_loader(subdir: str, files: list[RemoteFile], mirrors: list[str], classe
                 raise DataError(f"{exc}; replace it with a good copy (--data-dir DIR or "
                                 f"DISTBENCH_DATA), or download {mirrors[0]}{remote.name}") from None
         train_x, train_y, test_x, test_y = arrays
-        for x, y, split in ((train_x, train_y, "train"), (test_x, test_y, "test")):
+        for x, y, split, labels in ((train_x, train_y, "train", paths[1]),
+                                    (test_x, test_y, "test", paths[3])):
             if len(x) != len(y):
                 raise DataError(f"{subdir}: {len(x)} {split} images but {len(y)} labels")
+            if len(y) and y.max() >= len(classes):  # else the worker's loss fails mid-training
+                raise DataError(f"{labels}: label {y.max()} out of range 0..{len(classes) - 1} "
+                                f"for {subdir} (corrupt file); replace it with a good copy")
         return Dataset(
             cfg.name,
             _to_float(train_x),

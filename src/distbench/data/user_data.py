@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +121,8 @@ def _key(source: Path, files: list[Path], image_size: int | None,
                                         test_fraction]).encode())
     for path in files:
         st = path.stat()
-        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        # The name's own bytes: a file name need not be valid UTF-8.
+        digest.update(os.fsencode(path) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -154,20 +158,25 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
     existing = _entry(final)
     if existing is not None:
         return existing
-    root.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
-    stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the cache entry
-    try:
-        meta = {**build(stage), "recipe": recipe}
-        (stage / "meta.json").write_text(json.dumps(meta, indent=1))
+    try:  # `build` reports its source's faults itself: an OSError here is the cache's
+        root.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+        stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the entry
         try:
-            os.rename(stage, final)
-        except OSError:
-            if not (final / "meta.json").is_file():  # not another process that won the race
-                raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return Prepared(final, json.loads((final / "meta.json").read_text()))  # the winner's
+            meta = {**build(stage), "recipe": recipe}
+            (stage / "meta.json").write_text(json.dumps(meta, indent=1))
+            try:
+                os.rename(stage, final)
+            except OSError:
+                if not (final / "meta.json").is_file():  # not another process that won the race
+                    raise
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return Prepared(final, json.loads((final / "meta.json").read_text()))  # the winner's
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserDataError(f"cannot use the data cache folder {root} ({reason}); set "
+                            "XDG_CACHE_HOME to a writable folder") from None
 
 
 def _stats(x: np.ndarray, scale: float) -> tuple[list[float], list[float]]:
@@ -213,6 +222,9 @@ def _folder_files(root: Path) -> dict[str, list[tuple[str, Path]]]:
             if not images:
                 raise UserDataError(f"{tree / cls}: no PNG or JPEG images in class '{cls}'")
             files += [(cls, p) for p in images]
+        if len(classes) < 2:
+            raise UserDataError(f"{tree}: one class folder ('{classes[0]}'); a classifier needs "
+                                "at least 2")
         found[name] = files
     if split:
         train, test = ({c for c, _ in found[s]} for s in SPLITS)
@@ -309,35 +321,50 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
                 raise UserDataError(f"{path}: missing array(s) {', '.join(missing)}; an npz "
                                     f"dataset holds {', '.join(ARRAYS)} (and optionally "
                                     "class_names)")
-            arrays = {k: archive[k] for k in ARRAYS}
-            names = archive["class_names"] if "class_names" in archive.files else None
+            arrays = {k: _member(archive, path, k) for k in ARRAYS}
+            names = (_member(archive, path, "class_names") if "class_names" in archive.files
+                     else None)
     except UserDataError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise UserDataError(f"{path}: not a readable npz file ({str(exc).splitlines()[0]})"
-                            ) from None
+    except MemoryError:  # a member truly as large as its header says
+        raise UserDataError(f"{path}: too large to load into this machine's memory") from None
+    # zipfile's own: BadZipFile (truncated), zlib.error (corrupt data), NotImplementedError (a
+    # compression it lacks), RuntimeError (an encrypted member).
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserDataError(f"{path}: not a readable npz file ({detail})") from None
     layout = None
     for split in SPLITS:
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if len(x) != len(y):
-            raise UserDataError(f"{path}: x_{split} has {len(x)} samples but y_{split} has "
-                                f"{len(y)} labels")
-        if not len(x):
-            raise UserDataError(f"{path}: x_{split} is empty")
         if y.ndim != 1 or y.dtype.kind not in "iu":
             raise UserDataError(f"{path}: y_{split} must be a 1-D array of integer labels, got "
                                 f"{y.dtype} of shape {y.shape}")
+        shape = x.shape
+        x, split_layout = _channels_first(x, path, split)  # refuses all but 3-D and 4-D
+        if len(x) != len(y):
+            raise UserDataError(f"{path}: x_{split} has {len(x)} samples but y_{split} has "
+                                f"{len(y)} labels")
+        if 0 in x.shape:
+            raise UserDataError(f"{path}: x_{split} is empty (shape {shape})")
         if x.dtype != np.uint8 and x.dtype.kind != "f":
             raise UserDataError(f"{path}: x_{split} is {x.dtype}; use uint8 or float images")
         if x.dtype.kind == "f" and not np.isfinite(x).all():
             raise UserDataError(f"{path}: x_{split} holds NaN or infinite values")
-        x, split_layout = _channels_first(x, path, split)
         layout = layout or split_layout
         arrays[f"x_{split}"] = x
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise UserDataError(f"{path}: x_train images are {arrays['x_train'].shape[1:]} but x_test "
                             f"images are {arrays['x_test'].shape[1:]}")
+    if names is not None and names.ndim != 1:
+        raise UserDataError(f"{path}: class_names must be a 1-D array of names, got shape "
+                            f"{names.shape}")
     labels = np.concatenate([arrays["y_train"], arrays["y_test"]])
+    if names is None and int(labels.max()) >= len(labels):
+        # Else one label of 2**62 would make 2**62 class names.
+        raise UserDataError(f"{path}: label {int(labels.max())} among {len(labels)} samples; "
+                            "without class_names the classes are 0..max label, and there "
+                            "cannot be more classes than samples")
     k = len(names) if names is not None else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= k:
         bad = int(labels.min() if labels.min() < 0 else labels.max())
@@ -353,6 +380,29 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
     x_train, x_test = (np.load(stage / f"x_{s}.npy", mmap_mode="r") for s in SPLITS)
     return _meta(x_train, x_test, classes, f"{path} ({layout} in the file, {np.dtype(dtype)})",
                  layout=layout)
+
+
+def _member(archive: Any, path: Path, name: str) -> np.ndarray:
+    """Array `name` of the open npz `archive`, its .npy header checked before numpy allocates
+    what the header declares: a few bytes claiming (10**11, 28, 28) are refused, not
+    allocated, and a member that is not a .npy array is refused by name."""
+    member = name if name in archive.zip.namelist() else f"{name}.npy"  # as NpzFile looks
+    with archive.zip.open(member) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+        except ValueError:
+            raise UserDataError(f"{path}: {member} is not a .npy array") from None
+        readers = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise UserDataError(f"{path}: {member} is .npy format {version[0]}.{version[1]}; "
+                                "save it with numpy.savez")
+        shape, _, dtype = readers[version](fh)
+        declared, held = math.prod(shape) * dtype.itemsize, archive.zip.getinfo(member).file_size
+        if declared > held - fh.tell():
+            raise UserDataError(f"{path}: {member} declares shape {shape} ({declared:,} bytes) "
+                                f"but holds {held:,} bytes")
+    return archive[name]
 
 
 def _channels_first(x: np.ndarray, path: Path, split: str) -> tuple[np.ndarray, str]:

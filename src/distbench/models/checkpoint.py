@@ -12,6 +12,7 @@ none), never half of one or a pair that does not belong together.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -91,7 +92,9 @@ def write_checkpoint(out: str | Path, meta: dict[str, Any],
     """Write `<out>/<weights>` with `save_weights(path)` and `<out>/model.json` from `meta`;
     returns the weights path. Both go into place only once both are written; any OSError (a full
     disk, no permission) is a one-line `DistbenchError` and removes what was staged, leaving the
-    previous checkpoint, if any, as it was."""
+    previous checkpoint, if any, as it was. A target that is a folder is refused before either
+    move; should the sidecar's move still fail after the weights', the new weights are removed
+    too: the folder then holds no weights, never weights without their sidecar."""
     out = Path(out)
     weights, side = out / FORMATS[meta["framework"]].file, out / SIDECAR
     try:
@@ -99,8 +102,15 @@ def write_checkpoint(out: str | Path, meta: dict[str, Any],
         with _staged(weights) as weights_tmp, _staged(side) as side_tmp:
             save_weights(weights_tmp)
             side_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+            for target in (weights, side):  # a file cannot replace a folder
+                if target.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, f"{target} is a folder")
             os.replace(weights_tmp, weights)
-            os.replace(side_tmp, side)
+            try:
+                os.replace(side_tmp, side)
+            except OSError:
+                weights.unlink(missing_ok=True)
+                raise
     except OSError as exc:
         reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
         raise DistbenchError(f"cannot save the model in {out}: {reason}") from None

@@ -130,6 +130,15 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
         load_dataset(DataConfig("mnist", data_dir=str(tmp_path)))
 
 
+def test_labels_outside_the_classes_are_refused_at_load_time(tmp_path: Path) -> None:
+    arrays = idx_arrays(n_train=12)
+    arrays[1][3] = 200
+    paths = write_idx_set(tmp_path / "mnist", arrays)
+    with pytest.raises(DataError, match="label 200 out of range 0..9") as exc:
+        load_dataset(DataConfig("mnist", data_dir=str(tmp_path)))
+    assert_one_line_naming(exc, paths[1])
+
+
 # --------------------------------------------------------------------------- CIFAR-10
 
 

@@ -8,8 +8,10 @@ is decoded once into a cache that the workers memory-map.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +121,8 @@ def test_the_launchers_key_pins_its_entry_for_that_dataset_only(tmp_path):
      "9.png"),
     (lambda r: (image_folder(r), write_png(r / "train" / "dog" / "9.png", 1, size=(5, 5))),
      "--image-size"),
-], ids=["empty", "empty-class", "class-sets-differ", "corrupt-image", "mixed-sizes"])
+    (lambda r: write_png(r / "cat" / "0.png", 1), "one class folder ('cat')"),
+], ids=["empty", "empty-class", "class-sets-differ", "corrupt-image", "mixed-sizes", "one-class"])
 def test_bad_folders_are_refused_in_one_line(tmp_path, make, expected):
     root = tmp_path / "imgs"
     make(root)
@@ -136,6 +139,22 @@ def test_mixed_sizes_name_two_sizes(tmp_path):
     with pytest.raises(UserDataError, match=r"8x6.*5x7|5x7.*8x6"):
         prepare_dataset(DataConfig(name=f"folder:{root}"))
     assert load(f"folder:{root}", image_size=6).train_x.shape[1:] == (1, 6, 6)
+
+
+@pytest.mark.skipif(os.uname().sysname == "Darwin", reason="macOS refuses non-UTF-8 names")
+def test_names_that_are_not_utf8_are_decoded(tmp_path):
+    root = image_folder(tmp_path / "imgs", per_class=2)
+    bad = os.fsencode(root / "train" / "cat") + b"/\xff\xfe.png"
+    shutil.copy(root / "train" / "cat" / "0.png", os.fsdecode(bad))
+    assert len(load(f"folder:{root}").train_y) == 5
+
+
+def test_an_unusable_cache_folder_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "afile"))
+    with pytest.raises(UserDataError, match=r"afile/distbench/arrays .*XDG_CACHE_HOME") as info:
+        prepare_dataset(DataConfig(name=f"folder:{image_folder(tmp_path / 'imgs')}"))
+    assert "\n" not in str(info.value)
 
 
 def test_missing_sources_are_refused_before_any_work(tmp_path):
@@ -202,6 +221,16 @@ def bad_npz(kind: str) -> dict[str, np.ndarray]:
         good["y_train"] = good["y_train"].astype(float)
     elif kind == "shape":
         good["x_test"] = good["x_test"][:, :, :2]
+    elif kind == "huge-label":  # without class_names, K = max label + 1 names
+        good["y_train"] = good["y_train"] * 0 + 2**62
+    elif kind == "0-d-images":
+        good["x_train"] = np.uint8(3)
+    elif kind == "0-d-labels":
+        good["y_test"] = np.int64(3)
+    elif kind == "0-d-names":
+        good["class_names"] = np.array("abc")
+    elif kind == "zero-size-axis":
+        good["x_train"], good["x_test"] = np.zeros((12, 0, 5), np.uint8), np.zeros((4, 0, 5))
     return good
 
 
@@ -209,7 +238,9 @@ def bad_npz(kind: str) -> dict[str, np.ndarray]:
     ("missing-key", "missing array(s) y_test"), ("lengths", "11 labels"),
     ("labels", "label 7 out of range 0..2"), ("negative-label", "label -1"),
     ("nan", "NaN"), ("inf", "NaN or infinite"), ("float-labels", "integer labels"),
-    ("shape", "x_test images"),
+    ("shape", "x_test images"), ("huge-label", "more classes than samples"),
+    ("0-d-images", "x_train has shape ()"), ("0-d-labels", "y_test must be a 1-D"),
+    ("0-d-names", "class_names must be a 1-D"), ("zero-size-axis", "x_train is empty"),
 ])
 def test_bad_npz_is_refused_in_one_line(tmp_path, kind, expected):
     name = write_npz(tmp_path / "d.npz", **bad_npz(kind))
@@ -230,5 +261,41 @@ def test_npz_with_pickled_objects_is_refused_without_unpickling(tmp_path):
 def test_not_an_npz_file(tmp_path):
     path = tmp_path / "d.npz"
     path.write_bytes(b"garbage")
+    with pytest.raises(UserDataError, match="not a readable npz"):
+        prepare_dataset(DataConfig(name=f"npz:{path}"))
+
+
+def npz_members(path: Path, **members: bytes) -> str:
+    """An npz of `arrays()` whose members named here hold these bytes instead."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays())
+    with zipfile.ZipFile(buffer) as good, zipfile.ZipFile(path, "w") as out:
+        for name in good.namelist():
+            out.writestr(name, members.get(name.removesuffix(".npy"), good.read(name)))
+    return f"npz:{path}"
+
+
+def npy_header(shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members,expected", [
+    # Allocated as declared, this header would ask for 78 TB.
+    ({"x_train": npy_header((10**11, 28, 28)) + bytes(100)}, "declares shape (100000000000"),
+    ({"y_test": b"0123456789"}, "y_test.npy is not a .npy array"),
+], ids=["huge-header", "raw-bytes"])
+def test_npz_members_are_checked_before_they_are_loaded(tmp_path, members, expected):
+    with pytest.raises(UserDataError, match=expected.replace("(", r"\(")) as info:
+        prepare_dataset(DataConfig(name=npz_members(tmp_path / "d.npz", **members)))
+    assert "\n" not in str(info.value)
+
+
+def test_a_truncated_npz_file(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays())
+    path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(UserDataError, match="not a readable npz"):
         prepare_dataset(DataConfig(name=f"npz:{path}"))
