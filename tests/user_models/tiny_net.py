@@ -34,3 +34,40 @@ def wrong_type(input_shape, num_classes, framework):
 
 def wrong_logits(input_shape, num_classes, framework):
     return build(input_shape, num_classes + 1, framework)
+
+
+def one_row(input_shape, num_classes, framework):
+    """Logits for the first sample only: the batch size changes."""
+    from torch import nn
+
+    class OneRow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], num_classes)
+
+        def forward(self, x):
+            return self.linear(x.flatten(1))[:1]
+
+    return OneRow()
+
+
+def integer_logits(input_shape, num_classes, framework):
+    """Rounded logits, of an integer dtype."""
+    from torch import nn
+
+    class Rounded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = build(input_shape, num_classes, framework)
+
+        def forward(self, x):
+            return self.net(x).long()
+
+    return Rounded()
+
+
+def no_parameters(input_shape, num_classes, framework):
+    """Nothing to train: the optimizer would refuse it."""
+    from torch import nn
+
+    return nn.Flatten()

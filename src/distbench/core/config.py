@@ -16,6 +16,9 @@ from distbench.core.errors import UsageError
 # more than any built-in model is meant for; one 3x1024x1024 float sample is already 12 MB, and
 # an MLP's first layer grows with the square of it.
 MAX_IMAGE_SIZE = 1024
+# The largest --seed: what NumPy's legacy seeding accepts (Keras' set_random_seed calls it), and
+# torch's manual_seed takes it plus any rank. NumPy's generators take any seed >= 0.
+MAX_SEED = 2**32 - 1
 # Lossy gradient compression (--compression); the first is exact.
 COMPRESSIONS = ("none", "fp16", "bf16", "powersgd")
 
@@ -122,6 +125,10 @@ class RunConfig:
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (0 < self.lr < math.inf, f"--lr must be a finite number > 0, got {self.lr}"),
             (self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}"),
+            (
+                0 <= self.seed <= MAX_SEED,
+                f"--seed must be in [0, {MAX_SEED}], got {self.seed}",
+            ),
             (
                 self.calibration_steps >= 0,
                 f"--calibration-steps must be >= 0, got {self.calibration_steps}",

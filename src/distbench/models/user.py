@@ -66,16 +66,31 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(text, function, module=where)
 
 
+def search_current_folder() -> None:
+    """Let `package.module` specs be found in the current folder, as the README promises
+    ("importable from where you run distbench"): `python -m distbench` has that folder on the
+    path, but the `distbench` console script and the workers of torchrun or mpiexec do not. It
+    goes last, unlike with `python -m`, so that a file there never shadows a module distbench
+    itself imports."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
 def _module_file(spec: ModelSpec) -> Path:
     """The module's source file, found without running the module itself (its parent packages'
-    `__init__` do run, as for any import)."""
+    `__init__` do run, as for any import, and may fail as the user's code)."""
+    search_current_folder()
     try:
         found = importlib.util.find_spec(spec.module or "")
     except (ImportError, ValueError) as exc:
         raise UsageError(f"--model {spec.text}: cannot find module {spec.module} ({exc})") from None
+    except Exception as exc:  # a parent package's `__init__` failed: the user's code
+        raise _user_error(spec, exc, None) from exc
     if found is None:
-        raise UsageError(f"--model {spec.text}: no module named {spec.module} on the Python path "
-                         f"(install it, or run from the folder that holds it)")
+        raise UsageError(f"--model {spec.text}: no module named {spec.module} in the current "
+                         f"folder or on the Python path (install it, or run from the folder "
+                         f"that holds it)")
     if not found.origin or not found.origin.endswith(".py"):
         raise UsageError(f"--model {spec.text}: {spec.module} is not a Python source module")
     return Path(found.origin)
@@ -92,9 +107,9 @@ def check_spec(spec: ModelSpec) -> Path:
         raise UsageError(f"--model {spec.text}: no such file {path}")
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
-    except SyntaxError as exc:
-        raise UsageError(f"--model {spec.text}: {path}:{exc.lineno}: SyntaxError: {exc.msg}"
-                         ) from None
+    except SyntaxError as exc:  # a null byte has no line: then the file alone
+        where = f"{path}:{exc.lineno}" if exc.lineno else str(path)
+        raise UsageError(f"--model {spec.text}: {where}: SyntaxError: {exc.msg}") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"--model {spec.text}: cannot read {path} ({exc})") from None
     if spec.function not in _top_level_names(tree):
@@ -119,11 +134,14 @@ def sha256_of(spec: ModelSpec) -> str:
     return hashlib.sha256(source_file(spec).read_bytes()).hexdigest()
 
 
-def _user_error(spec: ModelSpec, exc: BaseException, path: Path) -> UsageError:
-    """The user's own error line: the deepest frame in their file, then the exception."""
+def _user_error(spec: ModelSpec, exc: BaseException, path: Path | None) -> UsageError:
+    """The user's own error line: the deepest frame in their file (in any real file when the
+    file is not known yet: a package's `__init__` run while looking for the module), then the
+    exception."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if Path(f.filename).resolve() == path.resolve()]
-    where = f"{path}:{frames[-1].lineno}: " if frames else ""
+              if (Path(f.filename).resolve() == path.resolve() if path is not None
+                  else not f.filename.startswith("<"))]
+    where = f"{path or frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
     error = UsageError(f"--model {spec.text}: {where}{type(exc).__name__}: {_first_line(exc)}"
                        .rstrip(": ")
                        + (" (--debug for the traceback)" if not debugging() else ""))
@@ -164,13 +182,37 @@ def call_factory(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes
     if not isinstance(model, expected):
         raise UsageError(f"--model {spec.text}: returned {type(model).__name__} for framework "
                          f"'{framework}', expected a {expected_name}")
+    try:
+        trainable = _trainable_tensors(model)
+    except Exception as exc:
+        raise _user_error(spec, exc, path) from exc
+    if trainable == 0:  # the optimizer would refuse it in every worker
+        raise UsageError(f"--model {spec.text}: returned a {expected_name} with no trainable "
+                         f"parameters, so there is nothing to train")
     return model
+
+
+def _trainable_tensors(model: Any) -> int | None:
+    """How many trainable tensors `model` holds, where that is known before its first call: a
+    torch module's parameters (lazy ones included), a built Keras model's trainable weights.
+    None for a Keras model built only by its first call."""
+    if callable(getattr(model, "parameters", None)):
+        return sum(1 for p in model.parameters() if p.requires_grad)
+    if getattr(model, "built", False):
+        return len(model.trainable_weights)
+    return None
+
+
+# What cross-entropy takes as logits, in both frameworks.
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def check_dummy_batch(spec: ModelSpec, forward: Callable[[], Any], batch_shape: tuple[int, ...],
                       num_classes: int, layout: str = "") -> None:
     """`forward()` runs the model on one batch of zeros of `batch_shape`: it must not fail and
-    must give (batch, num_classes) logits. Each framework supplies its own forward."""
+    must give floating-point (batch, num_classes) logits, one row per sample; otherwise
+    cross-entropy fails inside training, in every worker. Each framework supplies its own
+    forward."""
     try:
         out = forward()
     except Exception as exc:
@@ -180,6 +222,20 @@ def check_dummy_batch(spec: ModelSpec, forward: Callable[[], Any], batch_shape: 
     if len(shape) != 2 or shape[1] != num_classes:
         raise UsageError(f"--model {spec.text}: output of shape {shape} on a dummy batch; "
                          f"expected (batch, {num_classes}) logits, one per class")
+    if shape[0] != batch_shape[0]:
+        raise UsageError(f"--model {spec.text}: output of shape {shape} on a dummy batch of "
+                         f"{batch_shape[0]}; expected one row of logits per sample")
+    dtype = _dtype_name(out)
+    if dtype not in FLOAT_DTYPES:
+        raise UsageError(f"--model {spec.text}: output of dtype {dtype} on a dummy batch; "
+                         f"expected floating-point logits ({', '.join(FLOAT_DTYPES)})")
+
+
+def _dtype_name(out: Any) -> str:
+    """`float32` for a torch, TensorFlow or NumPy-like tensor alike (a torch dtype has no name,
+    only `torch.float32`)."""
+    dtype = getattr(out, "dtype", None)
+    return str(getattr(dtype, "name", dtype)).removeprefix("torch.")
 
 
 def _first_line(exc: BaseException) -> str:

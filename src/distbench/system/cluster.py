@@ -18,10 +18,11 @@ is `MASTER_ADDR`/`MASTER_PORT` when set, else the first SLURM node, else 127.0.0
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from distbench.core.errors import UsageError
@@ -55,27 +56,57 @@ class ClusterEnv:
         return self.rank == 0
 
 
-def expand_slurm_nodelist(nodelist: str) -> list[str]:
-    """Hosts of a SLURM node list: 'gpu[03-05,9],cpu1' -> gpu03 gpu04 gpu05 gpu9 cpu1."""
-    hosts = []
+# The most hosts a SLURM node list may expand to: more nodes than any cluster has, fewer than
+# would fill memory (a list such as 'n[0-99999999999]' is refused instead).
+MAX_SLURM_HOSTS = 1_000_000
+# The most ranks a launcher's variables may name: torch and MPI count them in an int32.
+MAX_RANKS = 2**31 - 1
+
+
+def iter_slurm_nodelist(nodelist: str) -> Iterator[str]:
+    """Hosts of a SLURM node list (SLURM_JOB_NODELIST, which errors name), one at a time:
+    'gpu[03-05,9],cpu1' -> gpu03 gpu04 gpu05 gpu9 cpu1. Lazy, so that the first host of a long
+    range costs nothing."""
     for prefix, ranges, plain in re.findall(r"([^,\[]+)\[([^\]]+)\]|([^,\[\]]+)", nodelist):
         if plain:
-            hosts.append(plain.strip())
+            yield plain.strip()
             continue
         for part in ranges.split(","):
-            lo, _, hi = part.partition("-")
-            if not hi:
-                hosts.append(prefix + lo)
-                continue
+            lo, dash, hi = part.partition("-")
+            if not lo.isascii() or not lo.isdigit() or dash and (
+                    not hi.isascii() or not hi.isdigit() or int(hi) < int(lo)):
+                raise UsageError(f"SLURM_JOB_NODELIST={_shown(nodelist)}: '{part}' is not a "
+                                 f"number or a range lo-hi of numbers")
             width = len(lo)
-            hosts += [f"{prefix}{i:0{width}d}" for i in range(int(lo), int(hi) + 1)]
+            for i in range(int(lo), int(hi or lo) + 1):
+                yield f"{prefix}{i:0{width}d}"
+
+
+def expand_slurm_nodelist(nodelist: str) -> list[str]:
+    """Every host of a SLURM node list (see `iter_slurm_nodelist`), at most MAX_SLURM_HOSTS."""
+    hosts = list(itertools.islice(iter_slurm_nodelist(nodelist), MAX_SLURM_HOSTS + 1))
+    if len(hosts) > MAX_SLURM_HOSTS:
+        raise UsageError(f"SLURM_JOB_NODELIST={_shown(nodelist)} names more than "
+                         f"{MAX_SLURM_HOSTS:,} hosts")
     return hosts
 
 
 def first_slurm_host(nodelist: str) -> str:
     """First host of a SLURM node list such as 'gpu[03-05,9],cpu1' (-> 'gpu03')."""
-    hosts = expand_slurm_nodelist(nodelist)
-    return hosts[0] if hosts else nodelist
+    return next(iter_slurm_nodelist(nodelist), nodelist)
+
+
+def _shown(value: str) -> str:
+    """A variable's value quoted on one line, cut short: it is the user's, of any length."""
+    return repr(value if len(value) <= 60 else value[:60] + "...")
+
+
+def _whole(name: str, value: str, low: int, high: int = MAX_RANKS) -> int:
+    """A launcher variable's whole number in [low, high], or a usage error naming it."""
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(high))
+            and low <= int(value) <= high):
+        raise UsageError(f"{name}={_shown(value)} is not a whole number in [{low}, {high}]")
+    return int(value)
 
 
 def tf_config_task(tf_config: str) -> tuple[int, int]:
@@ -91,7 +122,11 @@ def tf_config_task(tf_config: str) -> tuple[int, int]:
             f"TF_CONFIG is not a TensorFlow cluster spec ({exc}); expected JSON such as "
             '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
         ) from None
-    return (index if task.get("type") == "chief" else chief + index), world
+    rank = index if task.get("type") == "chief" else chief + index
+    if not 0 <= rank < world:
+        raise UsageError(f"TF_CONFIG's task {task.get('type')!r} {index} is not one of the "
+                         f"{world} tasks of its cluster")
+    return rank, world
 
 
 def _with_tf_config(env: Mapping[str, str], sources: list[tuple[str, str, str, str]]):
@@ -121,17 +156,24 @@ def detect(
     else:
         for name, rank_var, size_var, local_var, src in _with_tf_config(env, ENV_SOURCES):
             if rank_var in src and size_var in src:
-                r = int(src[rank_var])
-                source, values = name, (r, int(src[size_var]), int(src.get(local_var, r)))
+                r = _whole(rank_var, src[rank_var], 0)
+                values = (r, _whole(size_var, src[size_var], 1),
+                          _whole(local_var, src[local_var], 0) if local_var in src else r)
+                source = name
                 break
     addr = master_addr or env.get("MASTER_ADDR")
     if addr is None and source == "slurm" and "SLURM_JOB_NODELIST" in env:
         addr = first_slurm_host(env["SLURM_JOB_NODELIST"])
-    port = master_port or int(env.get("MASTER_PORT", DEFAULT_PORT))
+    port = master_port or _whole("MASTER_PORT", env.get("MASTER_PORT", str(DEFAULT_PORT)), 1,
+                                 65535)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--master-port must be in [1, 65535], got {port}")
     r, w, lr = values
     if not 0 <= r < w:
         raise UsageError(f"rank {r} from {source} is outside world size {w}: a rank must be "
                          f"in 0..world size - 1 (--rank, --world-size or the launcher's variables)")
     local_size = next((env[v] for v in LOCAL_SIZE_VARS if v in env), str(w))
-    local = int(re.match(r"\d+", local_size)[0]) if re.match(r"\d+", local_size) else w
+    # SLURM writes '3(x2)' for three tasks on each of two nodes; only the count is read.
+    count = re.match(r"[0-9]{1,10}", local_size)
+    local = int(count[0]) if count else w
     return ClusterEnv(r, w, lr, addr or "127.0.0.1", port, source, min(local, w))

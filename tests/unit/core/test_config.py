@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from distbench.core.config import DataConfig, ModelConfig, RunConfig
+from distbench.core.config import MAX_SEED, DataConfig, ModelConfig, RunConfig
 from distbench.core.errors import UsageError, error_line, last_error, unknown_name
 
 
@@ -44,6 +44,8 @@ def test_global_batch(scaling: str, workers: int, batch: int, expected: int) -> 
     ({"backend": "nccl"}, "--backend nccl needs --device cuda"),
     ({"sync_every": 0}, "--sync-every"),
     ({"target_accuracy": 1.5}, "--target-accuracy"),
+    ({"seed": -1}, "--seed must be in [0, 4294967295], got -1"),
+    ({"seed": 99999999999999999999}, "--seed must be in [0, 4294967295]"),
 ])
 def test_invalid_settings_are_one_line_usage_errors(changes: dict, flag: str) -> None:
     with pytest.raises(UsageError) as exc:
@@ -53,6 +55,16 @@ def test_invalid_settings_are_one_line_usage_errors(changes: dict, flag: str) ->
 
 def test_weak_scaling_allows_any_batch_for_any_workers() -> None:
     RunConfig(workers=3, batch_size=64, scaling="weak").validate()
+
+
+def test_every_rank_of_the_largest_seed_can_be_seeded() -> None:
+    """Keras seeds NumPy's legacy generator with the seed, torch each rank with seed + rank."""
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    cfg = RunConfig(seed=MAX_SEED, workers=4)
+    cfg.validate()
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed + cfg.workers - 1)
 
 
 def test_error_lines_are_read_back_from_a_child_log() -> None:

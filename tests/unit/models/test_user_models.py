@@ -76,6 +76,37 @@ def test_static_checks_refuse_without_running_anything(spec, expected):
         check_spec(parse_spec(spec))
 
 
+def test_a_null_byte_names_the_file_without_a_line(tmp_path):
+    bad = tmp_path / "nullbyte.py"
+    bad.write_bytes(b"def build(a, b, c):\n    return 1\x00\n")
+    with pytest.raises(UsageError, match=rf"{bad}: SyntaxError: .*null bytes") as info:
+        check_spec(parse_spec(f"{bad}:build"))
+    assert "None" not in str(info.value)
+
+
+def test_module_form_is_found_in_the_current_folder(tmp_path, monkeypatch):
+    """As with `python -m distbench`, though the console script has no such path entry."""
+    (tmp_path / "cwd_net.py").write_text(TINY_NET.read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert check_spec(parse_spec("cwd_net:build")) == tmp_path / "cwd_net.py"
+    assert sys.path[-1] == str(tmp_path)
+    sys.modules.pop("cwd_net", None)
+
+
+def test_a_failing_parent_package_is_one_line(tmp_path, monkeypatch):
+    package = tmp_path / "failing_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("1 / 0\n")
+    (package / "net.py").write_text(TINY_NET.read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UsageError, match=r"failing_pkg.net:build: .*__init__.py:1: "
+                                         r"ZeroDivisionError: division by zero") as info:
+        check_spec(parse_spec("failing_pkg.net:build"))
+    assert "\n" not in str(info.value)
+    sys.modules.pop("failing_pkg", None)
+
+
 def test_syntax_error_names_the_users_line(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def build(a, b, c):\n    return (\n")
@@ -89,6 +120,11 @@ def test_syntax_error_names_the_users_line(tmp_path):
     (f"{TINY_NET}:wrong_type", "returned str for framework 'torch', expected a torch.nn.Module"),
     (f"{TINY_NET}:wrong_logits", r"output of shape \(2, 4\) on a dummy batch; expected "
                                  r"\(batch, 3\) logits"),
+    (f"{TINY_NET}:one_row", r"output of shape \(1, 3\) on a dummy batch of 2; expected one "
+                            r"row of logits per sample"),
+    (f"{TINY_NET}:integer_logits", "output of dtype int64 on a dummy batch; expected "
+                                   "floating-point logits"),
+    (f"{TINY_NET}:no_parameters", "returned a torch.nn.Module with no trainable parameters"),
 ])
 def test_building_refuses_bad_user_code_in_one_line(spec, expected):
     with pytest.raises(UsageError, match=expected) as info:

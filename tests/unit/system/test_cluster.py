@@ -7,7 +7,12 @@ import json
 import pytest
 
 from distbench.core.errors import UsageError
-from distbench.system.cluster import detect, first_slurm_host
+from distbench.system.cluster import (
+    MAX_SLURM_HOSTS,
+    detect,
+    expand_slurm_nodelist,
+    first_slurm_host,
+)
 
 
 @pytest.mark.parametrize("env,expected", [
@@ -68,3 +73,40 @@ def test_slurm_nodelist(nodelist, first):
 ])
 def test_workers_per_node_share_its_cores(env, local):
     assert detect(env).local_world_size == local
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"RANK": "abc", "WORLD_SIZE": "2"}, "RANK='abc' is not a whole number"),
+    ({"RANK": "0", "WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not a whole number"),
+    ({"RANK": "0", "WORLD_SIZE": "0"}, "WORLD_SIZE='0' is not a whole number in [1,"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, "LOCAL_RANK='-1'"),
+    ({"RANK": "0", "WORLD_SIZE": "9" * 5000}, "WORLD_SIZE='99999"),
+    ({"RANK": "\u0661", "WORLD_SIZE": "2"}, "RANK="),  # an Arabic-Indic one, which int() takes
+    ({"MASTER_PORT": "abc"}, "MASTER_PORT='abc' is not a whole number in [1, 65535]"),
+    ({"MASTER_PORT": "999999"}, "MASTER_PORT='999999' is not a whole number in [1, 65535]"),
+    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "n[a-b]"},
+     "SLURM_JOB_NODELIST='n[a-b]': 'a-b' is not a number"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]},
+                               "task": {"type": "worker", "index": -1}})},
+     "TF_CONFIG's task 'worker' -1 is not one of the 1 tasks"),
+    ({"LOCAL_WORLD_SIZE": "9" * 5000}, None),  # read leniently, and never as a huge number
+])
+def test_malformed_launcher_variables_are_one_line_errors(env, message):
+    if message is None:
+        assert detect(env).local_world_size == 1
+        return
+    with pytest.raises(UsageError) as exc:
+        detect(env)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_port_flag_out_of_range_is_an_error():
+    with pytest.raises(UsageError, match=r"--master-port must be in \[1, 65535\], got 70000"):
+        detect({}, rank=0, world_size=1, master_port=70000)
+
+
+def test_the_first_slurm_host_of_a_huge_range_is_found_without_expanding_it():
+    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NODELIST": "n[0-99999999999]"}
+    assert detect(env).master_addr == "n0"
+    with pytest.raises(UsageError, match=f"names more than {MAX_SLURM_HOSTS:,} hosts"):
+        expand_slurm_nodelist("n[0-99999999999]")
