@@ -54,12 +54,18 @@ def test_user_model_takes_uint8_and_float_pixels_alike():
         torch.testing.assert_close(net(pixels), net(pixels.float() / 255.0), rtol=0, atol=0)
 
 
-def test_module_form_is_imported_from_the_python_path(tmp_path, monkeypatch):
-    package = tmp_path / "mynets"
+def user_package(tmp_path, monkeypatch, name: str, module: str, init: str = ""):
+    """A package `name` on the Python path holding tiny_net as `module`, `init` its __init__."""
+    package = tmp_path / name
     package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "small.py").write_text(TINY_NET.read_text())
+    (package / "__init__.py").write_text(init)
+    (package / f"{module}.py").write_text(TINY_NET.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
+    return package
+
+
+def test_module_form_is_imported_from_the_python_path(tmp_path, monkeypatch):
+    package = user_package(tmp_path, monkeypatch, "mynets", "small")
     assert check_spec(parse_spec("mynets.small:build")) == package / "small.py"
     assert sum(p.numel() for p in build("mynets.small:build").parameters()) > 0
     sys.modules.pop("mynets.small", None)
@@ -95,11 +101,7 @@ def test_module_form_is_found_in_the_current_folder(tmp_path, monkeypatch):
 
 
 def test_a_failing_parent_package_is_one_line(tmp_path, monkeypatch):
-    package = tmp_path / "failing_pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("1 / 0\n")
-    (package / "net.py").write_text(TINY_NET.read_text())
-    monkeypatch.syspath_prepend(str(tmp_path))
+    user_package(tmp_path, monkeypatch, "failing_pkg", "net", init="1 / 0\n")
     with pytest.raises(UsageError, match=r"failing_pkg.net:build: .*__init__.py:1: "
                                          r"ZeroDivisionError: division by zero") as info:
         check_spec(parse_spec("failing_pkg.net:build"))
