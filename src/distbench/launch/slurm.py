@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from distbench.core.errors import DistbenchError, UsageError
 from distbench.launch.scripts import has_flag, quote, relative_user_paths, worker_args
 from distbench.strategies import Launcher, strategy_info
-from distbench.system.cluster import expand_slurm_nodelist
+from distbench.system.cluster import expand_slurm_nodelist, whole_number
 
 # Both are matched whole (`fullmatch`: a `$` would let a trailing newline through, and with it a
 # line of the user's own into the script).
@@ -167,10 +167,11 @@ def tf_config_from_slurm(env: Mapping[str, str], tasks_per_node: int) -> str:
     """TF_CONFIG for this task: every task of the job as a worker, indexed by SLURM_PROCID."""
     try:
         hosts = expand_slurm_nodelist(env["SLURM_JOB_NODELIST"])
-        index = int(env["SLURM_PROCID"])
+        procid = env["SLURM_PROCID"]
     except KeyError as exc:
         raise DistbenchError(f"not inside a Slurm job step: {exc.args[0]} is not set") from None
     workers = [f"{h}:{TF_PORT_BASE + i}" for h in hosts for i in range(tasks_per_node)]
+    index = whole_number("SLURM_PROCID", procid, 0, len(workers) - 1)
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 

@@ -101,7 +101,7 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:60] + "...")
 
 
-def _whole(name: str, value: str, low: int, high: int = MAX_RANKS) -> int:
+def whole_number(name: str, value: str, low: int, high: int = MAX_RANKS) -> int:
     """A launcher variable's whole number in [low, high], or a usage error naming it."""
     if not (value.isascii() and value.isdigit() and len(value) <= len(str(high))
             and low <= int(value) <= high):
@@ -156,15 +156,15 @@ def detect(
     else:
         for name, rank_var, size_var, local_var, src in _with_tf_config(env, ENV_SOURCES):
             if rank_var in src and size_var in src:
-                r = _whole(rank_var, src[rank_var], 0)
-                values = (r, _whole(size_var, src[size_var], 1),
-                          _whole(local_var, src[local_var], 0) if local_var in src else r)
+                r = whole_number(rank_var, src[rank_var], 0)
+                values = (r, whole_number(size_var, src[size_var], 1),
+                          whole_number(local_var, src[local_var], 0) if local_var in src else r)
                 source = name
                 break
     addr = master_addr or env.get("MASTER_ADDR")
     if addr is None and source == "slurm" and "SLURM_JOB_NODELIST" in env:
         addr = first_slurm_host(env["SLURM_JOB_NODELIST"])
-    port = master_port or _whole("MASTER_PORT", env.get("MASTER_PORT", str(DEFAULT_PORT)), 1,
+    port = master_port or whole_number("MASTER_PORT", env.get("MASTER_PORT", str(DEFAULT_PORT)), 1,
                                  65535)
     if not 1 <= port <= 65535:
         raise UsageError(f"--master-port must be in [1, 65535], got {port}")

@@ -126,6 +126,13 @@ def test_tf_config_from_slurm():
     assert spec["task"] == {"type": "worker", "index": 3}
 
 
+@pytest.mark.parametrize("procid", ["4", "-1", "x", "3.0"])
+def test_tf_config_from_slurm_refuses_a_task_outside_the_job(procid):
+    env = {"SLURM_JOB_NODELIST": "n[1-2]", "SLURM_PROCID": procid}
+    with pytest.raises(UsageError, match=r"SLURM_PROCID=.* is not a whole number in \[0, 3\]"):
+        tf_config_from_slurm(env, 2)
+
+
 def test_unknown_partition_against_the_cluster():
     job = SlurmJob("ddp", RUN, partition="nope")
     with pytest.raises(Exception, match="unknown partition 'nope'; this cluster has: debug"):
