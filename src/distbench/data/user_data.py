@@ -315,6 +315,10 @@ def _decode_folder(root: Path, files: dict[str, list[tuple[str, Path]]], image_s
 
 def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
     try:
+        # np.load would read a lone .npy as an array and anything else as a (refused) pickle.
+        if not zipfile.is_zipfile(path):
+            raise UserDataError(f"{path}: not an npz archive (a zip of .npy arrays, as "
+                                "numpy.savez writes)")
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ARRAYS if k not in archive.files]
             if missing:
