@@ -315,8 +315,7 @@ def _decode_folder(root: Path, files: dict[str, list[tuple[str, Path]]], image_s
 
 def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
     try:
-        # np.load would read a lone .npy as an array and anything else as a (refused) pickle.
-        if not zipfile.is_zipfile(path):
+        if not _starts_as_zip(path):
             raise UserDataError(f"{path}: not an npz archive (a zip of .npy arrays, as "
                                 "numpy.savez writes)")
         with np.load(path, allow_pickle=False) as archive:
@@ -384,6 +383,14 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
     x_train, x_test = (np.load(stage / f"x_{s}.npy", mmap_mode="r") for s in SPLITS)
     return _meta(x_train, x_test, classes, f"{path} ({layout} in the file, {np.dtype(dtype)})",
                  layout=layout)
+
+
+def _starts_as_zip(path: Path) -> bool:
+    """Whether np.load would open `path` as an npz: it looks at the same first bytes, and reads
+    anything else as a lone .npy array or a (refused) pickle. A file that cannot be read raises,
+    as np.load would: zipfile.is_zipfile would call it no zip instead."""
+    with path.open("rb") as fh:
+        return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _member(archive: Any, path: Path, name: str) -> np.ndarray:

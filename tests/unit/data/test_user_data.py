@@ -304,5 +304,5 @@ def test_a_truncated_npz_file(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, **arrays())
     path.write_bytes(path.read_bytes()[:300])
-    with pytest.raises(UserDataError, match="not an npz archive"):
+    with pytest.raises(UserDataError, match="not a readable npz"):
         prepare_dataset(DataConfig(name=f"npz:{path}"))
