@@ -46,7 +46,7 @@ def test_forked_workers_train_what_execd_ones_do(tmp_path: Path) -> None:
     for cell, record in forked.items():
         other = execd[cell]
         assert record["status"] == other["status"] == "ok", \
-            (cell, record.get("reason"), other.get("reason"))
+            (cell, record["error"], other["error"])
         assert (record["worker_start"], other["worker_start"]) == ("fork", "exec"), cell
         assert record["test_loss"] == other["test_loss"], cell
         assert [h["train_loss"] for h in record["history"]] == \

@@ -4,7 +4,8 @@ Command: distbench run --strategy ddp --workers 2 --dataset mnist-5k
 
 Workers run in their own process sessions so that a whole worker (and anything it started, such
 as MPI proxies) can be stopped with one signal. If any worker exits non-zero, the others are
-stopped within seconds, a `failed` record is written, and the failing rank's error is reported.
+stopped within seconds, a `failed` record is written, and the failing rank's error is reported,
+with the reason of every other rank that failed on its own.
 
 A local run talks over loopback only, and listens there where the library allows it: the c10d
 store binds 127.0.0.1 (`strategies/torch_dist.py`), and `loopback_env` pins gloo's pairs and
@@ -65,6 +66,7 @@ from distbench.system.threads import usable_cores
 
 POLL_S = 0.05
 GRACE_S = 3.0
+SETTLE_S = 1.0
 LOG_TAIL_LINES = 12
 # How mpich's mpiexec (Hydra) reports a rank that died by a signal (a wait status: 9 for
 # SIGKILL, 134 for SIGABRT with a core).
@@ -435,9 +437,11 @@ def _wait_for(workers: list[Worker], timeout: float | None) -> None:
             if failed:
                 # A signal death is the cause; peers failing on the broken connection are effects.
                 failed.sort(key=lambda w: (w.process.returncode >= 0, w.rank or 0))
-                _stop(workers)
                 first = failed[0]
-                failure = WorkerFailure(first.report())
+                others = _settle([w for w in workers if w is not first])
+                _stop(workers)
+                failure = WorkerFailure("\n".join(
+                    [first.report(), *(f"also: {w.reason()}" for w in others)]))
                 # A worker that refused its input (exit 2) makes the whole run a usage error.
                 if first.process.returncode == UsageError.exit_code:
                     failure.exit_code = UsageError.exit_code
@@ -451,6 +455,17 @@ def _wait_for(workers: list[Worker], timeout: float | None) -> None:
     except KeyboardInterrupt:
         _stop(workers)
         raise
+
+
+def _settle(peers: list[Worker]) -> list[Worker]:
+    """The peers that failed on their own, given a moment to: ranks that fail together are seen
+    by the same poll, and the lowest rank, reported first, may only have lost its connection to
+    the one whose error is the cause (a peer that exited closes its sockets), so every rank's
+    own reason is reported. A peer still running after SETTLE_S is stopped, not waited for."""
+    end = time.monotonic() + SETTLE_S
+    while time.monotonic() < end and any(w.process.poll() is None for w in peers):
+        time.sleep(POLL_S)
+    return [w for w in peers if w.process.poll() not in (None, 0)]
 
 
 def _stop(workers: list[Worker]) -> None:
