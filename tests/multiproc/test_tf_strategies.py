@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distbench.launch.local import free_port
+from distbench.launch.local import free_ports
 from distbench.results.records import load_records
 
 from helpers import TINY, assert_same_weights, marked_processes, run_cli, train_and_load
@@ -98,7 +98,7 @@ def test_steps_per_execution_trains_the_same_steps(tmp_path, strategy, workers, 
 
 
 def start_probe_workers(out: Path) -> list[subprocess.Popen[str]]:
-    hosts = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    hosts = [f"127.0.0.1:{port}" for port in free_ports(2)]
     procs = []
     for rank in range(2):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),

@@ -20,6 +20,7 @@ when the run ends; folders left by a launcher that was killed are removed at the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -193,9 +194,19 @@ def killed_by(status: int) -> signal.Signals | None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on loopback now. Each is held until all are picked: a port
+    released may be handed out again at once, and of two TensorFlow workers given the same one,
+    the second fails to start ("Could not start gRPC server")."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                   for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def mpiexec_path() -> str:
@@ -391,7 +402,7 @@ def _start_workers(workers: list[Worker], how: Launcher, processes: int, starter
             raise
         workers.append(Worker(None, process, log, watch))
         return
-    tf_hosts = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    tf_hosts = [f"127.0.0.1:{port}" for port in free_ports(processes)]
     for rank in range(processes):
         rank_env = {**env, "RANK": str(rank), "WORLD_SIZE": str(processes),
                     "LOCAL_RANK": str(rank)}

@@ -94,3 +94,10 @@ def test_the_launcher_returns_its_own_record_among_concurrent_ones(
     record = local.launch(cfg)
     first, last = load_records(tmp_path)
     assert record == first and record["run_id"] != last["run_id"]
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    ports = local.free_ports(64)
+    assert len(set(ports)) == 64
+    with socket.socket() as s:  # free: each can be bound again
+        s.bind(("127.0.0.1", ports[0]))
