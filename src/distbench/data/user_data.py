@@ -2,7 +2,8 @@
 
 Either is checked and converted once, in the launching process, into an array cache under the
 user cache (`<cache>/arrays/<key>/`: one `.npy` per array and a `meta.json`), written into a
-staging folder and renamed into place, so a crash never leaves half a cache. The key is a
+staging folder and renamed into place, so a crash never leaves half a cache; an entry damaged
+later (one whose meta.json or arrays do not read back whole) is rebuilt. The key is a
 fingerprint of every source file's name, size and mtime, and of the settings that change the
 arrays (`--image-size`, `--test-fraction`), so an edited folder is decoded afresh. Workers
 memory-map that one copy: N workers on a node share its pages instead of decoding N copies.
@@ -146,10 +147,53 @@ def _pinned(key: str, recipe: list[Any]) -> Prepared | None:
 
 
 def _entry(final: Path) -> Prepared | None:
-    """The finished cache entry at `final` (its meta.json is written last), or None."""
-    if not (final / "meta.json").is_file():
+    """The finished cache entry at `final` (its meta.json is written last), or None. An entry
+    that does not read back whole (a meta.json or an array damaged or edited since it was
+    written: the cache is a folder anyone with the user's rights can change) counts as absent,
+    and `_cached` replaces it."""
+    try:
+        meta = json.loads((final / "meta.json").read_text())
+    except (OSError, ValueError):  # absent, unreadable, or not JSON (UnicodeDecodeError too)
         return None
-    return Prepared(final, json.loads((final / "meta.json").read_text()))
+    return Prepared(final, meta) if _whole(final, meta) else None
+
+
+def _whole(folder: Path, meta: Any) -> bool:
+    """Whether meta.json says what `_meta` writes and the arrays are what it says: the headers,
+    mapped (nothing read that they claim), and the labels within the classes."""
+    if not isinstance(meta, dict):
+        return False
+    classes, mean, std = meta.get("classes"), meta.get("mean"), meta.get("std")
+    if not (isinstance(classes, list) and len(classes) >= 2
+            and all(isinstance(c, str) for c in classes) and isinstance(meta.get("source"), str)
+            and isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
+            and all(_finite(m) for m in mean) and all(_finite(v) and v > 0 for v in std)):
+        return False
+    try:
+        x_train, y_train, x_test, y_test = (
+            np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS)
+    except (OSError, ValueError, EOFError):
+        return False
+    return all(x.dtype in (np.uint8, np.float32) and x.ndim == 4 and x.shape[1] == len(mean)
+               and x.shape[1:] == x_train.shape[1:] and y.dtype == np.int64
+               and y.shape == x.shape[:1]
+               and (y.size == 0 or 0 <= y.min() <= y.max() < len(classes))
+               for x, y in ((x_train, y_train), (x_test, y_test)))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _discard(entry: Path) -> None:
+    """Move a damaged entry out of the way, then remove it: the rename is atomic, so a process
+    mapping it meanwhile keeps its files, and of processes discarding it at once one wins."""
+    aside = entry.with_name(f".{entry.name}.damaged.{os.getpid()}")
+    try:
+        os.rename(entry, aside)
+    except FileNotFoundError:  # none there, or another process moved it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
@@ -160,6 +204,7 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
         return existing
     try:  # `build` reports its source's faults itself: an OSError here is the cache's
         root.mkdir(parents=True, exist_ok=True)
+        _discard(final)
         stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the entry
         try:
@@ -168,11 +213,14 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
             try:
                 os.rename(stage, final)
             except OSError:
-                if not (final / "meta.json").is_file():  # not another process that won the race
+                if _entry(final) is None:  # not another process that won the race
                     raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        return Prepared(final, json.loads((final / "meta.json").read_text()))  # the winner's
+        entry = _entry(final)  # ours, or the winner's
+        if entry is None:
+            raise OSError(0, "the entry just written does not read back")
+        return entry
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserDataError(f"cannot use the data cache folder {root} ({reason}); set "

@@ -9,6 +9,7 @@ is decoded once into a cache that the workers memory-map.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import zipfile
@@ -85,6 +86,44 @@ def test_the_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path):
     second = prepare(cfg)
     assert second.folder != first.folder
     assert 99 in np.load(second.folder / "x_train.npy")[:, 0, 0, 0]
+
+
+def damage_meta(folder: Path) -> None:
+    (folder / "meta.json").write_text('{"classes": ["cat", "dog"], "mea')
+
+
+def damage_labels(folder: Path) -> None:
+    np.save(folder / "y_train.npy", np.full(6, 7, dtype=np.int64))  # two classes, label 7
+
+
+def damage_array(folder: Path) -> None:
+    raw = (folder / "x_test.npy").read_bytes()
+    (folder / "x_test.npy").write_bytes(raw[: len(raw) // 2])  # truncated
+
+
+def damage_stats(folder: Path) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "std": [0.0]}))
+
+
+@pytest.mark.parametrize("damage", [damage_meta, damage_labels, damage_array, damage_stats,
+                                    lambda f: (f / "meta.json").write_text("[]")])
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path, damage):
+    """The cache is a folder of the user's that anything may change: an entry that does not
+    read back whole is replaced, by the launcher and by a worker its key pins it for."""
+    root = image_folder(tmp_path / "imgs")
+    cfg = DataConfig(name=f"folder:{root}")
+    key = prepare_dataset(cfg)
+    entry = cache_dir() / "arrays" / key
+    good = np.load(entry / "x_test.npy").copy()
+    for again in (lambda: prepare(cfg).folder, lambda: load_dataset(cfg, None, key).train_x):
+        damage(entry)
+        again()
+        rebuilt = prepare(cfg)
+        assert rebuilt.folder == entry and rebuilt.meta["std"][0] > 0
+        np.testing.assert_array_equal(np.load(entry / "x_test.npy"), good)
+        assert np.load(entry / "y_train.npy").max() == 1
+    assert [p.name for p in entry.parent.iterdir()] == [key]  # nothing left aside
 
 
 def test_the_launchers_key_pins_its_entry_for_that_dataset_only(tmp_path):
