@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import http.client
 import importlib.util
+import math
 import os
 import pickle
 import shutil
@@ -110,7 +111,9 @@ def parse_idx(path: Path, expected_magic: int) -> np.ndarray:
     ndim = data[3]
     header = 4 + 4 * ndim
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(np.prod(dims))
+    if len(data) >= header and 0 in dims:
+        raise DataError(f"{path}: an empty IDX file (shape {tuple(dims)})")
+    expected = header + math.prod(dims)  # Python's integers: numpy's would wrap past 2**63
     if len(data) != expected:
         raise DataError(
             f"{path}: {len(data)} bytes after decompression, expected {expected} for shape "

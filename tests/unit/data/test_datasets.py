@@ -100,6 +100,11 @@ IDX_CORRUPTIONS = {
     "trailing bytes": (_idx_images() + b"\0" * 7, ds.IDX_IMAGES),
     "short header": (b"\x00\x00\x08", ds.IDX_IMAGES),
     "empty": (b"", ds.IDX_IMAGES),
+    "no images": (idx_bytes(np.zeros((0, 28, 28), np.uint8)), ds.IDX_IMAGES),
+    # 2**31 * 2**31 * 4 = 2**64 elements: 0 in int64 arithmetic, so a bare header "fits".
+    "a shape past 2**64": (b"\0\0\x08\x03" + b"".join(d.to_bytes(4, "big")
+                                                         for d in (2**31, 2**31, 4)),
+                           ds.IDX_IMAGES),
 }
 
 
