@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from distbench.system.threads import apply_wait_defaults
 
@@ -30,6 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from distbench.core.config import DataConfig, ModelConfig, RunConfig  # noqa: E402
 from distbench.data import load_dataset  # noqa: E402
+from distbench.data.datasets import Dataset  # noqa: E402
 from distbench.models.torch_models import build_model  # noqa: E402
 from distbench.strategies.single import SingleStrategy  # noqa: E402
 from distbench.system.cluster import ClusterEnv  # noqa: E402
@@ -37,10 +40,10 @@ from distbench.system.threads import usable_cores  # noqa: E402
 from distbench.system.timing import clock, median  # noqa: E402
 from distbench.training.torch_trainer import Trainer  # noqa: E402
 
-STEPS = 200  # per round and variant
+WARMUP, STEPS = 20, 200  # steps before the clock, and per round and variant
 
 
-def one_graph_step(data, seed: int):
+def one_graph_step(data: Dataset, seed: int) -> Callable[[torch.Tensor, torch.Tensor], Any]:
     """The step as one function for torch.compile, on a model of its own (same init)."""
     model = build_model(ModelConfig("mlp-128"), data.input_shape, 10, data.mean, data.std, seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
@@ -56,30 +59,35 @@ def one_graph_step(data, seed: int):
     return torch.compile(step, dynamic=False)
 
 
-def measure(data, batch: int, rounds: int, seed: int = 0) -> None:
+def measure(data: Dataset, batch: int, rounds: int, seed: int = 0) -> None:
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     cfg = RunConfig(epochs=1, batch_size=batch, seed=seed, optimizer_impl="fused",
                     threads_per_worker=usable_cores(), data=DataConfig("fashion-mnist"),
                     model=ModelConfig("mlp-128"))
     trainer = Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data)
-    batches = [b for _, b in zip(range(STEPS + 20), trainer.batches(epoch=0), strict=False)]
+    batches = [b for _, b in zip(range(WARMUP + STEPS), trainer.batches(epoch=0), strict=False)]
+    timed = batches[WARMUP:]
     compiled = one_graph_step(data, seed)
-    eager = lambda x, y, count, i: trainer.step(x, y, count, i)  # noqa: E731
-    graph = lambda x, y, count, i: compiled(x, y)  # noqa: E731
-    for variant in (eager, graph):  # warm-up, compilation included
-        for i, b in enumerate(batches[:20]):
+
+    def graph(x: torch.Tensor, y: torch.Tensor, count: int, step: int) -> Any:
+        return compiled(x, y)
+
+    variants = [("eager", trainer.step), ("one graph", graph)]
+    for _, variant in variants:  # warm-up, compilation included
+        for i, b in enumerate(batches[:WARMUP]):
             variant(*b, i)
-    times: dict[str, list[float]] = {"eager": [], "one graph": []}
-    variants = [("eager", eager), ("one graph", graph)]
+    times: dict[str, list[float]] = {name: [] for name, _ in variants}
     for r in range(rounds):
         for name, variant in variants if r % 2 == 0 else variants[::-1]:
             start = clock()
-            for i, b in enumerate(batches[20:]):
+            for i, b in enumerate(timed):
                 variant(*b, i)
-            times[name].append((clock() - start) / STEPS)
+            times[name].append((clock() - start) / len(timed))
     counters = torch._dynamo.utils.counters
-    breaks = Counter({k.splitlines()[0]: v for k, v in counters["graph_break"].items()})
+    breaks: Counter[str] = Counter()
+    for reason, count in counters["graph_break"].items():
+        breaks[reason.splitlines()[0]] += count
     print(f"\nbatch {batch}: torch.compile made {counters['stats']['unique_graphs']} graphs")
     for reason, count in breaks.most_common():
         print(f"  graph break x{count}: {reason}")

@@ -29,18 +29,20 @@ Every refusal is one line naming the file and what is wrong (exit 2), before any
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -151,49 +153,128 @@ def _entry(final: Path) -> Prepared | None:
     that does not read back whole (a meta.json or an array damaged or edited since it was
     written: the cache is a folder anyone with the user's rights can change) counts as absent,
     and `_cached` replaces it."""
-    try:
-        meta = json.loads((final / "meta.json").read_text())
-    except (OSError, ValueError):  # absent, unreadable, or not JSON (UnicodeDecodeError too)
+    meta = _read_meta(final / "meta.json")
+    return Prepared(final, meta) if meta is not None and _whole(final, meta) else None
+
+
+META_MAX_BYTES = 1 << 20  # a meta.json lists class names: megabytes would be millions of them
+
+
+def _read_meta(path: Path) -> Any:
+    """meta.json's JSON, or None where it is absent, not a regular file, too large or not JSON."""
+    fh = _regular(path)
+    if fh is None:
         return None
-    return Prepared(final, meta) if _whole(final, meta) else None
+    with fh:
+        raw = fh.read(META_MAX_BYTES + 1)
+    if len(raw) > META_MAX_BYTES:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _regular(path: Path) -> BinaryIO | None:
+    """`path` open for reading where it is a regular file; None otherwise. Opened without
+    blocking, then checked: a FIFO would block the open, a device never end the read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def _whole(folder: Path, meta: Any) -> bool:
-    """Whether meta.json says what `_meta` writes and the arrays are what it says: the headers,
-    mapped (nothing read that they claim), and the labels within the classes."""
+    """Whether meta.json says what `_meta` writes and the arrays are what it says: their
+    headers checked before they are mapped, and the labels within the classes."""
     if not isinstance(meta, dict):
         return False
     classes, mean, std = meta.get("classes"), meta.get("mean"), meta.get("std")
     if not (isinstance(classes, list) and len(classes) >= 2
             and all(isinstance(c, str) for c in classes) and isinstance(meta.get("source"), str)
-            and isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std)
+            and isinstance(mean, list) and isinstance(std, list)
+            and len(mean) == len(std) and len(mean) in CHANNELS
             and all(_finite(m) for m in mean) and all(_finite(v) and v > 0 for v in std)):
         return False
-    try:
-        x_train, y_train, x_test, y_test = (
-            np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS)
-    except (OSError, ValueError, EOFError):
+    arrays = [_mapped(folder / f"{name}.npy") for name in ARRAYS]
+    if any(a is None for a in arrays):
         return False
-    return all(x.dtype in (np.uint8, np.float32) and x.ndim == 4 and x.shape[1] == len(mean)
-               and x.shape[1:] == x_train.shape[1:] and y.dtype == np.int64
-               and y.shape == x.shape[:1]
-               and (y.size == 0 or 0 <= y.min() <= y.max() < len(classes))
-               for x, y in ((x_train, y_train), (x_test, y_test)))
+    x_train, y_train, x_test, y_test = arrays
+    return len(x_train) > 0 and all(
+        x.dtype in (np.uint8, np.float32) and x.ndim == 4 and x.shape[1] == len(mean)
+        and x.shape[1:] == x_train.shape[1:] and y.dtype == np.int64 and y.shape == x.shape[:1]
+        and (y.size == 0 or 0 <= y.min() <= y.max() < len(classes))
+        for x, y in ((x_train, y_train), (x_test, y_test)))
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite float: `_meta` writes floats only (an integer of 400 digits is not one)."""
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _mapped(path: Path) -> np.ndarray | None:
+    """The .npy array at `path` mapped read-only, where it is one and holds what it declares."""
+    fh = _regular(path)
+    if fh is None:
+        return None
+    try:
+        with fh:
+            if _npy_fault(fh, os.fstat(fh.fileno()).st_size) is not None:
+                return None
+        return np.lib.format.open_memmap(path, mode="r")  # a lone .npy only, never an npz
+    except (OSError, ValueError, EOFError, OverflowError):
+        return None
+
+
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npy_fault(fh: BinaryIO, size: int) -> str | None:
+    """Why the .npy array that `fh` starts (`size` bytes in all) cannot be loaded, from its
+    header alone, before numpy allocates or maps what the header declares (a few bytes may
+    claim 10**11 images); None when it can. A header numpy cannot parse raises its ValueError."""
+    try:
+        version = np.lib.format.read_magic(fh)
+    except ValueError:
+        return "is not a .npy array"
+    if version not in NPY_HEADERS:
+        return f"is .npy format {version[0]}.{version[1]}; save it with numpy.savez"
+    shape, _, dtype = NPY_HEADERS[version](fh)
+    declared = math.prod(shape) * dtype.itemsize  # Python's integers: numpy's would wrap
+    if declared > size - fh.tell():
+        return f"declares shape {shape} ({declared:,} bytes) but holds {size:,} bytes"
+    return None
 
 
 def _discard(entry: Path) -> None:
-    """Move a damaged entry out of the way, then remove it: the rename is atomic, so a process
-    mapping it meanwhile keeps its files, and of processes discarding it at once one wins."""
-    aside = entry.with_name(f".{entry.name}.damaged.{os.getpid()}")
-    try:
-        os.rename(entry, aside)
-    except FileNotFoundError:  # none there, or another process moved it first
-        return
+    """Move a damaged entry (whatever it is: a folder, a file, a link) into a fresh hidden
+    folder, then remove that: the rename is atomic, and of processes discarding at once one
+    moves it and the others find nothing to move."""
+    aside = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.damaged."))
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(entry, aside / "entry")
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def _place(stage: Path, final: Path) -> None:
+    """Rename the built entry into place. An entry already there that reads back whole
+    (another process's, built meanwhile) is kept and this one dropped; a damaged one is
+    discarded first."""
+    for attempt in range(2):
+        try:
+            os.rename(stage, final)
+            return
+        except OSError:
+            if _entry(final) is not None:
+                return
+            if attempt:
+                raise
+            _discard(final)
 
 
 def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
@@ -204,27 +285,23 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
         return existing
     try:  # `build` reports its source's faults itself: an OSError here is the cache's
         root.mkdir(parents=True, exist_ok=True)
-        _discard(final)
         stage = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         stage.chmod(umask_mode(executable=True))  # mkdtemp's 0700 would stay with the entry
         try:
             meta = {**build(stage), "recipe": recipe}
             (stage / "meta.json").write_text(json.dumps(meta, indent=1))
-            try:
-                os.rename(stage, final)
-            except OSError:
-                if _entry(final) is None:  # not another process that won the race
-                    raise
+            _place(stage, final)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        entry = _entry(final)  # ours, or the winner's
-        if entry is None:
-            raise OSError(0, "the entry just written does not read back")
-        return entry
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserDataError(f"cannot use the data cache folder {root} ({reason}); set "
                             "XDG_CACHE_HOME to a writable folder") from None
+    entry = _entry(final)  # ours, or the one another process placed first
+    if entry is None:  # changed again between its placing and this read
+        raise DataError(f"the data cache entry {final} was changed while it was being written; "
+                        "run again")
+    return entry
 
 
 def _stats(x: np.ndarray, scale: float) -> tuple[list[float], list[float]]:
@@ -404,6 +481,10 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
             raise UserDataError(f"{path}: x_{split} holds NaN or infinite values")
         layout = layout or split_layout
         arrays[f"x_{split}"] = x
+    if (arrays["x_train"].dtype == np.uint8) != (arrays["x_test"].dtype == np.uint8):
+        raise UserDataError(f"{path}: x_train is {arrays['x_train'].dtype} but x_test is "
+                            f"{arrays['x_test'].dtype}; store both as uint8 or both as floats "
+                            "(one scale for both)")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise UserDataError(f"{path}: x_train images are {arrays['x_train'].shape[1:]} but x_test "
                             f"images are {arrays['x_test'].shape[1:]}")
@@ -425,6 +506,12 @@ def _convert_npz(path: Path, stage: Path) -> dict[str, Any]:
         raise UserDataError(f"{path}: labels name {k} class; a classifier needs at least 2")
     classes = [str(n) for n in names] if names is not None else [str(i) for i in range(k)]
     dtype = np.uint8 if arrays["x_train"].dtype == np.uint8 else np.float32
+    if dtype == np.float32:
+        for split in SPLITS:  # finite as float64 need not be as float32 (1e39 becomes inf)
+            x = arrays[f"x_{split}"]
+            if max(x.max(), -x.min()) > np.finfo(np.float32).max:
+                raise UserDataError(f"{path}: x_{split} holds values beyond float32's range "
+                                    "(about 3.4e38), which the cache stores")
     for name in ARRAYS:
         kind = dtype if name.startswith("x") else np.int64
         np.save(stage / f"{name}.npy", np.ascontiguousarray(arrays[name], dtype=kind))
@@ -447,20 +534,9 @@ def _member(archive: Any, path: Path, name: str) -> np.ndarray:
     allocated, and a member that is not a .npy array is refused by name."""
     member = name if name in archive.zip.namelist() else f"{name}.npy"  # as NpzFile looks
     with archive.zip.open(member) as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-        except ValueError:
-            raise UserDataError(f"{path}: {member} is not a .npy array") from None
-        readers = {(1, 0): np.lib.format.read_array_header_1_0,
-                   (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            raise UserDataError(f"{path}: {member} is .npy format {version[0]}.{version[1]}; "
-                                "save it with numpy.savez")
-        shape, _, dtype = readers[version](fh)
-        declared, held = math.prod(shape) * dtype.itemsize, archive.zip.getinfo(member).file_size
-        if declared > held - fh.tell():
-            raise UserDataError(f"{path}: {member} declares shape {shape} ({declared:,} bytes) "
-                                f"but holds {held:,} bytes")
+        fault = _npy_fault(fh, archive.zip.getinfo(member).file_size)
+    if fault:
+        raise UserDataError(f"{path}: {member} {fault}")
     return archive[name]
 
 

@@ -446,17 +446,11 @@ def _wait_for(workers: list[Worker], timeout: float | None) -> None:
                 return
             failed = [w for w, c in zip(workers, codes) if c not in (None, 0)]
             if failed:
-                # A signal death is the cause; peers failing on the broken connection are effects.
-                failed.sort(key=lambda w: (w.process.returncode >= 0, w.rank or 0))
-                first = failed[0]
-                others = _settle([w for w in workers if w is not first])
+                failed.sort(key=_cause_first)
+                failed += _settle([w for w in workers if w not in failed])
+                failed.sort(key=lambda w: _cause_first(w)[0])  # stable: first seen stays first
                 _stop(workers)
-                failure = WorkerFailure("\n".join(
-                    [first.report(), *(f"also: {w.reason()}" for w in others)]))
-                # A worker that refused its input (exit 2) makes the whole run a usage error.
-                if first.process.returncode == UsageError.exit_code:
-                    failure.exit_code = UsageError.exit_code
-                raise failure
+                raise _failure(failed)
             if deadline is not None and time.monotonic() > deadline:
                 _stop(workers)
                 raise WorkerFailure(
@@ -466,6 +460,36 @@ def _wait_for(workers: list[Worker], timeout: float | None) -> None:
     except KeyboardInterrupt:
         _stop(workers)
         raise
+
+
+def _cause_first(worker: Worker) -> tuple[bool, int]:
+    """A signal death is the cause; peers failing on the broken connection are effects."""
+    return worker.process.returncode >= 0, worker.rank or 0
+
+
+def _failure(failed: list[Worker]) -> WorkerFailure:
+    """The first failure's report, then each other rank's own reason where it says more than
+    the first's; a refusal of bad input (exit 2) stays the one line it is, and makes the whole
+    run a usage error."""
+    first = failed[0]
+    refused = first.process.returncode == UsageError.exit_code
+    lines = [first.report()]
+    if not refused or debugging():
+        seen = {_unranked(first.reason())}
+        for worker in failed[1:]:
+            reason = worker.reason()
+            if _unranked(reason) not in seen:
+                seen.add(_unranked(reason))
+                lines.append(f"also: {reason}")
+    failure = WorkerFailure("\n".join(lines))
+    if refused:
+        failure.exit_code = UsageError.exit_code
+    return failure
+
+
+def _unranked(reason: str) -> str:
+    """A reason without the rank it names, so that ranks failing alike count once."""
+    return re.sub(r"\brank \d+\b", "rank", reason)
 
 
 def _settle(peers: list[Worker]) -> list[Worker]:

@@ -22,7 +22,7 @@ from PIL import Image
 from distbench.core.config import DataConfig
 from distbench.data import load_dataset, prepare_dataset
 from distbench.data.datasets import cache_dir
-from distbench.data.user_data import UserDataError, check_source, prepare
+from distbench.data.user_data import UserDataError, _entry, check_source, prepare
 
 
 def write_png(path: Path, value: int, size: tuple[int, int] = (8, 6), mode: str = "L") -> None:
@@ -92,22 +92,57 @@ def damage_meta(folder: Path) -> None:
     (folder / "meta.json").write_text('{"classes": ["cat", "dog"], "mea')
 
 
-def damage_labels(folder: Path) -> None:
+def meta_not_a_dict(folder: Path) -> None:
+    (folder / "meta.json").write_text("[]")
+
+
+def meta_nested_deep(folder: Path) -> None:
+    (folder / "meta.json").write_text("[" * 200_000)
+
+
+def meta_a_fifo(folder: Path) -> None:  # opening it to read would wait for a writer
+    (folder / "meta.json").unlink()
+    os.mkfifo(folder / "meta.json")
+
+
+def edit_meta(folder: Path, **changes: object) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, **changes}))
+
+
+def std_of_zero(folder: Path) -> None:
+    edit_meta(folder, std=[0.0])
+
+
+def std_of_400_digits(folder: Path) -> None:
+    edit_meta(folder, std=[10**400])
+
+
+def labels_outside_the_classes(folder: Path) -> None:
     np.save(folder / "y_train.npy", np.full(6, 7, dtype=np.int64))  # two classes, label 7
 
 
-def damage_array(folder: Path) -> None:
+def array_truncated(folder: Path) -> None:
     raw = (folder / "x_test.npy").read_bytes()
-    (folder / "x_test.npy").write_bytes(raw[: len(raw) // 2])  # truncated
+    (folder / "x_test.npy").write_bytes(raw[: len(raw) // 2])
 
 
-def damage_stats(folder: Path) -> None:
-    meta = json.loads((folder / "meta.json").read_text())
-    (folder / "meta.json").write_text(json.dumps({**meta, "std": [0.0]}))
+def array_an_npz(folder: Path) -> None:
+    x = np.load(folder / "x_test.npy")
+    (folder / "x_test.npy").unlink()
+    np.savez(folder / "x_test.npy", x)  # np.load would hand back an NpzFile
+    (folder / "x_test.npy.npz").rename(folder / "x_test.npy")
 
 
-@pytest.mark.parametrize("damage", [damage_meta, damage_labels, damage_array, damage_stats,
-                                    lambda f: (f / "meta.json").write_text("[]")])
+def array_header_past_2_63(folder: Path) -> None:
+    with (folder / "x_test.npy").open("wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "|u1", "fortran_order": False, "shape": (2**62, 4, 1, 1)})
+
+
+@pytest.mark.parametrize("damage", [
+    damage_meta, meta_not_a_dict, meta_nested_deep, meta_a_fifo, std_of_zero, std_of_400_digits,
+    labels_outside_the_classes, array_truncated, array_an_npz, array_header_past_2_63])
 def test_a_damaged_cache_entry_is_rebuilt(tmp_path, damage):
     """The cache is a folder of the user's that anything may change: an entry that does not
     read back whole is replaced, by the launcher and by a worker its key pins it for."""
@@ -116,13 +151,14 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path, damage):
     key = prepare_dataset(cfg)
     entry = cache_dir() / "arrays" / key
     good = np.load(entry / "x_test.npy").copy()
-    for again in (lambda: prepare(cfg).folder, lambda: load_dataset(cfg, None, key).train_x):
+    for name, again in (("launcher", lambda: np.load(prepare(cfg).folder / "x_test.npy")),
+                        ("worker", lambda: load_dataset(cfg, None, key).test_x)):
         damage(entry)
-        again()
-        rebuilt = prepare(cfg)
-        assert rebuilt.folder == entry and rebuilt.meta["std"][0] > 0
-        np.testing.assert_array_equal(np.load(entry / "x_test.npy"), good)
-        assert np.load(entry / "y_train.npy").max() == 1
+        assert _entry(entry) is None, name
+        np.testing.assert_array_equal(again(), good, err_msg=name)
+        rebuilt = _entry(entry)
+        assert rebuilt is not None and rebuilt.meta["std"][0] > 0, name
+        assert np.load(entry / "y_train.npy").max() == 1, name
     assert [p.name for p in entry.parent.iterdir()] == [key]  # nothing left aside
 
 
@@ -256,6 +292,11 @@ def bad_npz(kind: str) -> dict[str, np.ndarray]:
         good["x_test"] = good["x_train"][:4]
     elif kind == "inf":
         good["x_test"] = np.full((4, 3, 6, 5), np.inf)
+    elif kind == "beyond-float32":  # finite as float64, inf in the float32 cache
+        good["x_train"] = good["x_train"] / 255
+        good["x_test"] = np.full((4, 3, 6, 5), -1e39)
+    elif kind == "mixed-dtypes":  # uint8 0..255 beside floats 0..1
+        good["x_test"] = good["x_test"] / 255
     elif kind == "float-labels":
         good["y_train"] = good["y_train"].astype(float)
     elif kind == "shape":
@@ -276,7 +317,8 @@ def bad_npz(kind: str) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("kind,expected", [
     ("missing-key", "missing array(s) y_test"), ("lengths", "11 labels"),
     ("labels", "label 7 out of range 0..2"), ("negative-label", "label -1"),
-    ("nan", "NaN"), ("inf", "NaN or infinite"), ("float-labels", "integer labels"),
+    ("nan", "NaN"), ("inf", "NaN or infinite"), ("beyond-float32", "x_test holds values beyond"),
+    ("mixed-dtypes", "x_train is uint8 but x_test is float64"), ("float-labels", "integer labels"),
     ("shape", "x_test images"), ("huge-label", "more classes than samples"),
     ("0-d-images", "x_train has shape ()"), ("0-d-labels", "y_test must be a 1-D"),
     ("0-d-names", "class_names must be a 1-D"), ("zero-size-axis", "x_train is empty"),
