@@ -48,6 +48,7 @@ from distbench.data import prepare_dataset
 from distbench.launch.rankwatch import FirstToEnd, rank_pids
 from distbench.launch.warmstart import ForkedProcess, start_forked, warm_socket
 from distbench.results.records import (
+    RUNS_FILE,
     append_record,
     load_records,
     make_record,
@@ -254,21 +255,28 @@ def launch(cfg: RunConfig) -> dict:
                 return record
         raise DistbenchError(f"the workers ended without writing the record of run {run_id}")
     except KeyboardInterrupt:
-        _record_failure(cfg, "interrupted by the user", started_at)
+        _record_failure(cfg, "interrupted by the user", started_at, run_id)
         raise
     except DistbenchError as exc:
         # A worker that refused its input (the user's model, on its dummy batch) ran nothing:
         # like any refused run, it leaves no record.
         if exc.exit_code != UsageError.exit_code:
-            _record_failure(cfg, str(exc).splitlines()[0], started_at)
+            _record_failure(cfg, str(exc).splitlines()[0], started_at, run_id)
         raise
     except Exception as exc:
-        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at)
+        _record_failure(cfg, f"{type(exc).__name__}: {exc}", started_at, run_id)
         raise
 
 
-def _record_failure(cfg: RunConfig, reason: str, started_at: str) -> None:
-    append_record(cfg.out or ".", make_record(cfg, "failed", reason, started_at=started_at))
+def _record_failure(cfg: RunConfig, reason: str, started_at: str, run_id: str) -> None:
+    """The run's `failed` record, under its own id; none where rank 0 recorded the run before a
+    peer failed (after the last collective, on its way out): one run, one record."""
+    out = cfg.out or "."
+    runs = Path(out) / RUNS_FILE
+    with contextlib.suppress(DistbenchError):  # unreadable: the append below will say so
+        if runs.exists() and any(r.get("run_id") == run_id for r in load_records(runs)):
+            return
+    append_record(out, make_record(cfg, "failed", reason, started_at=started_at, run_id=run_id))
 
 
 RUN_DIR_PREFIX = "distbench-"

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from distbench.core.config import RunConfig
+from distbench.launch import local
 from distbench.launch.local import Worker, WorkerFailure, start_process, supervise
+from distbench.results.records import append_record, load_records, make_record, utc_now
 
 
 def worker(tmp_path: Path, rank: int, code: str) -> Worker:
@@ -78,3 +81,16 @@ def test_a_peer_that_hangs_is_stopped_not_waited_for(tmp_path: Path) -> None:
     assert str(failure(workers)) == "rank 0: the cause"
     assert time.monotonic() - start < 10
     assert workers[1].process.returncode is not None
+
+
+def test_a_failed_run_is_recorded_once_under_its_own_id(tmp_path: Path) -> None:
+    cfg = RunConfig(strategy="ddp", workers=2, out=str(tmp_path))
+    local._record_failure(cfg, "rank 1: the cause", utc_now(), "run-a")
+    (record,) = load_records(tmp_path)
+    assert (record["run_id"], record["status"], record["error"]) == \
+        ("run-a", "failed", "rank 1: the cause")
+    # Rank 0 recorded run-b before a peer failed on its way out: no second record for it.
+    append_record(tmp_path, make_record(cfg, "ok", run_id="run-b"))
+    local._record_failure(cfg, "rank 1 was killed by SIGSEGV", utc_now(), "run-b")
+    assert [(r["run_id"], r["status"]) for r in load_records(tmp_path)] == \
+        [("run-a", "failed"), ("run-b", "ok")]
