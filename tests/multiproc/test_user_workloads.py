@@ -93,10 +93,12 @@ def test_predict_runs_user_code_only_when_trusted(tmp_path, arrays):
      "expected (batch, 4) logits"),
     (["--model", f"{TINY_NET}:torch_only", "--strategy", "tf-single"],
      "this model is PyTorch only, not tf"),
+    (["--model", f"{TINY_NET}:no_weights_until_called", "--strategy", "tf-single"],
+     "returned a keras.Model with no trainable parameters"),
     (["--dataset", "folder:/no/such/folder"], "no such folder"),
     (["--dataset", "npz:/no/such.npz"], "no such file"),
 ], ids=["missing-file", "missing-function", "missing-module", "import-error", "wrong-type",
-        "wrong-logits", "one-framework", "missing-folder", "missing-npz"])
+        "wrong-logits", "one-framework", "keras-no-weights", "missing-folder", "missing-npz"])
 def test_bad_user_input_is_one_line_and_leaves_no_results(tmp_path, arrays, flags, expected):
     if "tf-single" in flags and missing_framework("tf-single"):
         pytest.skip(missing_framework("tf-single"))

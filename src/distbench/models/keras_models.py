@@ -28,6 +28,7 @@ from distbench.models.user import (
     ModelSpec,
     call_factory,
     check_dummy_batch,
+    check_trainable,
     is_user_model,
     parse_spec,
 )
@@ -156,6 +157,7 @@ def _user_model(spec: ModelSpec, shape: tuple[int, int, int], num_classes: int) 
     batch = (2, height, width, channels)
     check_dummy_batch(spec, lambda: body(keras.ops.zeros(batch), training=False), batch,
                       num_classes, " (NHWC)")
+    check_trainable(spec, body, "keras.Model")  # built now, by the dummy batch
     return body
 
 

@@ -182,14 +182,21 @@ def call_factory(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes
     if not isinstance(model, expected):
         raise UsageError(f"--model {spec.text}: returned {type(model).__name__} for framework "
                          f"'{framework}', expected a {expected_name}")
+    check_trainable(spec, model, expected_name)
+    return model
+
+
+def check_trainable(spec: ModelSpec, model: Any, expected_name: str) -> None:
+    """Refuse a model with nothing to train (the optimizer would refuse it in every worker),
+    where that is known: at once for a torch module or a built Keras model; a Keras model built
+    by its first call is checked again after its dummy batch."""
     try:
         trainable = _trainable_tensors(model)
     except Exception as exc:
-        raise _user_error(spec, exc, path) from exc
-    if trainable == 0:  # the optimizer would refuse it in every worker
+        raise _user_error(spec, exc, source_file(spec)) from exc
+    if trainable == 0:
         raise UsageError(f"--model {spec.text}: returned a {expected_name} with no trainable "
                          f"parameters, so there is nothing to train")
-    return model
 
 
 def _trainable_tensors(model: Any) -> int | None:
