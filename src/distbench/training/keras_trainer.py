@@ -226,7 +226,9 @@ class KerasTrainer(EpochDriver):
             "tf_loop": self.loop.description,
             # What the steps actually ran with: XLA after any fallback.
             "tf_execution": {"steps_per_execution": self.loop.steps_per_execution,
-                             "jit_compile": self.loop.xla},
+                             "jit_compile": self.loop.xla,
+                             "optimizer_update": getattr(self.loop.optimizer, "update_kernel",
+                                                         "keras ops")},
             "input_pipeline": self.pipeline.describe(),
             "tensorflow_threads": {
                 "intra_op": ranks[0]["threads"],

@@ -46,7 +46,34 @@ class _CoupledL2:
         super().update_step(gradient, variable, learning_rate)  # type: ignore[misc]
 
 
-class TorchAdam(_CoupledL2, keras.optimizers.Adam):
+class _FusedAdam(keras.optimizers.Adam):
+    """Keras' Adam update in TensorFlow's one fused kernel per variable (`ResourceApplyAdam`, the
+    kernel tf.keras' Adam called): the same formula as Keras' own ops (epsilon added to the
+    bias-corrected sqrt(v), step size lr * sqrt(1 - beta2^t) / (1 - beta1^t)), which cost a
+    one-process TF row's mlp-128 step at batch 32 a fifth to a third of its time in about a
+    dozen small ops per variable. What the kernel does not take (sparse gradients, amsgrad)
+    keeps Keras' ops. Under a distribution strategy `update_step` runs inside its update call,
+    where a slot's `handle` is this replica's copy."""
+
+    update_kernel = "ResourceApplyAdam"
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
+            super().update_step(gradient, variable, learning_rate)
+            return
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+            beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype), use_locking=False)
+
+
+class TorchAdam(_CoupledL2, _FusedAdam):
     pass
 
 
