@@ -15,6 +15,7 @@ import atexit
 import functools
 import gzip
 import hashlib
+import importlib.util
 import io
 import itertools
 import json
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from distbench.data.datasets import IDX_IMAGES, IDX_LABELS
 from distbench.results.records import load_records
@@ -334,6 +336,11 @@ def in_fresh_process(code: str, timeout: float = 120) -> Any:
                           timeout=timeout, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# Tests whose TensorFlow half runs in a probe subprocess or in workers: skipped without it.
+needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                              reason="TensorFlow not installed (pip install 'distbench[tf]')")
 
 
 def probe_result(script: Path, timeout: float = 300) -> Any:

@@ -9,7 +9,6 @@ its thread pools do not survive fork, so every TF run here is a subprocess.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -26,11 +25,16 @@ import pytest
 from distbench.launch.local import free_ports
 from distbench.results.records import load_records
 
-from helpers import TINY, assert_same_weights, marked_processes, run_cli, train_and_load
+from helpers import (
+    TINY,
+    assert_same_weights,
+    marked_processes,
+    needs_tf,
+    run_cli,
+    train_and_load,
+)
 
 HERE = Path(__file__).resolve().parent
-needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
-                              reason="TensorFlow not installed (pip install 'distbench[tf]')")
 
 
 def tf_run(tmp_path: Path, *flags: str, timeout: float = 180) -> dict:

@@ -9,17 +9,15 @@ TensorFlow never loads in the pytest process (see tests/test_tf_strategies.py): 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-from helpers import probe_result
+from helpers import needs_tf, probe_result
 
 PROBE = Path(__file__).resolve().parent / "keras_compile_probe.py"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
-                                reason="TensorFlow not installed (pip install 'distbench[tf]')")
+pytestmark = needs_tf
 
 
 @pytest.fixture(scope="module")

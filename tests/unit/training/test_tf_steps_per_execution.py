@@ -10,7 +10,6 @@ whatever the setting is checked on whole runs, in tests/multiproc/test_tf_strate
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,11 +18,9 @@ from distbench.core.config import RunConfig
 from distbench.core.errors import UsageError
 from distbench.training.progress import TrainProgress
 
-from helpers import probe_result
+from helpers import needs_tf, probe_result
 
 PROBE = Path(__file__).resolve().parent / "tf_execution_probe.py"
-needs_tf = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
-                              reason="TensorFlow not installed (pip install 'distbench[tf]')")
 
 
 @pytest.fixture(scope="module")
