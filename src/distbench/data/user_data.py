@@ -261,20 +261,22 @@ def _discard(entry: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _place(stage: Path, final: Path) -> None:
-    """Rename the built entry into place. An entry already there that reads back whole
-    (another process's, built meanwhile) is kept and this one dropped; a damaged one is
-    discarded first."""
-    for attempt in range(2):
-        try:
-            os.rename(stage, final)
-            return
-        except OSError:
-            if _entry(final) is not None:
-                return
-            if attempt:
-                raise
-            _discard(final)
+def _place(stage: Path, final: Path, meta: dict[str, Any], discarded: bool = False
+           ) -> Prepared:
+    """Rename the built entry (`meta` its meta.json) into place, and return the entry in place.
+    An entry already there that reads back whole (another process's, built meanwhile) is kept
+    and this one dropped; a damaged one is discarded first, once."""
+    try:
+        os.rename(stage, final)
+    except OSError:
+        placed = _entry(final)
+        if placed is not None:
+            return placed
+        if discarded:
+            raise
+        _discard(final)
+        return _place(stage, final, meta, discarded=True)
+    return Prepared(final, meta)
 
 
 def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
@@ -290,18 +292,13 @@ def _cached(key: str, recipe: list[Any], build: Any) -> Prepared:
         try:
             meta = {**build(stage), "recipe": recipe}
             (stage / "meta.json").write_text(json.dumps(meta, indent=1))
-            _place(stage, final)
+            return _place(stage, final, meta)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserDataError(f"cannot use the data cache folder {root} ({reason}); set "
                             "XDG_CACHE_HOME to a writable folder") from None
-    entry = _entry(final)  # ours, or the one another process placed first
-    if entry is None:  # changed again between its placing and this read
-        raise DataError(f"the data cache entry {final} was changed while it was being written; "
-                        "run again")
-    return entry
 
 
 def _stats(x: np.ndarray, scale: float) -> tuple[list[float], list[float]]:
