@@ -49,7 +49,7 @@ def reference(trainer: Any, rank: int, world: int, full: bool) -> list[np.ndarra
     loop = trainer.make_loop(default, default.experimental_distribute_dataset)
     # The whole global step's samples, or this shard's own batch when it trains alone.
     counts = pipe.counts() if full else [len(b) for b in pipe.index_batches(0)]
-    loop.train_epoch(pipe.dataset(0), counts, None)
+    loop.train_epoch(loop.epoch_inputs(pipe, 1)(0), counts, None)
     return weights(loop.model)
 
 

@@ -161,10 +161,12 @@ class KerasTrainer(EpochDriver):
         return f"--compile (XLA) unavailable here ({reason}); ran without XLA"
 
     def before_timed_epochs(self) -> None:
-        """Nothing: the dropout RNG state is a variable, restored with the warm-up snapshot."""
+        """The loop's input for every timed epoch. (The dropout RNG state is a variable,
+        restored with the warm-up snapshot.)"""
+        self.epoch_inputs = self.loop.epoch_inputs(self.pipeline, self.cfg.epochs)
 
     def epoch_input(self, epoch: int) -> Any:
-        return self.pipeline.dataset(epoch)
+        return self.epoch_inputs(epoch)
 
     def train_epoch(self, prepared: Any, hook: StepHook | None) -> float:
         return self.loop.train_epoch(prepared, self.pipeline.counts(), hook)

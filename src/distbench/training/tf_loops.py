@@ -31,6 +31,7 @@ import tensorflow as tf
 from distbench.core.config import RunConfig
 from distbench.system.timing import clock
 from distbench.training.progress import StepHook
+from distbench.training.tf_data import InputPipeline
 
 
 class _CoupledL2:
@@ -119,7 +120,12 @@ class Loop:
         with self.dist.scope():
             self.prepare()
 
-    def train_epoch(self, dataset: Any, counts: list[int], hook: StepHook | None) -> float:
+    def epoch_inputs(self, pipeline: InputPipeline, epochs: int) -> Callable[[int], Any]:
+        """What `train_epoch` consumes for each timed epoch, made before the first one."""
+        return pipeline.dataset
+
+    def train_epoch(self, source: Any, counts: list[int], hook: StepHook | None) -> float:
+        """One epoch from `source`, what `epoch_inputs` gave for it."""
         raise NotImplementedError
 
     def step_times(self, dataset: Any, counts: list[int], steps: int, skip: int = 0
@@ -218,8 +224,14 @@ class CustomLoop(Loop):
             self._ints[value] = tf.constant(value, tf.int32)
         return self._ints[value]
 
-    def train_epoch(self, dataset: Any, counts: list[int], hook: StepHook | None) -> float:
-        step, iterator = self._compiled(), iter(self.distribute(dataset))
+    def epoch_inputs(self, pipeline: InputPipeline, epochs: int) -> Callable[[int], Any]:
+        """One distributed iterator for all timed epochs (`InputPipeline.epochs_dataset` says
+        why), made now, outside every clock; each epoch runs on from where the last ended."""
+        iterator = iter(self.distribute(pipeline.epochs_dataset(epochs)))
+        return lambda _epoch: iterator
+
+    def train_epoch(self, iterator: Any, counts: list[int], hook: StepHook | None) -> float:
+        step = self._compiled()
         total = tf.zeros([], tf.float32)
         share = self.loss_share() if hook is not None else 1.0
         done = seen = 0

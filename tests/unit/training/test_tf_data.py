@@ -25,3 +25,13 @@ def test_tf_input_pipeline_shards_like_the_pytorch_rows(keras_side):
         assert sorted(samples) == list(range(9))
     assert buffer["0 0"] != buffer["0 1"]
     assert keras_side["buffer_again"] == buffer
+
+
+def test_one_dataset_serves_every_timed_epoch_in_order(keras_side):
+    """The custom loop's one iterator (`epochs_dataset`) yields epoch 0's batches, then epoch
+    1's, each exactly as the epoch's own dataset would, empty padding batch included: an epoch
+    of `steps` batches starts where the last one ended."""
+    for kind in ("shared", "buffer"):
+        for rank in range(2):
+            facts = keras_side[kind]
+            assert facts[f"{rank} both"] == facts[f"{rank} 0"] + facts[f"{rank} 1"]

@@ -41,7 +41,7 @@ def facts(strategy_class: type[TFStrategy], workers: int) -> dict[str, Any]:
     trainer = KerasTrainer(cfg, strategy, load_dataset(cfg.data))
     pipeline, loop = trainer.pipeline, trainer.loop
     shown: list[tuple[int, float]] = []
-    total = loop.train_epoch(pipeline.dataset(0), pipeline.counts(),
+    total = loop.train_epoch(loop.epoch_inputs(pipeline, 1)(0), pipeline.counts(),
                              lambda step, mean_loss: shown.append((step, mean_loss())))
     return {
         "steps": [step for step, _ in shown],
