@@ -17,7 +17,8 @@ One epoch is: order -> shard -> batch -> gather pixels -> prefetch.
 - gather: images are indexed per batch from one constant tensor, not copied per epoch (a user
   dataset's memory-mapped uint8 cache is indexed in place and scaled per batch instead).
 - prefetch: `--tf-prefetch N` batches (default `tf.data.AUTOTUNE`, whose buffer grows as the
-  steps wait for it; 0 turns it off). tf.data's autotuning thread is off (`dataset` says why).
+  steps wait for it; 0 turns it off). tf.data's autotuning thread is off (`epochs_dataset` says
+  why).
 
 Auto-sharding is switched off: this module's shard is the only split of the data.
 """

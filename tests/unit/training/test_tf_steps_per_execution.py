@@ -54,6 +54,14 @@ def test_step_times_are_per_step_after_whole_untimed_executions(probe: dict, loo
         start += size
 
 
+@needs_tf
+def test_fit_keeps_the_iterator_of_each_call(probe: dict) -> None:
+    """Each `model.fit` call's iterator is kept alive (`FitLoop.keep_iterators`): one after the
+    epoch's call, two after the timed steps' call; the custom loop keeps none this way."""
+    assert probe["fit"]["kept"] == [1, 2]
+    assert probe["custom"]["kept"] == [0, 0]
+
+
 def test_progress_updates_from_steps_reported_in_strides() -> None:
     """200 steps update the bar every 4 steps; reported every 7 steps it still moves each time
     an update point has passed, as per-step reports do at each multiple of 4."""

@@ -7,7 +7,8 @@ Command: python tests/unit/training/tf_execution_probe.py   (prints one RESULT J
 execution `model.fit` runs steps 0-3 and 4-5, the custom loop 0-3, 4 and 5 (a call's steps share
 one sample count). For each loop: the step indices its progress hook receives with the mean loss
 it shows last and the epoch's summed loss, and the per-step times of 7 steps after 1 untimed one
-(more than the epoch holds, so its batches are used again).
+(more than the epoch holds, so its batches are used again); and how many iterators `model.fit`
+has had kept alive after the epoch and after the timed steps.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ def facts(strategy_class: type[TFStrategy], workers: int) -> dict[str, Any]:
     shown: list[tuple[int, float]] = []
     total = loop.train_epoch(loop.epoch_inputs(pipeline, 1)(0), pipeline.counts(),
                              lambda step, mean_loss: shown.append((step, mean_loss())))
+    kept_after_epoch = len(getattr(loop, "kept", []))
     return {
         "steps": [step for step, _ in shown],
         "last_mean_loss": shown[-1][1],
         "epoch_mean_loss": total / sum(pipeline.counts()),
         "times": loop.step_times(pipeline.dataset(0), pipeline.counts(), 7, skip=1),
+        "kept": [kept_after_epoch, len(getattr(loop, "kept", []))],
     }
 
 
