@@ -475,17 +475,17 @@ def keras_model_facts() -> dict[str, list]:
 
 def tf_index_batches(shuffle_buffer: int | None) -> dict[str, list]:
     """The index batches `tf_data.InputPipeline` yields for 9 samples, global batch 4, 2 ranks,
-    epochs 0 and 1, keyed "rank epoch"; and keyed "rank both", the labels (= indices) of the
-    batches of `epochs_dataset(2)`, the one dataset the custom loop's timed epochs share."""
+    epochs 0, 1 and 2, keyed "rank epoch"; and keyed "rank all", the labels (= indices) of the
+    batches of `epochs_dataset(3)`, the one dataset the custom loop's timed epochs share."""
     from distbench.training.tf_data import InputPipeline
 
     out = {}
     for rank in range(2):
         pipe = InputPipeline(np.zeros((9, 1, 1, 1), np.float32), np.arange(9), seed=3,
                              rank=rank, world=2, global_batch=4, shuffle_buffer=shuffle_buffer)
-        for epoch in range(2):
+        for epoch in range(3):
             out[f"{rank} {epoch}"] = [b.numpy().tolist() for b in pipe.index_batches(epoch)]
-        out[f"{rank} both"] = [y.numpy().tolist() for _, y in pipe.epochs_dataset(2)]
+        out[f"{rank} all"] = [y.numpy().tolist() for _, y in pipe.epochs_dataset(3)]
     return out
 
 

@@ -123,11 +123,16 @@ class InputPipeline:
         strategy adds are tuned whatever this dataset's options say). An iterator per epoch,
         deleted as the epoch ended, stretched a 5.2 s `tf-multiworker` epoch to 10.28 s and a
         1.8 s `tf-custom` one to 2.6 s in about a third of the epochs. This one lives until
-        the process ends (the worker leaves with `os._exit`)."""
-        joined = self.index_batches(0)
-        for epoch in range(1, epochs):
-            joined = joined.concatenate(self.index_batches(epoch))
-        return self.ready(joined)
+        the process ends (the worker leaves with `os._exit`).
+
+        The epochs are joined pairwise, a tree of depth log2(epochs): each batch passes through
+        every `concatenate` above its epoch, and a chain of 300 (one epoch after another) took
+        287 us a batch against 68 us for the tree."""
+        parts = [self.index_batches(epoch) for epoch in range(epochs)]
+        while len(parts) > 1:
+            pairs = [a.concatenate(b) for a, b in zip(parts[::2], parts[1::2], strict=False)]
+            parts = pairs + parts[len(pairs) * 2:]
+        return self.ready(parts[0])
 
     def ready(self, index_batches: Any) -> Any:
         """Batches of indices -> batches of (images, labels), prefetched; no auto-sharding, no

@@ -28,10 +28,12 @@ def test_tf_input_pipeline_shards_like_the_pytorch_rows(keras_side):
 
 
 def test_one_dataset_serves_every_timed_epoch_in_order(keras_side):
-    """The custom loop's one iterator (`epochs_dataset`) yields epoch 0's batches, then epoch
-    1's, each exactly as the epoch's own dataset would, empty padding batch included: an epoch
-    of `steps` batches starts where the last one ended."""
+    """The custom loop's one iterator (`epochs_dataset`, three epochs joined pairwise) yields
+    epoch 0's batches, then epoch 1's, then epoch 2's, each exactly as the epoch's own dataset
+    would, empty padding batch included: an epoch of `steps` batches starts where the last one
+    ended."""
     for kind in ("shared", "buffer"):
         for rank in range(2):
             facts = keras_side[kind]
-            assert facts[f"{rank} both"] == facts[f"{rank} 0"] + facts[f"{rank} 1"]
+            epochs = [facts[f"{rank} {epoch}"] for epoch in range(3)]
+            assert facts[f"{rank} all"] == epochs[0] + epochs[1] + epochs[2]
