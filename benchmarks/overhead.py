@@ -16,10 +16,12 @@ Prints, per batch size:
   the compute-bound limit (training FLOPs / measured matmul FLOP/s), the step's matrix products
   alone at its own shapes (the floor of any step that calls the same BLAS), and the epoch of
   each setting as a multiple of the limit: eager with --optimizer-impl default|foreach|fused,
-  eager fused with --threads-per-worker 1, and --compile with the fused optimizer (forward and
-  backward compiled, the update one fused kernel) and with foreach (the whole step compiled,
-  update included); each epoch is taken against the limit measured right before it (targets:
-  best within 5x at batch 32, 2x at batch 128).
+  eager fused with --threads-per-worker 1, eager fused as `distbench run` runs it in a process
+  of its own with the default OpenMP wait and with `OMP_WAIT_POLICY=active` (threads that spin
+  between regions instead of sleeping: README, Threads), and --compile with the fused optimizer
+  (forward and backward compiled, the update one fused kernel) and with foreach (the whole step
+  compiled, update included); each epoch is taken against the limit measured right before it
+  (targets: best within 5x at batch 32, 2x at batch 128).
 The OpenMP wait setting is distbench's default (`GOMP_SPINCOUNT=3000`) unless the environment
   sets one, as in distbench's workers; the first line says which this run used.
 --profile adds torch.profiler's tables of the step at both batch sizes, eager and compiled: where
@@ -35,12 +37,14 @@ import argparse
 import contextlib
 import importlib.util
 import io
+import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
-from distbench.system.threads import apply_wait_defaults, wait_settings
+from distbench.system.threads import WAIT_VARS, apply_wait_defaults, wait_settings
 
 apply_wait_defaults()  # libgomp reads it when torch loads it, as in distbench's workers
 
@@ -105,6 +109,27 @@ def distbench_epoch(data, batch: int, seed: int, compile: bool = False,
 
 
 KERAS_REPEATS = 3  # each is a whole tf-single process: a few are enough for a coarse ratio
+ACTIVE_WAIT = {"OMP_WAIT_POLICY": "active"}  # OpenMP threads spin between regions, never sleep
+
+
+def cli_epoch(strategy: str, batch: int, seed: int, args: Sequence[str] = (),
+              wait: Mapping[str, str] | None = None) -> float:
+    """One epoch of `distbench run --strategy <strategy>` in its own process, as a user runs it:
+    mlp-128 on Fashion-MNIST, the record's train_s. `wait` replaces the OpenMP wait setting this
+    process runs with: libgomp reads it once, when it loads, so another needs another process."""
+    env = dict(os.environ)
+    if wait is not None:
+        env = {k: v for k, v in env.items() if k not in WAIT_VARS} | dict(wait)
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "distbench", "run", "--strategy", strategy, "--dataset",
+             "fashion-mnist", "--model", "mlp-128", "--epochs", "1", "--batch-size", str(batch),
+             "--seed", str(seed), "--calibration-steps", "0", "--no-progress", "--out", out,
+             *args],
+            capture_output=True, text=True, env=env)
+        if proc.returncode:
+            raise SystemExit(f"{strategy} failed: {proc.stderr.strip()}")
+        return load_records(out)[-1]["train_s"]
 
 
 def keras_epoch(batch: int, seed: int) -> float | None:
@@ -113,15 +138,7 @@ def keras_epoch(batch: int, seed: int) -> float | None:
     order, optimizer settings and warm-up; None without TensorFlow."""
     if importlib.util.find_spec("tensorflow") is None:
         return None
-    with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run(
-            [sys.executable, "-m", "distbench", "run", "--strategy", "tf-single", "--dataset",
-             "fashion-mnist", "--model", "mlp-128", "--epochs", "1", "--batch-size", str(batch),
-             "--seed", str(seed), "--calibration-steps", "0", "--no-progress", "--out", out],
-            capture_output=True, text=True)
-        if proc.returncode:
-            raise SystemExit(f"tf-single failed: {proc.stderr.strip()}")
-        return load_records(out)[-1]["train_s"]
+    return cli_epoch("tf-single", batch, seed)
 
 
 def step_breakdown(data, batch: int, steps: int = 400) -> tuple[float, float]:
@@ -299,24 +316,34 @@ def main() -> None:
                   f"tf-single in its own process, median of {KERAS_REPEATS})")
         else:
             print("  keras_ratio: skipped (TensorFlow not installed)")
-        settings = {f"eager, --optimizer-impl {impl}": (False, impl, None) for impl in IMPLS}
-        settings["eager, fused, --threads-per-worker 1"] = (False, "fused", 1)
+        settings: dict[str, Callable[..., float]] = {
+            f"eager, --optimizer-impl {impl}": partial(distbench_epoch, data, batch, impl=impl)
+            for impl in IMPLS}
+        settings["eager, fused, --threads-per-worker 1"] = partial(
+            distbench_epoch, data, batch, impl="fused", threads=1)
+        # The same row from the CLI, with the default wait and with the threads never sleeping:
+        # the pair separates the wait setting from running in a process of its own.
+        own = ("--optimizer-impl", "fused", "--threads-per-worker", str(usable_cores()))
+        settings["eager, fused, own process"] = partial(cli_epoch, "single", batch, args=own)
+        settings["eager, fused, own process, active wait"] = partial(
+            cli_epoch, "single", batch, args=own, wait=ACTIVE_WAIT)
         if not args.no_compile:
-            settings["--compile, --optimizer-impl fused"] = (True, "fused", None)
-            settings["--compile, --optimizer-impl foreach"] = (True, "foreach", None)
+            settings["--compile, --optimizer-impl fused"] = partial(
+                distbench_epoch, data, batch, compile=True, impl="fused")
+            settings["--compile, --optimizer-impl foreach"] = partial(
+                distbench_epoch, data, batch, compile=True, impl="foreach")
         epochs: dict[str, list[float]] = {name: [] for name in settings}
         ratios: dict[str, list[float]] = {name: [] for name in settings}
         for r in range(args.repeats):  # interleaved, like the pairs above
-            for name, (compiled, impl, threads) in settings.items():
+            for name, epoch in settings.items():
                 # The limit is measured again right before each epoch, and each epoch taken
                 # against its own: this VM's speed drifts by tens of percent within a run, and
                 # one calibration minutes earlier would move every ratio with it.
                 epoch_limit = flops / matmul_flops(samples=5)
-                epochs[name].append(distbench_epoch(data, batch, seed=r, compile=compiled,
-                                                    impl=impl, threads=threads))
+                epochs[name].append(epoch(seed=r))
                 ratios[name].append(epochs[name][-1] / epoch_limit)
         for name, times in epochs.items():
-            print(f"  {name:37} epoch {median(times):.3f} s = {median(ratios[name]):5.1f} x limit "
+            print(f"  {name:40} epoch {median(times):.3f} s = {median(ratios[name]):5.1f} x limit "
                   f"(each epoch against the limit measured before it; median, range "
                   f"{min(ratios[name]):.1f}–{max(ratios[name]):.1f})")
         best = min(median(r) for r in ratios.values())
