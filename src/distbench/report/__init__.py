@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import types
@@ -50,7 +51,8 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
 
     All or nothing: the files are made in a hidden folder inside `out` (the same file system, so
     a rename places them) and moved into place only once every one was made, so a failure leaves
-    `out` as it was, never a new summary beside an old report.html.
+    `out` as it was, never a new summary beside an old report.html. A report killed before it
+    could remove that folder leaves it behind, and the next report on the host removes it.
     """
     from distbench.core.errors import UsageError
     from distbench.results.records import RUNS_FILE
@@ -66,7 +68,8 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(loaded.study, out_dir, notes=loaded.notes)
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+    remove_abandoned_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{staging_name(os.getpid())}-", dir=out_dir))
     try:
         _render(report, loaded, dirs, staging, plots, merged)
         report.files = [path.replace(out_dir / path.name) for path in report.files]
@@ -75,6 +78,39 @@ def build_report(dirs: list[str | Path], out: str | Path, plots: bool = True) ->
         if created and not any(out_dir.iterdir()):  # failed before anything was placed
             out_dir.rmdir()
     return report
+
+
+def staging_name(pid: int) -> str:
+    """The name of a staging folder that the report in process `pid` on this host makes, before
+    mkdtemp's random part: a later report tells one a killed report left behind from one a live
+    report writes into."""
+    return f".report-{socket.gethostname()}-{pid}"
+
+
+def remove_abandoned_staging(out_dir: Path) -> None:
+    """Remove the staging folders that reports on this host left in `out_dir` when they were
+    killed before their own cleanup (SIGKILL, the out-of-memory killer): those whose process is
+    gone. Another host's (a shared file system), a live process's, and links are left alone.
+    The name is read from the right (mkdtemp's random part has no "-"), so a host whose name
+    extends this one's, `node-5` beside `node`, is another host."""
+    for entry in out_dir.iterdir():
+        head, _, _ = entry.name.rpartition("-")
+        _, _, pid = head.rpartition("-")
+        if (pid.isdigit() and head == staging_name(int(pid)) and not entry.is_symlink()
+                and entry.is_dir() and not _process_exists(int(pid))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this PID runs on this host (another user's counts; a number too
+    large to be a PID counts too, so nothing is removed on a guess)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _render(report: Report, loaded: Loaded, dirs: list[str | Path], staging: Path,

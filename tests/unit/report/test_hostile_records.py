@@ -7,13 +7,15 @@ Command: python -m pytest tests/unit/report/test_hostile_records.py
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from distbench.cli.main import main
-from distbench.report import build_report, tables
+from distbench.report import build_report, staging_name, tables
 from distbench.results.records import append_record
 
 from helpers import rec
@@ -77,3 +79,30 @@ def test_a_failed_report_leaves_the_folder_as_it_was(tmp_path: Path,
             build_report([src], out, plots=False)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # no summary.csv, no temp
     assert not (tmp_path / "new").exists()
+
+
+def test_a_killed_reports_staging_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    """Only this host's folders whose process is gone: not a live report's, not another host's
+    (one whose name extends this host's too), and a link named like one is neither followed nor
+    removed."""
+    src = write_dir(tmp_path / "runs", [rec()])
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its PID names no process now
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    dead = staging_name(gone.pid)
+    host = dead.removesuffix(f"-{gone.pid}")
+    names = {"killed": f"{dead}-abc", "live": f"{staging_name(os.getpid())}-abc",
+             "other host": f".report-elsewhere.invalid-{gone.pid}-abc",
+             "longer host": f"{host}-5-{gone.pid}-abc", "link": f"{dead}-link"}
+    for key, name in names.items():
+        if key == "link":
+            (src / name).symlink_to(outside, target_is_directory=True)
+        else:
+            (src / name / "half").mkdir(parents=True)
+    build_report([src], src, plots=False)
+    left = {p.name for p in src.iterdir()}
+    assert names["killed"] not in left
+    assert {names[k] for k in ("live", "other host", "longer host", "link")} <= left
+    assert (outside / "keep").is_dir()
+    assert not [n for n in left if n.startswith(".report-") and n not in names.values()]
