@@ -161,6 +161,15 @@ def step_breakdown(data, batch: int, steps: int = 400) -> tuple[float, float]:
     return median(fb[steps // 4 :]), median(update[steps // 4 :])
 
 
+def fused_trainer(data, batch: int, compile: bool = False) -> Trainer:
+    """`single`'s Trainer on all cores with the fused Adam PyTorch rows use by default: what the
+    step breakdowns (here and in step_kernels.py) look inside."""
+    cfg = RunConfig(epochs=1, batch_size=batch, data=DataConfig("fashion-mnist"),
+                    threads_per_worker=usable_cores(), progress=False,
+                    model=ModelConfig("mlp-128", compile=compile), optimizer_impl="fused")
+    return Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data)
+
+
 def profile_step(data, batch: int, compile: bool, steps: int = 300) -> None:
     """torch.profiler over `steps` steps of distbench's own loop with the fused Adam PyTorch
     rows use by default (its kernel called directly where eager), eager or compiled (so the
@@ -169,10 +178,7 @@ def profile_step(data, batch: int, compile: bool, steps: int = 300) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     torch._dynamo.reset()
-    cfg = RunConfig(epochs=1, batch_size=batch, data=DataConfig("fashion-mnist"),
-                    threads_per_worker=usable_cores(),
-                    model=ModelConfig("mlp-128", compile=compile), optimizer_impl="fused")
-    trainer = Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), data)
+    trainer = fused_trainer(data, batch, compile)
     if compile:
         trainer.try_compiled_step()
     batches = trainer.batches(epoch=0)

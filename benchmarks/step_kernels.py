@@ -27,30 +27,26 @@ import subprocess
 import sys
 from collections import defaultdict
 
-from distbench.system.threads import WAIT_VARS
+from distbench.system.threads import SPIN_DEFAULT, WAIT_VARS, wait_defaults
 
-SETTINGS = {"GOMP_SPINCOUNT=3000 (distbench's default)": {"GOMP_SPINCOUNT": "3000"},
+SETTINGS = {f"GOMP_SPINCOUNT={SPIN_DEFAULT} (distbench's default)": wait_defaults({}),
             "OMP_WAIT_POLICY=active": {"OMP_WAIT_POLICY": "active"}}
 
 
 def measure(batch: int, steps: int, rows: int) -> None:
     """The step's time, then its kernels' own times, in this process's wait setting."""
     import torch
-    from overhead import matmul_flops, training_flops_per_sample  # this script's folder
+    from overhead import (  # this script's folder
+        fused_trainer,
+        matmul_flops,
+        training_flops_per_sample,
+    )
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from distbench.core.config import DataConfig, ModelConfig, RunConfig
     from distbench.data import load_dataset
-    from distbench.strategies.single import SingleStrategy
-    from distbench.system.cluster import ClusterEnv
-    from distbench.system.threads import usable_cores
     from distbench.system.timing import clock, median
-    from distbench.training.torch_trainer import Trainer
 
-    cfg = RunConfig(epochs=1, batch_size=batch, data=DataConfig("fashion-mnist"),
-                    model=ModelConfig("mlp-128"), optimizer_impl="fused", progress=False,
-                    threads_per_worker=usable_cores())
-    trainer = Trainer(cfg, SingleStrategy(cfg, ClusterEnv()), load_dataset("fashion-mnist"))
+    trainer = fused_trainer(load_dataset("fashion-mnist"), batch)
     batches = list(trainer.batches(epoch=0))[:steps]
     for i, b in enumerate(batches[:50]):
         trainer.step(*b, i)
